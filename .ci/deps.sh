@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install everything serpent-oci and its test suite need on a fresh Debian machine.
+# Idempotent: safe to run twice. Needs root (it runs apt-get and mounts binfmt_misc).
+set -euo pipefail
+
+packages=(
+	runc             # runs stage containers
+	qemu-user-static # runs foreign-architecture stages through binfmt_misc
+	umoci            # interop tests: reads and writes OCI layouts
+	skopeo           # interop tests: reads layouts, copies images
+	docker-registry  # a real registry for end-to-end tests (loopback only)
+	pigz             # the `make bench` peer: tar | pigz
+	zstd
+	file
+	tar
+	gzip
+	util-linux       # mount, flock
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: must run as root (apt-get, mount)" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# docker-registry's package starts a system service listening on :5000; tests start their own
+# instance on 127.0.0.1, so the packaged one is stopped where a service manager runs it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+	systemctl stop docker-registry || true
+fi
+
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+echo "deps.sh: ok"

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/spf13/pflag"
+)
+
+func (e *env) openStore(ctx context.Context) (*store.Store, error) {
+	dir := e.storeDir
+	if dir == "" {
+		d, err := store.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	return store.Open(ctx, dir)
+}
+
+// refFlag resolves a TAG argument and an optional --platform into a store ref.
+func refArg(arg string, plat platform.List) (store.Ref, error) {
+	ref, err := store.ParseRef(arg)
+	if err != nil {
+		return ref, usageError{err}
+	}
+	switch len(plat) {
+	case 0:
+	case 1:
+		if ref.Platform != nil && !platform.Equal(*ref.Platform, plat[0]) {
+			return ref, usagef("%s names platform %s but --platform says %s", arg, platform.String(*ref.Platform), platform.String(plat[0]))
+		}
+		ref = ref.WithPlatform(&plat[0])
+	default:
+		return ref, usagef("--platform: give one platform here, not %d", len(plat))
+	}
+	return ref, nil
+}
+
+func importCommand() *command {
+	var (
+		tag, compression string
+		plat             platform.List
+		epoch            string
+	)
+	return &command{
+		name:    "import",
+		args:    "DIR|ROOTFS.tar[.gz|.zst|.xz]",
+		summary: "Make a one-layer image from a directory or a rootfs tarball",
+		long: `The layer is deterministic: entries sorted, mtimes clamped to the source date epoch,
+numeric owners, hardlinks, device nodes and xattrs kept. The same tree imported twice, from
+anywhere, at any time, gives the same image digest.`,
+		example: `serpent-oci import ./rootfs --tag busybox --platform linux/arm64
+serpent-oci import debian-rootfs.tar.xz --tag debian --platform amd64 --compression zstd`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVarP(&tag, "tag", "t", "", "tag for the new image (required)")
+			fs.Var(&plat, "platform", "platform of the image's binaries, os/arch[/variant] (default: the host's)")
+			fs.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
+			fs.StringVar(&epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "clamp mtimes to this Unix time (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("import: want one DIR or tarball, got %d arguments", len(args))
+			}
+			if tag == "" {
+				return usagef("import: --tag is required")
+			}
+			if len(plat) == 0 {
+				plat = platform.List{platform.Host()}
+			}
+			ref, err := refArg(tag, plat)
+			if err != nil {
+				return err
+			}
+			c, err := layer.ParseCompression(compression)
+			if err != nil {
+				return usageError{err}
+			}
+			sde, err := parseEpoch(epoch)
+			if err != nil {
+				return err
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			d, err := image.Import(ctx, st, args[0], ref, image.ImportOptions{
+				Platform: *ref.Platform,
+				Layer:    layer.WriteOptions{Compression: c, SourceDateEpoch: sde},
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s %s\n", ref, d.Digest)
+			return nil
+		},
+	}
+}
+
+func parseEpoch(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, usagef("source date epoch %q: want a Unix time in seconds", s)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+func exportCommand() *command {
+	var (
+		plat           platform.List
+		output, format string
+	)
+	return &command{
+		name:    "export",
+		args:    "TAG",
+		summary: "Write an image as a rootfs tarball or an OCI archive",
+		long: `rootfs (the default) is the image's filesystem with every layer applied, one tar stream.
+oci-archive is an OCI image layout in a tar file, which skopeo and podman load. The output
+appears only when complete: an interrupted export leaves no partial file.`,
+		example: `serpent-oci export stage3 --platform linux/arm64 -o stage3-arm64.tar
+serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "which platform's image, when the tag has several")
+			fs.StringVarP(&output, "output", "o", "", "file to write, - for standard output (required)")
+			fs.StringVar(&format, "format", "rootfs", "rootfs or oci-archive")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("export: want one TAG, got %d arguments", len(args))
+			}
+			if output == "" {
+				return usagef("export: --output is required (- for standard output)")
+			}
+			f, err := image.ParseExportFormat(format)
+			if err != nil {
+				return usageError{err}
+			}
+			ref, err := refArg(args[0], plat)
+			if err != nil {
+				return err
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			img, d, err := st.Image(ref)
+			if err != nil {
+				return err
+			}
+			name := ref.Name
+			if output == "-" {
+				return image.Export(ctx, img, name, f, e.stdout)
+			}
+			tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*")
+			if err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			defer os.Remove(tmp.Name())
+			if err := image.Export(ctx, img, name, f, tmp); err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := tmp.Close(); err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			if err := os.Rename(tmp.Name(), output); err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			fmt.Fprintf(e.stdout, "%s %s → %s\n", ref.WithPlatform(d.Platform), d.Digest, output)
+			return nil
+		},
+	}
+}
+
+func imagesCommand() *command {
+	var quiet bool
+	return &command{
+		name:    "images",
+		summary: "List the images in the store",
+		example: `serpent-oci images
+serpent-oci --store /srv/serpent images -q`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVarP(&quiet, "quiet", "q", false, "print tags only")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 0 {
+				return usagef("images takes no arguments")
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			tags, err := st.Tags()
+			if err != nil {
+				return err
+			}
+			if quiet {
+				for _, t := range tags {
+					fmt.Fprintln(e.stdout, t.Ref)
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TAG\tPLATFORM\tDIGEST\tSIZE\tCREATED")
+			for _, t := range tags {
+				plat, size, created := "(index)", "-", "-"
+				if t.Descriptor.Platform != nil {
+					plat = platform.String(*t.Descriptor.Platform)
+				}
+				if img, err := st.ImageByDigest(t.Descriptor); err == nil && t.Ref.Platform != nil {
+					if n, err := imageSize(img); err == nil {
+						size = humanBytes(n)
+					}
+					if cfg, err := img.ConfigFile(); err == nil {
+						created = cfg.Created.UTC().Format(time.RFC3339)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Ref.Name, plat, shortDigest(t.Descriptor.Digest), size, created)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func imageSize(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
+}
+
+func shortDigest(h v1.Hash) string {
+	if len(h.Hex) < 12 {
+		return h.String()
+	}
+	return h.Algorithm + ":" + h.Hex[:12]
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func inspectCommand() *command {
+	var (
+		plat   platform.List
+		format string
+	)
+	return &command{
+		name:    "inspect",
+		args:    "TAG",
+		summary: "Show an image's manifest, config, history and annotations",
+		example: `serpent-oci inspect stage3 --platform linux/arm64
+serpent-oci inspect busybox@linux/amd64 --format json | jq .config.history`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "which platform's image, when the tag has several")
+			fs.StringVar(&format, "format", "text", "text or json")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("inspect: want one TAG, got %d arguments", len(args))
+			}
+			if format != "text" && format != "json" {
+				return usagef("inspect: --format %q: want text or json", format)
+			}
+			ref, err := refArg(args[0], plat)
+			if err != nil {
+				return err
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			img, d, err := st.Image(ref)
+			if err != nil {
+				return err
+			}
+			m, err := img.Manifest()
+			if err != nil {
+				return err
+			}
+			cfg, err := img.ConfigFile()
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Tag        string         `json:"tag"`
+					Descriptor v1.Descriptor  `json:"descriptor"`
+					Manifest   *v1.Manifest   `json:"manifest"`
+					Config     *v1.ConfigFile `json:"config"`
+				}{ref.WithPlatform(d.Platform).String(), d, m, cfg})
+			}
+			return printInspect(e, ref.WithPlatform(d.Platform), d, m, cfg)
+		},
+	}
+}
+
+func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v1.ConfigFile) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Tag:\t%s\n", ref)
+	fmt.Fprintf(tw, "Digest:\t%s\n", d.Digest)
+	fmt.Fprintf(tw, "Media type:\t%s\n", d.MediaType)
+	fmt.Fprintf(tw, "Platform:\t%s/%s%s\n", cfg.OS, cfg.Architecture, prefixed("/", cfg.Variant))
+	fmt.Fprintf(tw, "Created:\t%s\n", cfg.Created.UTC().Format(time.RFC3339))
+	fmt.Fprintf(tw, "Config:\t%s\n", m.Config.Digest)
+	if len(cfg.Config.Env) > 0 {
+		fmt.Fprintf(tw, "Env:\t%s\n", strings.Join(cfg.Config.Env, " "))
+	}
+	if len(cfg.Config.Entrypoint) > 0 {
+		fmt.Fprintf(tw, "Entrypoint:\t%q\n", cfg.Config.Entrypoint)
+	}
+	if len(cfg.Config.Cmd) > 0 {
+		fmt.Fprintf(tw, "Cmd:\t%q\n", cfg.Config.Cmd)
+	}
+	if cfg.Config.WorkingDir != "" {
+		fmt.Fprintf(tw, "Working dir:\t%s\n", cfg.Config.WorkingDir)
+	}
+	printMap(tw, "Labels", cfg.Config.Labels)
+	printMap(tw, "Annotations", m.Annotations)
+	var total int64
+	fmt.Fprintf(tw, "Layers:\t%d\n", len(m.Layers))
+	for i, l := range m.Layers {
+		total += l.Size
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", i, l.Digest, humanBytes(l.Size), l.MediaType)
+	}
+	fmt.Fprintf(tw, "Size:\t%s (layers and config)\n", humanBytes(total+m.Config.Size))
+	fmt.Fprintf(tw, "History:\t%d\n", len(cfg.History))
+	for _, h := range cfg.History {
+		what := h.CreatedBy
+		if h.Comment != "" {
+			what += " (" + h.Comment + ")"
+		}
+		if h.EmptyLayer {
+			what += " [no layer]"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", h.Created.UTC().Format(time.RFC3339), what)
+	}
+	return tw.Flush()
+}
+
+func printMap(tw *tabwriter.Writer, title string, m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	fmt.Fprintf(tw, "%s:\n", title)
+	for _, k := range sortedKeys(m) {
+		fmt.Fprintf(tw, "  %s\t%s\n", k, m[k])
+	}
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}

@@ -1,0 +1,169 @@
+// Command serpent-oci builds an operating-system bootstrap as OCI images. This package is the
+// command line only: it parses flags, calls the packages under oci/ (and later builder/), and
+// prints. Exit codes: 0 success, 1 build or runtime failure, 2 usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	apexlog "github.com/apex/log"
+	"github.com/containerd/log"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks an error as the user's: bad flags or arguments (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// env is what every command gets: where to print and the global options.
+type env struct {
+	stdout, stderr io.Writer
+	storeDir       string
+}
+
+// command is one subcommand: its help text and how to run it.
+type command struct {
+	name    string
+	args    string // the positional arguments, as the synopsis shows them
+	summary string
+	long    string
+	example string
+	flags   func(fs *pflag.FlagSet)
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+func commands() []*command {
+	return []*command{
+		importCommand(), exportCommand(), imagesCommand(), inspectCommand(),
+		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), versionCommand(),
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr}
+	err := dispatch(ctx, e, args)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, pflag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
+		fmt.Fprintln(stderr, "Run 'serpent-oci --help' for usage.")
+		return 2
+	case ctx.Err() != nil:
+		fmt.Fprintf(stderr, "serpent-oci: interrupted: %v\n", err)
+		return 1
+	default:
+		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
+		return 1
+	}
+}
+
+func dispatch(ctx context.Context, e *env, args []string) error {
+	global := pflag.NewFlagSet("serpent-oci", pflag.ContinueOnError)
+	global.SetInterspersed(false)
+	global.SetOutput(io.Discard)
+	var logLevel, logFormat string
+	var debug, help bool
+	global.StringVar(&e.storeDir, "store", "", "image store directory (default $SERPENT_OCI_STORE or ~/.local/share/serpent-oci/store)")
+	global.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	global.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	global.BoolVarP(&debug, "debug", "D", false, "same as --log-level debug")
+	global.BoolVarP(&help, "help", "h", false, "show this help")
+	if err := global.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if help || global.NArg() == 0 {
+		printUsage(e.stdout, global)
+		if global.NArg() == 0 && !help {
+			return usagef("no command given")
+		}
+		return nil
+	}
+	if debug {
+		logLevel = "debug"
+	}
+	ctx, err := setupLogging(ctx, e.stderr, logLevel, logFormat)
+	if err != nil {
+		return usageError{err}
+	}
+
+	name, rest := global.Arg(0), global.Args()[1:]
+	if name == "help" {
+		if len(rest) == 0 {
+			printUsage(e.stdout, global)
+			return nil
+		}
+		name, rest = rest[0], []string{"--help"}
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return runCommand(ctx, e, c, rest)
+		}
+	}
+	return usagef("unknown command %q", name)
+}
+
+func runCommand(ctx context.Context, e *env, c *command, args []string) error {
+	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	fs.StringVar(&e.storeDir, "store", e.storeDir, "image store directory (also a global flag)")
+	help := fs.BoolP("help", "h", false, "show help for "+c.name)
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Errorf("%s: %w", c.name, err)}
+	}
+	if *help {
+		printCommandHelp(e.stdout, c, fs)
+		return pflag.ErrHelp
+	}
+	return c.run(ctx, e, fs.Args())
+}
+
+func setupLogging(ctx context.Context, w io.Writer, level, format string) (context.Context, error) {
+	logger := logrus.New()
+	logger.SetOutput(w)
+	lvl, err := logrus.ParseLevel(level)
+	if err != nil {
+		return ctx, fmt.Errorf("--log-level: %w", err)
+	}
+	logger.SetLevel(lvl)
+	switch format {
+	case "text":
+		logger.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	case "json":
+		logger.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return ctx, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+	// umoci logs through apex/log's global logger: keep it quiet unless debugging.
+	apexlog.SetLevel(apexlog.ErrorLevel)
+	if lvl >= logrus.DebugLevel {
+		apexlog.SetLevel(apexlog.DebugLevel)
+	}
+	return log.WithLogger(ctx, logrus.NewEntry(logger)), nil
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sort"
+
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/spf13/pflag"
+)
+
+// version is set at link time (-ldflags "-X main.version=..."); otherwise the module's.
+var version = ""
+
+func tagCommand() *command {
+	var plat platform.List
+	return &command{
+		name:    "tag",
+		args:    "SOURCE TARGET",
+		summary: "Give an image (or index) another tag",
+		long:    `TARGET takes the platform of SOURCE; an existing TARGET for that platform is replaced.`,
+		example: `serpent-oci tag stage3 --platform linux/arm64 serpent/stage3:2026.11`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "which platform of SOURCE, when it has several")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 2 {
+				return usagef("tag: want SOURCE and TARGET, got %d arguments", len(args))
+			}
+			src, err := refArg(args[0], plat)
+			if err != nil {
+				return err
+			}
+			dst, err := refArg(args[1], nil)
+			if err != nil {
+				return err
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			d, err := st.Resolve(src)
+			if err != nil {
+				return err
+			}
+			dst = dst.WithPlatform(d.Platform)
+			if err := st.SetTag(ctx, dst, d); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s %s\n", dst, d.Digest)
+			return nil
+		},
+	}
+}
+
+func untagCommand() *command {
+	var plat platform.List
+	return &command{
+		name:    "untag",
+		args:    "TAG",
+		summary: "Remove a tag (its blobs stay until gc)",
+		long:    `Without a platform, the tag is removed for every platform it has.`,
+		example: `serpent-oci untag stage3 --platform linux/amd64
+serpent-oci untag old-experiment && serpent-oci gc`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "remove only this platform's image")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("untag: want one TAG, got %d arguments", len(args))
+			}
+			ref, err := refArg(args[0], plat)
+			if err != nil {
+				return err
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			removed, err := st.Untag(ctx, ref)
+			if err != nil {
+				return err
+			}
+			for _, r := range removed {
+				fmt.Fprintf(e.stdout, "untagged %s\n", r)
+			}
+			return nil
+		},
+	}
+}
+
+func gcCommand() *command {
+	return &command{
+		name:    "gc",
+		summary: "Remove blobs no tag reaches, and leftovers of interrupted writes",
+		long: `gc waits for running writers and holds new ones back while it runs. It refuses a store
+whose manifests do not parse (run fsck).`,
+		example: `serpent-oci gc`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 0 {
+				return usagef("gc takes no arguments")
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := st.GC(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "removed %d blobs and %d temporary files, freed %s\n", res.Blobs, res.TempFiles, humanBytes(res.Bytes))
+			return nil
+		},
+	}
+}
+
+func fsckCommand() *command {
+	return &command{
+		name:    "fsck",
+		summary: "Check every blob's digest and every descriptor the tags reach",
+		long:    `Exits 1 and lists each problem (the file, or the chain from a tag to the fault) if any.`,
+		example: `serpent-oci fsck`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 0 {
+				return usagef("fsck takes no arguments")
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := st.Fsck(ctx)
+			if err != nil {
+				return err
+			}
+			for _, p := range res.Problems {
+				fmt.Fprintln(e.stdout, p)
+			}
+			fmt.Fprintf(e.stdout, "checked %d blobs (%s) and %d descriptors: %d problems\n", res.Blobs, humanBytes(res.Bytes), res.Descriptors, len(res.Problems))
+			if len(res.Problems) > 0 {
+				return fmt.Errorf("store %s has %d problems", st.Dir(), len(res.Problems))
+			}
+			return nil
+		},
+	}
+}
+
+func versionCommand() *command {
+	return &command{
+		name:    "version",
+		summary: "Print serpent-oci's version",
+		example: `serpent-oci version`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			fmt.Fprintf(e.stdout, "serpent-oci %s\n", versionString())
+			return nil
+		},
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

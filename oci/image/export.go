@@ -1,0 +1,161 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+// ExportFormat names what Export writes.
+type ExportFormat string
+
+// The export formats.
+const (
+	// Rootfs is the image's filesystem, all layers applied, as one tar stream: what a catalyst
+	// user expects of a stage tarball.
+	Rootfs ExportFormat = "rootfs"
+	// OCIArchive is a tar of an OCI image layout holding the image, which `skopeo copy
+	// oci-archive:FILE` and `podman load` read.
+	OCIArchive ExportFormat = "oci-archive"
+)
+
+// ParseExportFormat reads a format name as a user writes it.
+func ParseExportFormat(s string) (ExportFormat, error) {
+	switch f := ExportFormat(s); f {
+	case Rootfs, OCIArchive:
+		return f, nil
+	case "":
+		return Rootfs, nil
+	}
+	return "", fmt.Errorf("unknown export format %q: want rootfs or oci-archive", s)
+}
+
+// Export writes img to w in format f. name is the tag an OCI archive records for it.
+func Export(ctx context.Context, img v1.Image, name string, f ExportFormat, w io.Writer) error {
+	switch f {
+	case Rootfs:
+		rc := mutate.Extract(img)
+		defer rc.Close()
+		if _, err := io.Copy(w, ctxio.Reader(ctx, rc)); err != nil {
+			return fmt.Errorf("export rootfs: %w", err)
+		}
+		return nil
+	case OCIArchive:
+		return writeOCIArchive(ctx, img, name, w)
+	}
+	return fmt.Errorf("unknown export format %q", f)
+}
+
+// writeOCIArchive streams an OCI layout holding img alone. Every entry is dated at the image's
+// creation time so that an archive of the same image is the same bytes.
+func writeOCIArchive(ctx context.Context, img v1.Image, name string, w io.Writer) error {
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+	mtime := cfg.Created.Time
+	digest, err := img.Digest()
+	if err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+	rawManifest, err := img.RawManifest()
+	if err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+	index := v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     "application/vnd.oci.image.index.v1+json",
+		Manifests: []v1.Descriptor{{
+			MediaType:   mt,
+			Digest:      digest,
+			Size:        int64(len(rawManifest)),
+			Platform:    &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant},
+			Annotations: map[string]string{store.AnnotationRefName: name},
+		}},
+	}
+	indexJSON, err := json.Marshal(index)
+	if err != nil {
+		return err
+	}
+	rawConfig, err := img.RawConfigFile()
+	if err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+
+	tw := tar.NewWriter(w)
+	dir := func(name string) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: mtime})
+	}
+	file := func(name string, size int64, r io.Reader) error {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: size, ModTime: mtime}); err != nil {
+			return err
+		}
+		_, err := io.Copy(tw, ctxio.Reader(ctx, r))
+		return err
+	}
+	bytesFile := func(name string, b []byte) error {
+		return file(name, int64(len(b)), bytes.NewReader(b))
+	}
+	blob := func(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+	steps := []func() error{
+		func() error { return bytesFile("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)) },
+		func() error { return bytesFile("index.json", indexJSON) },
+		func() error { return dir("blobs/") },
+		func() error { return dir("blobs/sha256/") },
+		func() error { return bytesFile(blob(digest), rawManifest) },
+		func() error { return bytesFile(blob(cfgName), rawConfig) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("export oci-archive: %w", err)
+		}
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+	written := map[v1.Hash]bool{}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("export oci-archive: %w", err)
+		}
+		if written[d] {
+			continue
+		}
+		written[d] = true
+		size, err := l.Size()
+		if err != nil {
+			return fmt.Errorf("export oci-archive: %w", err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return fmt.Errorf("export oci-archive: layer %s: %w", d, err)
+		}
+		err = file(blob(d), size, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("export oci-archive: layer %s: %w", d, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("export oci-archive: %w", err)
+	}
+	return nil
+}

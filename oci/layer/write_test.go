@@ -1,0 +1,297 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/serpent-os/serpent-oci/oci/testenv"
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	unix.Umask(0o022) // modes in golden files must not depend on the caller's umask
+	os.Exit(m.Run())
+}
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// old is a time before the default epoch: mtimes this old are kept as they are.
+var old = time.Date(2019, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// makeTree fills dir with one of every kind of entry a layer can hold that needs no privilege.
+func makeTree(t *testing.T, dir string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755))
+	must(os.MkdirAll(filepath.Join(dir, "etc"), 0o755))
+	must(os.MkdirAll(filepath.Join(dir, "a.dir"), 0o700))
+	must(os.WriteFile(filepath.Join(dir, "usr/bin/tool"), []byte("#!/bin/sh\necho tool\n"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "etc/config"), []byte("key=value\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "a.dir/z"), bytes.Repeat([]byte("z"), 70000), 0o600))
+	must(os.WriteFile(filepath.Join(dir, "a"), nil, 0o755))
+	must(unix.Chmod(filepath.Join(dir, "a"), 0o4755))
+	must(os.Link(filepath.Join(dir, "usr/bin/tool"), filepath.Join(dir, "usr/bin/tool-link")))
+	must(os.Symlink("usr/bin", filepath.Join(dir, "bin")))
+	must(os.Symlink("/etc/config", filepath.Join(dir, "etc/abs-link")))
+	must(unix.Mkfifo(filepath.Join(dir, "etc/fifo"), 0o644))
+	long := filepath.Join(dir, "usr", strings.Repeat("long-name-", 12))
+	must(os.WriteFile(long, []byte("a name longer than USTAR holds\n"), 0o644))
+	must(os.Chtimes(filepath.Join(dir, "etc/config"), old, old))
+}
+
+// listing renders a tar stream one line per entry: the golden form of a layer.
+func listing(t *testing.T, r io.Reader) string {
+	t.Helper()
+	var b strings.Builder
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := ""
+		if hdr.Typeflag == tar.TypeReg {
+			h := sha256.New()
+			if _, err := io.Copy(h, tr); err != nil {
+				t.Fatal(err)
+			}
+			sum = fmt.Sprintf(" sha256:%x", h.Sum(nil))[:20]
+		}
+		var pax []string
+		for k, v := range hdr.PAXRecords {
+			if k != "path" && k != "linkpath" {
+				pax = append(pax, fmt.Sprintf("%s=%q", k, v))
+			}
+		}
+		sort.Strings(pax)
+		fmt.Fprintf(&b, "%c %04o %d:%d %q %q %s size=%d dev=%d,%d%s fmt=%v pax=%v\n",
+			hdr.Typeflag, hdr.Mode, hdr.Uid, hdr.Gid, hdr.Uname+hdr.Gname, hdr.Name,
+			hdr.ModTime.UTC().Format(time.RFC3339), hdr.Size, hdr.Devmajor, hdr.Devminor, sum,
+			hdr.Format, pax)
+		if hdr.Linkname != "" {
+			fmt.Fprintf(&b, "  -> %s\n", hdr.Linkname)
+		}
+	}
+	return b.String()
+}
+
+func writeLayer(t *testing.T, root string, opts WriteOptions) ([]byte, WriteResult) {
+	t.Helper()
+	var buf bytes.Buffer
+	res, err := Write(context.Background(), root, &buf, opts)
+	if err != nil {
+		t.Fatalf("Write(%s): %v", root, err)
+	}
+	return buf.Bytes(), res
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (go test -update writes it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("layer listing differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// chownTree sets every entry's owner so that the listing does not depend on who runs the test.
+func chownTree(t *testing.T, root string, uid, gid int) {
+	t.Helper()
+	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWriteListing(t *testing.T) {
+	testenv.RequireRoot(t) // owners in the golden file need chown
+	root := t.TempDir()
+	makeTree(t, root)
+	chownTree(t, root, 0, 0)
+	if err := os.Lchown(filepath.Join(root, "etc/config"), 1000, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Chmod(filepath.Join(root, "a"), 0o4755); err != nil { // chown cleared it
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(filepath.Join(root, "etc/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(filepath.Join(root, "etc/loop0"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 0))); err != nil {
+		t.Fatal(err)
+	}
+	// A file capability (cap_net_raw+ep) as setcap writes it, and a user xattr.
+	capability := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if err := unix.Lsetxattr(filepath.Join(root, "usr/bin/tool"), "security.capability", capability, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(root, "etc/config"), "user.note", []byte("kept"), 0); err != nil {
+		t.Fatal(err)
+	}
+	data, res := writeLayer(t, root, WriteOptions{Compression: None})
+	golden(t, "tree.listing", listing(t, bytes.NewReader(data)))
+	if res.Size != int64(len(data)) {
+		t.Errorf("WriteResult.Size = %d, stream is %d bytes", res.Size, len(data))
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(data)); res.DiffID.Hex != want {
+		t.Errorf("DiffID = %s, sha256 of the stream is %s", res.DiffID.Hex, want)
+	}
+}
+
+// TestWriteIsDeterministic writes the same tree made twice, in two places, at two times, and
+// expects the same bytes for every compression.
+func TestWriteIsDeterministic(t *testing.T) {
+	a := filepath.Join(t.TempDir(), "first")
+	makeTree(t, a)
+	time.Sleep(1100 * time.Millisecond) // a second later: every new mtime differs
+	b := filepath.Join(t.TempDir(), "elsewhere", "second")
+	makeTree(t, b)
+	for _, c := range []Compression{Gzip, Zstd, None} {
+		t.Run(string(c), func(t *testing.T) {
+			da, ra := writeLayer(t, a, WriteOptions{Compression: c})
+			db, rb := writeLayer(t, b, WriteOptions{Compression: c})
+			if ra.DiffID != rb.DiffID {
+				t.Errorf("diff IDs differ: %s vs %s", ra.DiffID, rb.DiffID)
+			}
+			if !bytes.Equal(da, db) {
+				t.Errorf("compressed layers differ: sha256 %x vs %x", sha256.Sum256(da), sha256.Sum256(db))
+			}
+		})
+	}
+}
+
+func TestWriteClampsToEpoch(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root)
+	epoch := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	data, _ := writeLayer(t, root, WriteOptions{Compression: None, SourceDateEpoch: epoch})
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := epoch
+		if hdr.Name == "etc/config" {
+			want = old
+		}
+		if !hdr.ModTime.Equal(want) {
+			t.Errorf("%s: mtime %s, want %s", hdr.Name, hdr.ModTime, want)
+		}
+		if hdr.Uname != "" || hdr.Gname != "" {
+			t.Errorf("%s: user/group names %q/%q recorded", hdr.Name, hdr.Uname, hdr.Gname)
+		}
+		if !hdr.AccessTime.IsZero() || !hdr.ChangeTime.IsZero() {
+			t.Errorf("%s: atime/ctime recorded", hdr.Name)
+		}
+		if hdr.Format == tar.FormatPAX && !strings.HasPrefix(hdr.Name, "usr/long-name") {
+			t.Errorf("%s: PAX header where USTAR would do", hdr.Name)
+		}
+	}
+}
+
+func TestWriteOverlayWhiteouts(t *testing.T) {
+	testenv.RequireRoot(t) // whiteout devices and trusted.* xattrs need root
+	upper := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(upper, "etc/replaced"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(upper, "etc/replaced"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(upper, "etc/replaced/new"), []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(filepath.Join(upper, "etc/removed"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(upper, "etc/removed-by-xattr"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(upper, "etc/removed-by-xattr"), "trusted.overlay.whiteout", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, upper, 0, 0)
+	data, _ := writeLayer(t, upper, WriteOptions{Compression: None, Format: OverlayUpper})
+	golden(t, "overlay.listing", listing(t, bytes.NewReader(data)))
+
+	// The same tree read as a plain directory is refused where a name would become a whiteout,
+	// and otherwise keeps the device as a device.
+	if _, err := Write(context.Background(), upper, io.Discard, WriteOptions{Format: Dir}); err != nil {
+		t.Fatalf("plain directory with a 0/0 device: %v", err)
+	}
+}
+
+func TestWriteRefusesWhiteoutNames(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, ".wh.trap"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Write(context.Background(), root, io.Discard, WriteOptions{})
+	if err == nil || !strings.Contains(err.Error(), ".wh.trap") {
+		t.Fatalf("Write of a tree holding .wh.trap: error %v, want one naming the file", err)
+	}
+}
+
+func TestWriteStopsOnCancel(t *testing.T) {
+	root := t.TempDir()
+	makeTree(t, root)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Write(ctx, root, io.Discard, WriteOptions{}); err != context.Canceled {
+		t.Fatalf("Write with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+// TestRoundTrip extracts a layer and writes the result again: the same diff ID.
+func TestRoundTrip(t *testing.T) {
+	testenv.RequireRoot(t) // extraction restores owners
+	src := t.TempDir()
+	makeTree(t, src)
+	data, res := writeLayer(t, src, WriteOptions{Compression: None})
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if err := Extract(context.Background(), dst, bytes.NewReader(data), Dir); err != nil {
+		t.Fatal(err)
+	}
+	_, again := writeLayer(t, dst, WriteOptions{Compression: None})
+	if again.DiffID != res.DiffID {
+		data2, _ := writeLayer(t, dst, WriteOptions{Compression: None})
+		t.Fatalf("round trip changed the layer:\nbefore:\n%s\nafter:\n%s",
+			listing(t, bytes.NewReader(data)), listing(t, bytes.NewReader(data2)))
+	}
+}

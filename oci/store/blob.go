@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// BlobWriter streams a new blob into the store. Its bytes go to a temporary file beside the
+// layout and become a blob only at Commit, once synced and hashed. Abort (or a crash) leaves
+// only a temporary file, which gc removes.
+type BlobWriter struct {
+	s    *Store
+	f    *os.File
+	h    hash.Hash
+	n    int64
+	done bool
+}
+
+// NewBlob starts a blob. The caller must Commit or Abort it, and should hold the store (Hold)
+// until whatever reaches the blob is tagged.
+func (s *Store) NewBlob() (*BlobWriter, error) {
+	f, err := os.CreateTemp(s.private("tmp"), "blob-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temporary blob: %w", err)
+	}
+	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
+}
+
+// Write implements io.Writer.
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// Commit publishes the blob and returns its digest and size. If want is not nil and the bytes
+// do not hash to it, nothing is published and the error names both digests.
+func (w *BlobWriter) Commit(want *v1.Hash) (v1.Hash, int64, error) {
+	if w.done {
+		return v1.Hash{}, 0, errors.New("commit blob: already committed or aborted")
+	}
+	w.done = true
+	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.h.Sum(nil))}
+	tmp := w.f.Name()
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		os.Remove(tmp)
+		return got, 0, fmt.Errorf("sync blob %s: %w", got, err)
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(tmp)
+		return got, 0, fmt.Errorf("close blob %s: %w", got, err)
+	}
+	if want != nil && *want != got {
+		os.Remove(tmp)
+		return got, 0, fmt.Errorf("blob content does not match its digest: expected %s, got %s", want, got)
+	}
+	dst := w.s.blobPath(got)
+	if _, err := os.Stat(dst); err == nil {
+		os.Remove(tmp) // already there: content addressing makes it the same bytes
+		return got, w.n, nil
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return got, 0, fmt.Errorf("publish blob %s: %w", got, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return got, 0, fmt.Errorf("publish blob %s: %w", got, err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return got, 0, fmt.Errorf("publish blob %s: %w", got, err)
+	}
+	return got, w.n, nil
+}
+
+// Abort discards the blob. It is safe to call after Commit (it then does nothing), so that
+// `defer w.Abort()` covers every error path.
+func (w *BlobWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+// WriteBlob copies r into the store as a blob, checking it against want when want is not nil.
+func (s *Store) WriteBlob(ctx context.Context, r io.Reader, want *v1.Hash) (v1.Hash, int64, error) {
+	if want != nil && s.HasBlob(*want) {
+		return *want, s.blobSize(*want), nil
+	}
+	w, err := s.NewBlob()
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	defer w.Abort()
+	if _, err := io.Copy(w, ctxio.Reader(ctx, r)); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("write blob: %w", err)
+	}
+	return w.Commit(want)
+}
+
+// HasBlob reports whether the blob h is in the store.
+func (s *Store) HasBlob(h v1.Hash) bool {
+	_, err := os.Stat(s.blobPath(h))
+	return err == nil
+}
+
+func (s *Store) blobSize(h v1.Hash) int64 {
+	fi, err := os.Stat(s.blobPath(h))
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+// Blob opens the blob h for reading.
+func (s *Store) Blob(h v1.Hash) (io.ReadCloser, error) {
+	f, err := os.Open(s.blobPath(h))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	return f, err
+}
+
+// BlobPath is the file holding blob h, for readers that want a path (umoci, skopeo, tests).
+func (s *Store) BlobPath(h v1.Hash) string { return s.blobPath(h) }
+
+// readBlob returns a small blob (a manifest, index or config) whole.
+func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
+	b, err := os.ReadFile(s.blobPath(h))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+	}
+	return b, err
+}
+
+// writeFileAtomic replaces dst with data: a temporary file in tmpDir (on the same filesystem),
+// synced, renamed over dst, and dst's directory synced.
+func writeFileAtomic(tmpDir, dst string, data []byte) error {
+	f, err := os.CreateTemp(tmpDir, filepath.Base(dst)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/log"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// GCResult says what gc removed.
+type GCResult struct {
+	Blobs     int   // unreachable blobs removed
+	TempFiles int   // temporary files of interrupted writes removed
+	Bytes     int64 // space freed
+}
+
+// GC removes every blob no tag reaches and the temporary files interrupted writes left. It waits
+// for writers to finish and keeps new ones waiting while it runs. It refuses to run on a store
+// whose index or reachable manifests do not parse, since it could not tell what is reachable.
+func (s *Store) GC(ctx context.Context) (GCResult, error) {
+	var res GCResult
+	release, err := s.lockGC(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	idx, err := s.readIndex()
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
+	reachable := map[v1.Hash]bool{}
+	errs := s.walkReachable(idx, func(_ string, d v1.Descriptor) bool {
+		reachable[d.Digest] = true
+		return true
+	})
+	if len(errs) > 0 {
+		return res, fmt.Errorf("gc: refusing to collect a store that fsck would fail: %w", errs[0])
+	}
+	blobDir := filepath.Join(s.root, "blobs", "sha256")
+	entries, err := os.ReadDir(blobDir)
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
+		if reachable[h] {
+			continue
+		}
+		path := filepath.Join(blobDir, e.Name())
+		fi, err := e.Info()
+		if err != nil {
+			return res, fmt.Errorf("gc: %w", err)
+		}
+		if err := os.Remove(path); err != nil {
+			return res, fmt.Errorf("gc: remove %s: %w", path, err)
+		}
+		log.G(ctx).WithFields(log.Fields{"digest": h.String(), "bytes": fi.Size()}).Debug("removed unreachable blob")
+		res.Blobs++
+		res.Bytes += fi.Size()
+	}
+	tmps, err := os.ReadDir(s.private("tmp"))
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
+	for _, e := range tmps {
+		path := s.private("tmp", e.Name())
+		if fi, err := e.Info(); err == nil {
+			res.Bytes += fi.Size()
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return res, fmt.Errorf("gc: remove %s: %w", path, err)
+		}
+		res.TempFiles++
+	}
+	return res, syncDir(blobDir)
+}

@@ -1,0 +1,286 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// WriteImage stores img (its layers, config and manifest, each skipped when already present)
+// and tags it as ref for the platform in its config. ref.Platform, when set, must agree with
+// the config. The tag is set last: an interrupted write leaves no tag, only blobs gc removes.
+func (s *Store) WriteImage(ctx context.Context, img v1.Image, ref Ref) (v1.Descriptor, error) {
+	release, err := s.Hold(ctx)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer release()
+	d, err := s.writeImageBlobs(ctx, img)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write image %s: %w", ref, err)
+	}
+	if ref.Platform != nil && !platformEqual(ref.Platform, d.Platform) {
+		return v1.Descriptor{}, fmt.Errorf("write image %s: its config says platform %s", ref, fmtPlatform(d.Platform))
+	}
+	if err := s.SetTag(ctx, ref.WithPlatform(d.Platform), d); err != nil {
+		return v1.Descriptor{}, err
+	}
+	return d, nil
+}
+
+// writeImageBlobs stores img's blobs and returns a descriptor of its manifest carrying the
+// platform from its config.
+func (s *Store) writeImageBlobs(ctx context.Context, img v1.Image) (v1.Descriptor, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("list layers: %w", err)
+	}
+	for _, l := range layers {
+		if err := s.writeLayer(ctx, l); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("config digest: %w", err)
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("read config: %w", err)
+	}
+	if _, _, err := s.WriteBlob(ctx, bytes.NewReader(rawCfg), &cfgName); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("parse config: %w", err)
+	}
+	if cfg.OS == "" || cfg.Architecture == "" {
+		return v1.Descriptor{}, fmt.Errorf("config %s names no platform (os/architecture)", cfgName)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("read manifest: %w", err)
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("manifest media type: %w", err)
+	}
+	digest, size, err := s.WriteBlob(ctx, bytes.NewReader(raw), nil)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("manifest: %w", err)
+	}
+	return v1.Descriptor{
+		MediaType: mt,
+		Digest:    digest,
+		Size:      size,
+		Platform:  &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant},
+	}, nil
+}
+
+func (s *Store) writeLayer(ctx context.Context, l v1.Layer) error {
+	digest, err := l.Digest()
+	if err != nil {
+		return fmt.Errorf("layer digest: %w", err)
+	}
+	if s.HasBlob(digest) {
+		return nil
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("read layer %s: %w", digest, err)
+	}
+	defer rc.Close()
+	if _, _, err := s.WriteBlob(ctx, rc, &digest); err != nil {
+		return fmt.Errorf("layer %s: %w", digest, err)
+	}
+	return nil
+}
+
+// WriteIndex stores a multi-platform index with every image it holds and tags it by name.
+func (s *Store) WriteIndex(ctx context.Context, idx v1.ImageIndex, name string) (v1.Descriptor, error) {
+	release, err := s.Hold(ctx)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer release()
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", name, err)
+	}
+	for _, child := range m.Manifests {
+		if isIndex(child.MediaType) {
+			return v1.Descriptor{}, fmt.Errorf("write index %s: nested indexes are not supported", name)
+		}
+		img, err := idx.Image(child.Digest)
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("write index %s: image %s: %w", name, child.Digest, err)
+		}
+		if _, err := s.writeImageBlobs(ctx, img); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("write index %s: image %s: %w", name, child.Digest, err)
+		}
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", name, err)
+	}
+	mt, err := idx.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", name, err)
+	}
+	digest, size, err := s.WriteBlob(ctx, bytes.NewReader(raw), nil)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", name, err)
+	}
+	d := v1.Descriptor{MediaType: mt, Digest: digest, Size: size}
+	return d, s.SetTag(ctx, Ref{Name: name}, d)
+}
+
+// Image returns the image ref names (see Resolve), read lazily from the store's blobs.
+func (s *Store) Image(ref Ref) (v1.Image, v1.Descriptor, error) {
+	d, err := s.Resolve(ref)
+	if err != nil {
+		return nil, d, err
+	}
+	if isIndex(d.MediaType) {
+		return nil, d, fmt.Errorf("tag %s is a multi-platform index: name a platform (--platform or NAME@os/arch)", ref)
+	}
+	img, err := s.ImageByDigest(d)
+	return img, d, err
+}
+
+// ImageByDigest returns the image whose manifest descriptor is d.
+func (s *Store) ImageByDigest(d v1.Descriptor) (v1.Image, error) {
+	if !s.HasBlob(d.Digest) {
+		return nil, fmt.Errorf("manifest %s: %w", d.Digest, ErrNotFound)
+	}
+	return partial.CompressedToImage(&storedImage{s: s, desc: d})
+}
+
+// Index returns the image index tagged name.
+func (s *Store) Index(name string) (v1.ImageIndex, error) {
+	d, err := s.Resolve(Ref{Name: name})
+	if err != nil {
+		return nil, err
+	}
+	if !isIndex(d.MediaType) {
+		return nil, fmt.Errorf("tag %s is an image, not an index", name)
+	}
+	return &storedIndex{s: s, desc: d}, nil
+}
+
+// storedImage reads an image from the store's blobs (partial fills in the rest of v1.Image).
+type storedImage struct {
+	s    *Store
+	desc v1.Descriptor
+	once sync.Once
+	raw  []byte
+	err  error
+}
+
+var _ partial.CompressedImageCore = (*storedImage)(nil)
+
+func (i *storedImage) MediaType() (types.MediaType, error) { return i.desc.MediaType, nil }
+
+func (i *storedImage) RawManifest() ([]byte, error) {
+	i.once.Do(func() { i.raw, i.err = i.s.readBlob(i.desc.Digest) })
+	return i.raw, i.err
+}
+
+func (i *storedImage) RawConfigFile() ([]byte, error) {
+	m, err := partial.Manifest(i)
+	if err != nil {
+		return nil, err
+	}
+	return i.s.readBlob(m.Config.Digest)
+}
+
+func (i *storedImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	m, err := partial.Manifest(i)
+	if err != nil {
+		return nil, err
+	}
+	if h == m.Config.Digest {
+		return &storedBlob{s: i.s, desc: m.Config}, nil
+	}
+	for _, d := range m.Layers {
+		if d.Digest == h {
+			return &storedBlob{s: i.s, desc: d}, nil
+		}
+	}
+	return nil, fmt.Errorf("layer %s is not in image %s: %w", h, i.desc.Digest, ErrNotFound)
+}
+
+type storedBlob struct {
+	s    *Store
+	desc v1.Descriptor
+}
+
+func (b *storedBlob) Digest() (v1.Hash, error)            { return b.desc.Digest, nil }
+func (b *storedBlob) Compressed() (io.ReadCloser, error)  { return b.s.Blob(b.desc.Digest) }
+func (b *storedBlob) Size() (int64, error)                { return b.desc.Size, nil }
+func (b *storedBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
+func (b *storedBlob) Descriptor() (*v1.Descriptor, error) { return &b.desc, nil }
+
+// storedIndex reads an image index from the store's blobs.
+type storedIndex struct {
+	s    *Store
+	desc v1.Descriptor
+}
+
+var _ v1.ImageIndex = (*storedIndex)(nil)
+
+func (x *storedIndex) MediaType() (types.MediaType, error) { return x.desc.MediaType, nil }
+func (x *storedIndex) Digest() (v1.Hash, error)            { return x.desc.Digest, nil }
+func (x *storedIndex) Size() (int64, error)                { return x.desc.Size, nil }
+func (x *storedIndex) RawManifest() ([]byte, error)        { return x.s.readBlob(x.desc.Digest) }
+
+func (x *storedIndex) IndexManifest() (*v1.IndexManifest, error) {
+	b, err := x.RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	return v1.ParseIndexManifest(bytes.NewReader(b))
+}
+
+func (x *storedIndex) child(h v1.Hash) (v1.Descriptor, error) {
+	m, err := x.IndexManifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	for _, d := range m.Manifests {
+		if d.Digest == h {
+			return d, nil
+		}
+	}
+	return v1.Descriptor{}, fmt.Errorf("%s is not in index %s: %w", h, x.desc.Digest, ErrNotFound)
+}
+
+func (x *storedIndex) Image(h v1.Hash) (v1.Image, error) {
+	d, err := x.child(h)
+	if err != nil {
+		return nil, err
+	}
+	return x.s.ImageByDigest(d)
+}
+
+func (x *storedIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	d, err := x.child(h)
+	if err != nil {
+		return nil, err
+	}
+	return &storedIndex{s: x.s, desc: d}, nil
+}
+
+func platformEqual(a, b *v1.Platform) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return fmtPlatform(a) == fmtPlatform(b)
+}

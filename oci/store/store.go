@@ -1,0 +1,141 @@
+// Package store is serpent-oci's image store: a local OCI image layout (readable by umoci,
+// skopeo and any other OCI tool) with what go-containerregistry's layout package leaves out:
+// locking, crash safety, tags per platform, garbage collection and a consistency check.
+//
+// On disk, a store directory is an OCI image layout (oci-layout, index.json, blobs/sha256/)
+// plus a private .serpent/ directory for locks, temporary files and, later, snapshots and run
+// logs. The invariants that make a crash at any point harmless:
+//
+//   - a blob appears under blobs/ only by rename, after its bytes were written, synced and
+//     found to have the digest they are named by;
+//   - index.json is replaced only by rename of a complete, synced file, under an exclusive lock
+//     (.serpent/index.lock), so concurrent writers never lose each other's tags;
+//   - blobs are written before the index entry that reaches them;
+//   - writers hold .serpent/gc.lock shared while they add blobs and tags, and gc holds it
+//     exclusively, so gc never removes a blob that a writer is about to tag.
+//
+// A crash can leave unreferenced blobs and temporary files; gc removes them, fsck ignores them.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/log"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// EnvStore names the environment variable that overrides the default store location.
+const EnvStore = "SERPENT_OCI_STORE"
+
+// ErrNotFound is returned (wrapped) when a tag or blob does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is an OCI image layout on disk. Its methods are safe for concurrent use by several
+// goroutines and several processes.
+type Store struct {
+	root string
+}
+
+// DefaultDir is where the store lives unless the user says otherwise: $SERPENT_OCI_STORE, else
+// $XDG_DATA_HOME/serpent-oci/store, else ~/.local/share/serpent-oci/store. It lives outside any
+// work tree so that builds survive a fresh checkout.
+func DefaultDir() (string, error) {
+	if d := os.Getenv(EnvStore); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "serpent-oci", "store"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find default store: %w (set %s or use --store)", err, EnvStore)
+	}
+	return filepath.Join(home, ".local", "share", "serpent-oci", "store"), nil
+}
+
+const layoutVersion = `{"imageLayoutVersion":"1.0.0"}`
+
+// Open opens the store at dir, creating an empty layout there if dir does not exist or is an
+// empty directory. A directory that holds something other than an OCI layout is refused.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{root: abs}
+	if err := s.init(ctx); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
+	return s, nil
+}
+
+// Dir is the store's root directory, the OCI layout itself.
+func (s *Store) Dir() string { return s.root }
+
+func (s *Store) private(parts ...string) string {
+	return filepath.Join(append([]string{s.root, ".serpent"}, parts...)...)
+}
+
+func (s *Store) blobPath(h v1.Hash) string {
+	return filepath.Join(s.root, "blobs", h.Algorithm, h.Hex)
+}
+
+func (s *Store) init(ctx context.Context) error {
+	if err := os.MkdirAll(s.root, 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{s.private("tmp"), filepath.Join(s.root, "blobs", "sha256")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	marker := filepath.Join(s.root, "oci-layout")
+	b, err := os.ReadFile(marker)
+	switch {
+	case err == nil:
+		var v struct {
+			ImageLayoutVersion string `json:"imageLayoutVersion"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil || v.ImageLayoutVersion == "" {
+			return fmt.Errorf("%s is not an OCI layout marker", marker)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		entries, err := os.ReadDir(s.root)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if e.Name() != ".serpent" && e.Name() != "blobs" {
+				return fmt.Errorf("directory is not empty and holds no oci-layout file (found %s)", e.Name())
+			}
+		}
+		log.G(ctx).WithField("path", s.root).Info("creating image store")
+		if err := writeFileAtomic(s.private("tmp"), marker, []byte(layoutVersion)); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	// index.json is created under the index lock so that two first uses do not race.
+	return s.updateIndex(ctx, func(*v1.IndexManifest) (bool, error) { return false, nil })
+}
+
+func emptyIndex() *v1.IndexManifest {
+	return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+}
+
+// TempDir makes a scratch directory on the store's filesystem (so that what is built in it can
+// be renamed into the store). The caller removes it; gc removes what a crash left.
+func (s *Store) TempDir(prefix string) (string, error) {
+	d, err := os.MkdirTemp(s.private("tmp"), prefix+"-*")
+	if err != nil {
+		return "", fmt.Errorf("make temporary directory: %w", err)
+	}
+	return d, nil
+}

@@ -1,0 +1,80 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// reachVisitor is called for every descriptor reachable from index.json, with the chain of
+// descriptions that led to it (for messages). It returns false to stop descending below d.
+type reachVisitor func(path string, d v1.Descriptor) bool
+
+// walkReachable visits every descriptor reachable from idx: tagged manifests and indexes, the
+// images inside indexes, configs, layers and subjects. Blobs it cannot read or parse are
+// reported through visit (which sees them) and not descended into; the error lists them.
+func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error {
+	var errs []error
+	seen := map[v1.Hash]bool{}
+	var walk func(path string, d v1.Descriptor)
+	walk = func(path string, d v1.Descriptor) {
+		if !visit(path, d) || seen[d.Digest] {
+			return
+		}
+		seen[d.Digest] = true
+		switch {
+		case isIndex(d.MediaType):
+			b, err := s.readBlob(d.Digest)
+			if err != nil {
+				return // visit has seen it; fsck reports missing blobs itself
+			}
+			m, err := v1.ParseIndexManifest(bytes.NewReader(b))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: index %s does not parse: %w", path, d.Digest, err))
+				return
+			}
+			for _, c := range m.Manifests {
+				walk(path+" → "+describe(c), c)
+			}
+		case isManifest(d.MediaType):
+			b, err := s.readBlob(d.Digest)
+			if err != nil {
+				return
+			}
+			var m v1.Manifest
+			if err := json.Unmarshal(b, &m); err != nil {
+				errs = append(errs, fmt.Errorf("%s: manifest %s does not parse: %w", path, d.Digest, err))
+				return
+			}
+			walk(path+" → config "+m.Config.Digest.String(), m.Config)
+			for i, l := range m.Layers {
+				walk(fmt.Sprintf("%s → layer %d %s", path, i, l.Digest), l)
+			}
+			if m.Subject != nil {
+				walk(path+" → subject "+m.Subject.Digest.String(), *m.Subject)
+			}
+		}
+	}
+	for _, d := range idx.Manifests {
+		name := d.Annotations[AnnotationRefName]
+		if name == "" {
+			name = "untagged " + d.Digest.String()
+		}
+		walk("tag "+name, d)
+	}
+	return errs
+}
+
+func describe(d v1.Descriptor) string {
+	if d.Platform != nil {
+		return fmt.Sprintf("%s %s", fmtPlatform(d.Platform), d.Digest)
+	}
+	return d.Digest.String()
+}
+
+func isManifest(mt types.MediaType) bool {
+	return mt == types.OCIManifestSchema1 || mt == types.DockerManifestSchema2
+}
