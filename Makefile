@@ -5,8 +5,8 @@ GO       ?= go
 BIN      ?= bin/serpent-oci
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
-# The tree `make bench` writes as a layer: at least 300 MB of real files.
-BENCH_TREE ?= /usr
+# The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
+BENCH_TREE ?= /usr/share
 
 .PHONY: all build deps check vet fmt test bench clean
 

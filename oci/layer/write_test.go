@@ -26,35 +26,6 @@ func TestMain(m *testing.M) {
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
-// old is a time before the default epoch: mtimes this old are kept as they are.
-var old = time.Date(2019, 1, 2, 3, 4, 5, 0, time.UTC)
-
-// makeTree fills dir with one of every kind of entry a layer can hold that needs no privilege.
-func makeTree(t *testing.T, dir string) {
-	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(dir, "usr/bin"), 0o755))
-	must(os.MkdirAll(filepath.Join(dir, "etc"), 0o755))
-	must(os.MkdirAll(filepath.Join(dir, "a.dir"), 0o700))
-	must(os.WriteFile(filepath.Join(dir, "usr/bin/tool"), []byte("#!/bin/sh\necho tool\n"), 0o755))
-	must(os.WriteFile(filepath.Join(dir, "etc/config"), []byte("key=value\n"), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "a.dir/z"), bytes.Repeat([]byte("z"), 70000), 0o600))
-	must(os.WriteFile(filepath.Join(dir, "a"), nil, 0o755))
-	must(unix.Chmod(filepath.Join(dir, "a"), 0o4755))
-	must(os.Link(filepath.Join(dir, "usr/bin/tool"), filepath.Join(dir, "usr/bin/tool-link")))
-	must(os.Symlink("usr/bin", filepath.Join(dir, "bin")))
-	must(os.Symlink("/etc/config", filepath.Join(dir, "etc/abs-link")))
-	must(unix.Mkfifo(filepath.Join(dir, "etc/fifo"), 0o644))
-	long := filepath.Join(dir, "usr", strings.Repeat("long-name-", 12))
-	must(os.WriteFile(long, []byte("a name longer than USTAR holds\n"), 0o644))
-	must(os.Chtimes(filepath.Join(dir, "etc/config"), old, old))
-}
-
 // listing renders a tar stream one line per entry: the golden form of a layer.
 func listing(t *testing.T, r io.Reader) string {
 	t.Helper()
@@ -121,45 +92,9 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// chownTree sets every entry's owner so that the listing does not depend on who runs the test.
-func chownTree(t *testing.T, root string, uid, gid int) {
-	t.Helper()
-	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestWriteListing(t *testing.T) {
-	testenv.RequireRoot(t) // owners in the golden file need chown
 	root := t.TempDir()
-	makeTree(t, root)
-	chownTree(t, root, 0, 0)
-	if err := os.Lchown(filepath.Join(root, "etc/config"), 1000, 100); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Chmod(filepath.Join(root, "a"), 0o4755); err != nil { // chown cleared it
-		t.Fatal(err)
-	}
-	if err := unix.Mknod(filepath.Join(root, "etc/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mknod(filepath.Join(root, "etc/loop0"), unix.S_IFBLK|0o660, int(unix.Mkdev(7, 0))); err != nil {
-		t.Fatal(err)
-	}
-	// A file capability (cap_net_raw+ep) as setcap writes it, and a user xattr.
-	capability := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-	if err := unix.Lsetxattr(filepath.Join(root, "usr/bin/tool"), "security.capability", capability, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Lsetxattr(filepath.Join(root, "etc/config"), "user.note", []byte("kept"), 0); err != nil {
-		t.Fatal(err)
-	}
+	testenv.PrivilegedFixture(t, root)
 	data, res := writeLayer(t, root, WriteOptions{Compression: None})
 	golden(t, "tree.listing", listing(t, bytes.NewReader(data)))
 	if res.Size != int64(len(data)) {
@@ -174,10 +109,10 @@ func TestWriteListing(t *testing.T) {
 // expects the same bytes for every compression.
 func TestWriteIsDeterministic(t *testing.T) {
 	a := filepath.Join(t.TempDir(), "first")
-	makeTree(t, a)
+	testenv.Fixture(t, a)
 	time.Sleep(1100 * time.Millisecond) // a second later: every new mtime differs
 	b := filepath.Join(t.TempDir(), "elsewhere", "second")
-	makeTree(t, b)
+	testenv.Fixture(t, b)
 	for _, c := range []Compression{Gzip, Zstd, None} {
 		t.Run(string(c), func(t *testing.T) {
 			da, ra := writeLayer(t, a, WriteOptions{Compression: c})
@@ -194,7 +129,7 @@ func TestWriteIsDeterministic(t *testing.T) {
 
 func TestWriteClampsToEpoch(t *testing.T) {
 	root := t.TempDir()
-	makeTree(t, root)
+	testenv.Fixture(t, root)
 	epoch := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
 	data, _ := writeLayer(t, root, WriteOptions{Compression: None, SourceDateEpoch: epoch})
 	tr := tar.NewReader(bytes.NewReader(data))
@@ -208,7 +143,7 @@ func TestWriteClampsToEpoch(t *testing.T) {
 		}
 		want := epoch
 		if hdr.Name == "etc/config" {
-			want = old
+			want = testenv.Old
 		}
 		if !hdr.ModTime.Equal(want) {
 			t.Errorf("%s: mtime %s, want %s", hdr.Name, hdr.ModTime, want)
@@ -246,7 +181,6 @@ func TestWriteOverlayWhiteouts(t *testing.T) {
 	if err := unix.Lsetxattr(filepath.Join(upper, "etc/removed-by-xattr"), "trusted.overlay.whiteout", []byte("y"), 0); err != nil {
 		t.Fatal(err)
 	}
-	chownTree(t, upper, 0, 0)
 	data, _ := writeLayer(t, upper, WriteOptions{Compression: None, Format: OverlayUpper})
 	golden(t, "overlay.listing", listing(t, bytes.NewReader(data)))
 
@@ -270,7 +204,7 @@ func TestWriteRefusesWhiteoutNames(t *testing.T) {
 
 func TestWriteStopsOnCancel(t *testing.T) {
 	root := t.TempDir()
-	makeTree(t, root)
+	testenv.Fixture(t, root)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := Write(ctx, root, io.Discard, WriteOptions{}); err != context.Canceled {
@@ -282,7 +216,7 @@ func TestWriteStopsOnCancel(t *testing.T) {
 func TestRoundTrip(t *testing.T) {
 	testenv.RequireRoot(t) // extraction restores owners
 	src := t.TempDir()
-	makeTree(t, src)
+	testenv.Fixture(t, src)
 	data, res := writeLayer(t, src, WriteOptions{Compression: None})
 	dst := filepath.Join(t.TempDir(), "rootfs")
 	if err := Extract(context.Background(), dst, bytes.NewReader(data), Dir); err != nil {

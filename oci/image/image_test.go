@@ -1,0 +1,225 @@
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
+)
+
+var arm64 = platform.MustParse("linux/arm64")
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func importTree(t *testing.T, st *store.Store, src, tag string) v1.Descriptor {
+	t.Helper()
+	d, err := Import(context.Background(), st, src, store.Ref{Name: tag}, ImportOptions{Platform: arm64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func command(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestImportIsDeterministic imports the same tree, made twice in two places a second apart,
+// into two stores: the manifest digests are equal.
+func TestImportIsDeterministic(t *testing.T) {
+	a := filepath.Join(t.TempDir(), "one")
+	testenv.Fixture(t, a)
+	time.Sleep(1100 * time.Millisecond)
+	b := filepath.Join(t.TempDir(), "two", "elsewhere")
+	testenv.Fixture(t, b)
+	da := importTree(t, openStore(t), a, "x")
+	db := importTree(t, openStore(t), b, "y")
+	if da.Digest != db.Digest {
+		t.Fatalf("same tree, two imports: %s and %s", da.Digest, db.Digest)
+	}
+}
+
+// TestOthersReadOurStore: skopeo and umoci read what we write, and umoci unpacks the tree we
+// imported.
+func TestOthersReadOurStore(t *testing.T) {
+	testenv.RequireTools(t, "skopeo", "umoci")
+	src := t.TempDir()
+	testenv.PrivilegedFixture(t, src)
+	st := openStore(t)
+	d := importTree(t, st, src, "fixture")
+	ref := "fixture@linux-arm64"
+
+	var inspected struct {
+		Digest       string
+		Architecture string
+		Os           string
+		Layers       []string
+	}
+	if err := json.Unmarshal([]byte(command(t, "skopeo", "inspect", "oci:"+st.Dir()+":"+ref)), &inspected); err != nil {
+		t.Fatal(err)
+	}
+	if inspected.Digest != d.Digest.String() || inspected.Architecture != "arm64" || inspected.Os != "linux" || len(inspected.Layers) != 1 {
+		t.Fatalf("skopeo inspect: %+v, want digest %s, linux/arm64, one layer", inspected, d.Digest)
+	}
+
+	if out := command(t, "umoci", "ls", "--layout", st.Dir()); strings.TrimSpace(out) != ref {
+		t.Fatalf("umoci ls: %q, want %q", out, ref)
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	command(t, "umoci", "unpack", "--image", st.Dir()+":"+ref, bundle)
+	if diff := testenv.DiffTrees(testenv.Tree(t, src), testenv.Tree(t, filepath.Join(bundle, "rootfs"))); len(diff) > 0 {
+		t.Fatalf("umoci unpack of our image differs from the imported tree:\n%s", strings.Join(diff, "\n"))
+	}
+}
+
+// TestWeReadOthersLayouts: a layout umoci wrote, and one skopeo copied, open as stores and
+// unpack to the tree that went in.
+func TestWeReadOthersLayouts(t *testing.T) {
+	testenv.RequireTools(t, "skopeo", "umoci")
+	testenv.RequireRoot(t)
+	src := t.TempDir()
+	testenv.PrivilegedFixture(t, src)
+	umociLayout := filepath.Join(t.TempDir(), "umoci")
+	command(t, "umoci", "init", "--layout", umociLayout)
+	command(t, "umoci", "new", "--image", umociLayout+":base")
+	command(t, "umoci", "insert", "--image", umociLayout+":base", src, "/")
+	skopeoLayout := filepath.Join(t.TempDir(), "skopeo")
+	command(t, "skopeo", "copy", "oci:"+umociLayout+":base", "oci:"+skopeoLayout+":copied")
+
+	for _, tc := range []struct{ layout, tag string }{{umociLayout, "base"}, {skopeoLayout, "copied"}} {
+		t.Run(filepath.Base(tc.layout), func(t *testing.T) {
+			st, err := store.Open(context.Background(), tc.layout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, _, err := st.Image(store.Ref{Name: tc.tag})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(t.TempDir(), "rootfs")
+			if err := Unpack(context.Background(), img, dst); err != nil {
+				t.Fatal(err)
+			}
+			if diff := testenv.DiffTrees(testenv.Tree(t, src), testenv.Tree(t, dst)); len(diff) > 0 {
+				t.Fatalf("unpacked tree differs from what went in:\n%s", strings.Join(diff, "\n"))
+			}
+			if res, err := st.Fsck(context.Background()); err != nil || len(res.Problems) > 0 {
+				t.Fatalf("fsck of the %s layout: %v %v", tc.tag, res.Problems, err)
+			}
+		})
+	}
+}
+
+// TestExportOCIArchive: skopeo copies our archive into a layout, keeping the digest.
+func TestExportOCIArchive(t *testing.T) {
+	testenv.RequireTools(t, "skopeo")
+	src := t.TempDir()
+	testenv.Fixture(t, src)
+	st := openStore(t)
+	d := importTree(t, st, src, "fixture")
+	img, _, err := st.Image(store.Ref{Name: "fixture"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "fixture.oci.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Export(context.Background(), img, "fixture", OCIArchive, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	dst := filepath.Join(t.TempDir(), "copy")
+	command(t, "skopeo", "copy", "oci-archive:"+archive+":fixture", "oci:"+dst+":copy")
+	out := command(t, "skopeo", "inspect", "--raw", "oci:"+dst+":copy")
+	if got := (v1.Hash{Algorithm: "sha256", Hex: sha256Hex(out)}); got != d.Digest {
+		t.Fatalf("skopeo's copy of our archive has manifest %s, ours is %s", got, d.Digest)
+	}
+}
+
+// TestExportRootfsRoundTrip: a rootfs tarball imports back to the same image.
+func TestExportRootfsRoundTrip(t *testing.T) {
+	testenv.RequireRoot(t)
+	src := t.TempDir()
+	testenv.PrivilegedFixture(t, src)
+	st := openStore(t)
+	d := importTree(t, st, src, "fixture")
+	img, _, err := st.Image(store.Ref{Name: "fixture"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
+	f, err := os.Create(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Export(context.Background(), img, "fixture", Rootfs, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	again := importTree(t, st, tarball, "again")
+	if again.Digest != d.Digest {
+		t.Fatalf("rootfs export imported back as %s, original %s", again.Digest, d.Digest)
+	}
+}
+
+func TestImportZstd(t *testing.T) {
+	src := t.TempDir()
+	testenv.Fixture(t, src)
+	st := openStore(t)
+	_, err := Import(context.Background(), st, src, store.Ref{Name: "z"}, ImportOptions{Platform: arm64, Layer: layer.WriteOptions{Compression: layer.Zstd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := st.Image(store.Ref{Name: "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	if m.Layers[0].MediaType != "application/vnd.oci.image.layer.v1.tar+zstd" {
+		t.Fatalf("layer media type %s", m.Layers[0].MediaType)
+	}
+	if testenv.InCI() || os.Geteuid() == 0 {
+		dst := filepath.Join(t.TempDir(), "rootfs")
+		if err := Unpack(context.Background(), img, dst); err != nil {
+			t.Fatal(err)
+		}
+		if diff := testenv.DiffTrees(testenv.Tree(t, src), testenv.Tree(t, dst)); len(diff) > 0 {
+			t.Fatalf("zstd layer unpacks to another tree:\n%s", strings.Join(diff, "\n"))
+		}
+	}
+}
+
+func TestImportErrorsNameTheSource(t *testing.T) {
+	st := openStore(t)
+	_, err := Import(context.Background(), st, "/does/not/exist", store.Ref{Name: "x"}, ImportOptions{Platform: arm64})
+	if err == nil || !strings.Contains(err.Error(), "/does/not/exist") {
+		t.Fatalf("import of a missing path: %v", err)
+	}
+	if tags, _ := st.Tags(); len(tags) != 0 {
+		t.Fatalf("failed import left tags %v", tags)
+	}
+}

@@ -1,0 +1,110 @@
+package layer
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var benchTree = flag.String("bench.tree", "/usr/share", "directory BenchmarkLayerWrite writes as a layer (at least 300 MB)")
+
+// BenchmarkLayerWrite writes one tree as a gzip layer with serpent-oci's writer and, in the
+// same run on the same tree, with `tar --sort=name | gzip`, `tar --sort=name | pigz` and
+// `umoci insert`; each peer's time is reported as a ratio to ours (above 1: we are faster).
+func BenchmarkLayerWrite(b *testing.B) {
+	tree := *benchTree
+	size := treeSize(b, tree)
+	if size < 300<<20 {
+		b.Fatalf("%s holds %d MB; the benchmark wants at least 300 MB (-bench.tree)", tree, size>>20)
+	}
+	out := b.TempDir()
+	// Warm the page cache so that no contender pays for the first read.
+	run(b, "sh", "-c", fmt.Sprintf("tar -cf - -C %q . > /dev/null", tree))
+
+	var ours time.Duration
+	var layerBytes int64
+	for b.Loop() {
+		start := time.Now()
+		f, err := os.Create(filepath.Join(out, "ours.tar.gz"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Write(context.Background(), tree, f, WriteOptions{Compression: Gzip}); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+		ours = time.Since(start)
+		fi, _ := os.Stat(f.Name())
+		layerBytes = fi.Size()
+	}
+
+	peers := []struct{ name, script string }{
+		{"tar|gzip", `tar --sort=name -cf - -C "$TREE" . | gzip -c > "$OUT/peer.tar.gz"`},
+		{"tar|pigz", `tar --sort=name -cf - -C "$TREE" . | pigz -c > "$OUT/peer.tar.gz"`},
+		{"umoci insert", `rm -rf "$OUT/umoci" && umoci init --layout "$OUT/umoci" && umoci new --image "$OUT/umoci:b" && umoci insert --image "$OUT/umoci:b" "$TREE" /bench`},
+	}
+	b.StopTimer()
+	fmt.Printf("\nlayer write of %s (%d MB, %d MB as gzip by us)\n", tree, size>>20, layerBytes>>20)
+	fmt.Printf("  %-14s %8.2fs\n", "serpent-oci", ours.Seconds())
+	for _, p := range peers {
+		start := time.Now()
+		cmd := exec.Command("sh", "-c", p.script)
+		cmd.Env = append(os.Environ(), "TREE="+tree, "OUT="+out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			fmt.Printf("  %-14s failed: %v %s\n", p.name, err, msg)
+			continue
+		}
+		took := time.Since(start)
+		ratio := took.Seconds() / ours.Seconds()
+		sizeNote := ""
+		if fi, err := os.Stat(filepath.Join(out, "peer.tar.gz")); err == nil && p.name != "umoci insert" {
+			sizeNote = fmt.Sprintf(" (%d MB)", fi.Size()>>20)
+		}
+		fmt.Printf("  %-14s %8.2fs  %5.2fx serpent-oci's time%s\n", p.name, took.Seconds(), ratio, sizeNote)
+		b.ReportMetric(ratio, "x-"+metricName(p.name))
+	}
+	b.ReportMetric(float64(size)/ours.Seconds()/(1<<20), "MB/s")
+}
+
+func metricName(s string) string {
+	out := []byte(s)
+	for i, c := range out {
+		if c == ' ' || c == '|' {
+			out[i] = '-'
+		}
+	}
+	return string(out)
+}
+
+func treeSize(b *testing.B, root string) int64 {
+	var n int64
+	err := filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+func run(b *testing.B, name string, args ...string) {
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		b.Fatalf("%s: %v\n%s", name, err, out)
+	}
+}
