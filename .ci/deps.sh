@@ -41,6 +41,24 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
 	systemctl stop docker-registry || true
 fi
 
+# Test fixtures: Debian's busybox-static for both platforms the bootstrap targets, kept as .debs
+# in a cache the tests read ($SERPENT_OCI_TESTDATA, default below).
+testdata="${SERPENT_OCI_TESTDATA:-/var/cache/serpent-oci/testdata}"
+mkdir -p "$testdata"
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	dpkg --add-architecture arm64
+	apt-get update -qq
+fi
+for arch in amd64 arm64; do
+	if ! ls "$testdata"/busybox-static_*_"$arch".deb >/dev/null 2>&1; then
+		echo "deps.sh: downloading busybox-static:$arch into $testdata"
+		(cd "$testdata" && apt-get download -qq -o APT::Sandbox::User=root "busybox-static:$arch") || {
+			apt-get update -qq
+			(cd "$testdata" && apt-get download -qq -o APT::Sandbox::User=root "busybox-static:$arch")
+		}
+	fi
+done
+
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
 	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 fi

@@ -54,6 +54,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
+		runContainerCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(),
 		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), versionCommand(),
 	}
@@ -67,6 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, pflag.ErrHelp):
 		return 0
+	case errors.As(err, new(*exitCodeError)):
+		var ec *exitCodeError
+		errors.As(err, &ec)
+		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
+		return ec.code
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
 		fmt.Fprintln(stderr, "Run 'serpent-oci --help' for usage.")

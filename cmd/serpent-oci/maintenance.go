@@ -109,7 +109,7 @@ whose manifests do not parse (run fsck).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "removed %d blobs and %d temporary files, freed %s\n", res.Blobs, res.TempFiles, humanBytes(res.Bytes))
+			fmt.Fprintf(e.stdout, "removed %d blobs, %d snapshots and %d temporary files, freed %s\n", res.Blobs, res.Derived, res.TempFiles, humanBytes(res.Bytes))
 			return nil
 		},
 	}

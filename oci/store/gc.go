@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,6 +16,7 @@ import (
 type GCResult struct {
 	Blobs     int   // unreachable blobs removed
 	TempFiles int   // temporary files of interrupted writes removed
+	Derived   int   // entries of derived data (snapshots) whose blob is gone
 	Bytes     int64 // space freed
 }
 
@@ -78,5 +81,42 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 		}
 		res.TempFiles++
 	}
+	n, err := s.sweepDerived(ctx, reachable)
+	res.Derived = n
+	if err != nil {
+		return res, err
+	}
 	return res, syncDir(blobDir)
+}
+
+// sweepDerived removes derived data whose blob is unreachable (see DerivedDir).
+func (s *Store) sweepDerived(ctx context.Context, reachable map[v1.Hash]bool) (int, error) {
+	kinds, err := os.ReadDir(s.private("derived"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("gc: %w", err)
+	}
+	removed := 0
+	for _, k := range kinds {
+		dir := s.private("derived", k.Name())
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return removed, fmt.Errorf("gc: %w", err)
+		}
+		for _, e := range entries {
+			hex, _, _ := strings.Cut(e.Name(), ".")
+			if hex != "" && hexRE.MatchString(hex) && reachable[v1.Hash{Algorithm: "sha256", Hex: hex}] {
+				continue
+			}
+			path := filepath.Join(dir, e.Name())
+			if err := os.RemoveAll(path); err != nil {
+				return removed, fmt.Errorf("gc: remove %s: %w", path, err)
+			}
+			log.G(ctx).WithField("path", path).Debug("removed derived data of an unreachable blob")
+			removed++
+		}
+	}
+	return removed, nil
 }

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -128,6 +129,35 @@ func (s *Store) init(ctx context.Context) error {
 
 func emptyIndex() *v1.IndexManifest {
 	return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+}
+
+// DerivedDir returns the directory (created if needed) where data derived from blobs is kept,
+// such as a layer's extracted snapshot: one entry per blob, named by the blob's hex digest
+// (optionally followed by "." and a suffix). gc removes the entries whose blob it removes, and
+// entries starting with "." (work in progress of a crashed writer). Hold the store while an
+// entry is in use.
+func (s *Store) DerivedDir(kind string) (string, error) {
+	if kind == "" || strings.ContainsAny(kind, "/.") {
+		return "", fmt.Errorf("derived data kind %q: want a plain name", kind)
+	}
+	d := s.private("derived", kind)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("make %s: %w", d, err)
+	}
+	return d, nil
+}
+
+// PrivateDir returns a directory below .serpent/ (created if needed) for serpent-oci's own
+// state next to the layout, such as run bundles and logs.
+func (s *Store) PrivateDir(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/.") || name == "tmp" || name == "derived" {
+		return "", fmt.Errorf("private directory %q: want a plain name", name)
+	}
+	d := s.private(name)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("make %s: %w", d, err)
+	}
+	return d, nil
 }
 
 // TempDir makes a scratch directory on the store's filesystem (so that what is built in it can

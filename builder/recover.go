@@ -1,0 +1,93 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/log"
+	"github.com/serpent-os/serpent-oci/builder/rootfs"
+	"golang.org/x/sys/unix"
+)
+
+// Recovered says what Recover cleaned up.
+type Recovered struct {
+	Containers []string // containers killed and deleted
+	Mounts     []string // mounts removed
+	Runs       []string // run directories removed
+}
+
+// Recover removes what runs of this store killed outright (kill -9, a power cut) left behind:
+// containers, mounts and run directories. Runs in progress in other processes hold a lock and
+// are left alone; so are directories of failed runs kept with KeepFailed (but not their
+// mounts).
+func (r *Runner) Recover(ctx context.Context) (Recovered, error) {
+	var rec Recovered
+	ids, err := r.runtime.List(ctx)
+	if err != nil {
+		return rec, err
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, ContainerPrefix) || r.alive(id) {
+			continue
+		}
+		r.runtime.Kill(ctx, id)
+		rec.Containers = append(rec.Containers, id)
+	}
+	entries, err := os.ReadDir(r.runsDir)
+	if err != nil {
+		return rec, fmt.Errorf("recover: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".lock") {
+			id := strings.TrimSuffix(name, ".lock")
+			if _, err := os.Stat(filepath.Join(r.runsDir, id)); errors.Is(err, os.ErrNotExist) && !r.alive(id) {
+				os.Remove(filepath.Join(r.runsDir, name))
+			}
+			continue
+		}
+		if !e.IsDir() || r.alive(name) {
+			continue
+		}
+		dir := filepath.Join(r.runsDir, name)
+		mounts, err := rootfs.MountsUnder(dir)
+		if err != nil {
+			return rec, err
+		}
+		for _, m := range mounts {
+			if err := rootfs.Unmount(m); err != nil {
+				return rec, fmt.Errorf("recover: %w", err)
+			}
+			rec.Mounts = append(rec.Mounts, m)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "kept")); err == nil {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return rec, fmt.Errorf("recover: %w", err)
+		}
+		rec.Runs = append(rec.Runs, name)
+	}
+	if n := len(rec.Containers) + len(rec.Mounts) + len(rec.Runs); n > 0 {
+		log.G(ctx).WithFields(log.Fields{"containers": len(rec.Containers), "mounts": len(rec.Mounts), "runs": len(rec.Runs)}).Info("cleaned up after runs that were killed")
+	}
+	return rec, nil
+}
+
+// alive reports whether run id is in progress in some process (it holds the run's lock).
+func (r *Runner) alive(id string) bool {
+	f, err := os.OpenFile(filepath.Join(r.runsDir, id+".lock"), os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}

@@ -1,0 +1,120 @@
+package rootfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder/snapshot"
+	"golang.org/x/sys/unix"
+)
+
+// Overlay is the overlayfs provider.
+type Overlay struct {
+	Snapshots *snapshot.Snapshotter
+	// Stats of the last Prepare's snapshot work (for reports and benchmarks).
+	LastStats snapshot.Stats
+}
+
+var _ Provider = (*Overlay)(nil)
+
+// Name implements Provider.
+func (o *Overlay) Name() string { return "overlay" }
+
+// Prepare implements Provider: dir/upper and dir/work for overlayfs, mounted at dir/rootfs.
+func (o *Overlay) Prepare(ctx context.Context, base v1.Image, dir string) (Workspace, error) {
+	lowers, stats, err := o.Snapshots.Prepare(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	o.LastStats = stats
+	w := &overlayWorkspace{dir: dir}
+	for _, d := range []string{"upper", "work", "rootfs", "empty"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("overlay workspace: %w", err)
+		}
+	}
+	if len(lowers) == 0 { // scratch: overlayfs wants at least one lower directory
+		lowers = []string{filepath.Join(dir, "empty")}
+	}
+	// overlayfs lists lower directories top first.
+	top := make([]string, len(lowers))
+	for i, l := range lowers {
+		top[len(lowers)-1-i] = escapeOverlay(l)
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off,redirect_dir=off,metacopy=off",
+		strings.Join(top, ":"), escapeOverlay(w.upper()), escapeOverlay(filepath.Join(dir, "work")))
+	if len(opts) >= unix.Getpagesize() {
+		return nil, fmt.Errorf("overlay workspace: %d layers make mount options of %d bytes, over the kernel's limit of a page", len(lowers), len(opts))
+	}
+	if err := unix.Mount("overlay", w.Root(), "overlay", 0, opts); err != nil {
+		return nil, fmt.Errorf("mount overlay at %s: %w", w.Root(), err)
+	}
+	w.mounted = true
+	return w, nil
+}
+
+// escapeOverlay escapes the characters overlayfs's option parser treats specially.
+func escapeOverlay(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`, `,`, `\,`).Replace(p)
+}
+
+type overlayWorkspace struct {
+	dir     string
+	mounted bool
+}
+
+func (w *overlayWorkspace) Root() string  { return filepath.Join(w.dir, "rootfs") }
+func (w *overlayWorkspace) upper() string { return filepath.Join(w.dir, "upper") }
+
+// Changes unmounts the overlay and returns its upper directory.
+func (w *overlayWorkspace) Changes(ctx context.Context) (string, error) {
+	if err := w.Unmount(); err != nil {
+		return "", err
+	}
+	return w.upper(), nil
+}
+
+// Unmount unmounts the overlay, keeping its directories.
+func (w *overlayWorkspace) Unmount() error {
+	if !w.mounted {
+		return nil
+	}
+	if err := Unmount(w.Root()); err != nil {
+		return err
+	}
+	w.mounted = false
+	return nil
+}
+
+func (w *overlayWorkspace) Close() error {
+	err := w.Unmount()
+	if rmErr := os.RemoveAll(w.dir); rmErr != nil && err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// Unmount unmounts path, retrying while it is busy, and lazily as a last resort so that no
+// mount outlives serpent-oci. It is not an error if nothing is mounted there.
+func Unmount(path string) error {
+	var err error
+	for range 50 {
+		err = unix.Unmount(path, 0)
+		if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) {
+			break
+		}
+		sleepBriefly()
+	}
+	if lazyErr := unix.Unmount(path, unix.MNT_DETACH); lazyErr == nil || errors.Is(lazyErr, unix.EINVAL) {
+		return nil
+	}
+	return fmt.Errorf("unmount %s: %w", path, err)
+}

@@ -1,0 +1,474 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd/log"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/serpent-os/serpent-oci/builder/binfmt"
+	"github.com/serpent-os/serpent-oci/builder/rootfs"
+	"github.com/serpent-os/serpent-oci/builder/runc"
+	"github.com/serpent-os/serpent-oci/builder/snapshot"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"golang.org/x/sys/unix"
+)
+
+// ContainerPrefix starts the name of every container serpent-oci runs.
+const ContainerPrefix = "serpent-"
+
+// Annotations a run's image carries.
+const (
+	AnnotationBaseName   = "org.opencontainers.image.base.name"
+	AnnotationBaseDigest = "org.opencontainers.image.base.digest"
+)
+
+// Runner runs commands in images of one store.
+type Runner struct {
+	store    *store.Store
+	runtime  *runc.Runtime
+	binfmt   binfmt.Paths
+	provider rootfs.Provider
+	snaps    *snapshot.Snapshotter
+	console  io.Writer
+	runsDir  string
+	logsDir  string
+}
+
+// Option configures a Runner.
+type Option func(*Runner) error
+
+// WithProvider chooses how runs get their root filesystem (default: overlayfs, falling back to
+// a copy where overlayfs cannot be mounted).
+func WithProvider(p rootfs.Provider) Option {
+	return func(r *Runner) error {
+		if p == nil {
+			return errors.New("nil rootfs provider")
+		}
+		r.provider = p
+		return nil
+	}
+}
+
+// WithConsole sends the live output of runs to w, each line prefixed with the run's name
+// (default: standard error).
+func WithConsole(w io.Writer) Option {
+	return func(r *Runner) error { r.console = w; return nil }
+}
+
+// WithRuncBinary runs containers with the given runc binary (default: runc from PATH).
+func WithRuncBinary(path string) Option {
+	return func(r *Runner) error { r.runtime.Binary = path; return nil }
+}
+
+// WithBinfmtPaths says where binfmt_misc is (tests point it elsewhere).
+func WithBinfmtPaths(p binfmt.Paths) Option {
+	return func(r *Runner) error { r.binfmt = p; return nil }
+}
+
+// NewRunner returns a runner over st. It does not clean up after earlier runs: call Recover.
+func NewRunner(st *store.Store, opts ...Option) (*Runner, error) {
+	runs, err := st.PrivateDir("runs")
+	if err != nil {
+		return nil, err
+	}
+	logs, err := st.PrivateDir("logs")
+	if err != nil {
+		return nil, err
+	}
+	state, err := st.PrivateDir("runc")
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := snapshot.New(st)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		store:   st,
+		runtime: &runc.Runtime{StateDir: state},
+		binfmt:  binfmt.DefaultPaths,
+		snaps:   snaps,
+		console: os.Stderr,
+		runsDir: runs,
+		logsDir: logs,
+	}
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Capture says what a run's result is.
+type Capture int
+
+const (
+	// CaptureNone keeps nothing: the run is for its exit status and output.
+	CaptureNone Capture = iota
+	// CaptureLayer appends what the run changed, as one layer, to the base image.
+	CaptureLayer
+	// CaptureDir makes a new one-layer image, on scratch, of a directory the run filled.
+	CaptureDir
+)
+
+// RunOptions describes one run.
+type RunOptions struct {
+	Name     string      // for the console prefix, the log file and the history (default "run")
+	Base     v1.Image    // the image to run in
+	BaseName string      // how the base is known (for the history and annotations)
+	Platform v1.Platform // the base's platform
+
+	Args     []string
+	Env      []string // added to the image's environment; later keys win
+	Cwd      string   // default: the image's working directory, else /
+	Network  bool
+	Mounts   []runc.Mount
+	Stdin    io.Reader
+	Terminal bool // interactive: the process gets a terminal (output is then not logged)
+	Timeout  time.Duration
+
+	Capture    Capture
+	CaptureDir string      // with CaptureDir: the directory in the container
+	DirPlat    v1.Platform // with CaptureDir: the new image's platform
+	CreatedBy  string      // history entry of the new layer
+	Layer      layer.WriteOptions
+	Tag        *store.Ref // tag the result (nil: store it untagged? no: required with a capture)
+
+	KeepFailed bool // keep a failed run's directory (unmounted) and say where
+}
+
+// Result is what a run did.
+type Result struct {
+	ID         string
+	Log        string        // the run's whole output
+	Descriptor v1.Descriptor // the image made, with a capture
+	Image      v1.Image
+	Provider   string
+	Snapshots  snapshot.Stats
+	Prepare    time.Duration // snapshots and root filesystem
+	Run        time.Duration // the container
+	Capture    time.Duration // layer, image and tag
+	LayerBytes int64         // compressed size of the captured layer
+}
+
+// FailedRunError is a run that failed after its container started: the log says why.
+type FailedRunError struct {
+	Name, Log, Kept string
+	Err             error
+}
+
+func (e *FailedRunError) Error() string {
+	msg := fmt.Sprintf("run %s: %v (log: %s)", e.Name, e.Err, e.Log)
+	if e.Kept != "" {
+		msg += fmt.Sprintf("; kept its files at %s", e.Kept)
+	}
+	return msg
+}
+
+func (e *FailedRunError) Unwrap() error { return e.Err }
+
+func newID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return ContainerPrefix + hex.EncodeToString(b)
+}
+
+// Run runs opts.Args in opts.Base. On success with a capture, the new image is stored and
+// tagged; on failure or interruption nothing is tagged, the container is gone, nothing is left
+// mounted, and the log stays.
+func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err error) {
+	if opts.Name == "" {
+		opts.Name = "run"
+	}
+	if len(opts.Args) == 0 {
+		return res, errors.New("run: no command given")
+	}
+	if opts.Capture != CaptureNone && opts.Tag == nil {
+		return res, errors.New("run: a capture needs a tag")
+	}
+	if opts.Capture == CaptureDir && !filepath.IsAbs(opts.CaptureDir) {
+		return res, fmt.Errorf("run: captured directory %q must be absolute", opts.CaptureDir)
+	}
+	if err := r.binfmt.Check(opts.Platform); err != nil {
+		return res, fmt.Errorf("run %s: %w", opts.Name, err)
+	}
+	res.ID = newID()
+	ctx = log.WithLogger(ctx, log.G(ctx).WithFields(log.Fields{"stage": opts.Name, "platform": platform.String(opts.Platform), "container": res.ID}))
+
+	release, err := r.store.Hold(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	unlock, err := r.lockRun(res.ID)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	runDir := filepath.Join(r.runsDir, res.ID)
+	start := time.Now()
+	provider := r.provider
+	if provider == nil {
+		provider = &rootfs.Overlay{Snapshots: r.snaps}
+	}
+	ws, err := provider.Prepare(ctx, opts.Base, filepath.Join(runDir, "fs"))
+	if err != nil && r.provider == nil {
+		log.G(ctx).WithError(err).Warn("overlayfs unavailable, falling back to a private copy of the base")
+		_ = os.RemoveAll(filepath.Join(runDir, "fs"))
+		provider = rootfs.Copy{}
+		ws, err = provider.Prepare(ctx, opts.Base, filepath.Join(runDir, "fs"))
+	}
+	if err != nil {
+		_ = os.RemoveAll(runDir)
+		return res, fmt.Errorf("run %s: prepare root filesystem: %w", opts.Name, err)
+	}
+	res.Provider = provider.Name()
+	if o, ok := provider.(*rootfs.Overlay); ok {
+		res.Snapshots = o.LastStats
+	}
+	kept := ""
+	defer func() {
+		if err != nil && opts.KeepFailed {
+			kept = runDir
+			_ = os.WriteFile(filepath.Join(runDir, "kept"), nil, 0o600)
+			if u, ok := ws.(rootfs.Unmounter); ok {
+				_ = u.Unmount()
+			}
+		} else if cerr := ws.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if err == nil || kept == "" {
+			_ = os.RemoveAll(runDir)
+		}
+		var fre *FailedRunError
+		if errors.As(err, &fre) {
+			fre.Kept = kept
+		}
+	}()
+	res.Prepare = time.Since(start)
+
+	cfg, err := opts.Base.ConfigFile()
+	if err != nil {
+		return res, fmt.Errorf("run %s: base config: %w", opts.Name, err)
+	}
+	cwd := opts.Cwd
+	if cwd == "" {
+		cwd = cfg.Config.WorkingDir
+	}
+	env := append(append([]string{image.DefaultPath}, cfg.Config.Env...), opts.Env...)
+	spec, err := runc.Spec(runc.SpecOptions{
+		Rootfs: ws.Root(), Args: opts.Args, Env: env, Cwd: cwd,
+		Network: opts.Network, ResolvConf: resolvConf(opts.Network),
+		Mounts: opts.Mounts, Terminal: opts.Terminal,
+	})
+	if err != nil {
+		return res, err
+	}
+	missing := rootfs.Missing(ws.Root(), runc.MountPoints(spec))
+	bundle := filepath.Join(runDir, "bundle")
+	if err := runc.WriteBundle(bundle, spec); err != nil {
+		return res, fmt.Errorf("run %s: %w", opts.Name, err)
+	}
+
+	res.Log = filepath.Join(r.logsDir, opts.Name+"-"+res.ID+".log")
+	logFile, err := os.Create(res.Log)
+	if err != nil {
+		return res, fmt.Errorf("run %s: log: %w", opts.Name, err)
+	}
+	defer logFile.Close()
+	stdio := runc.Stdio{Stdin: opts.Stdin}
+	var console *prefixWriter
+	if opts.Terminal {
+		stdio.Stdout, stdio.Stderr = os.Stdout, os.Stderr
+	} else {
+		console = newPrefixWriter(r.console, opts.Name+" | ")
+		out := io.MultiWriter(logFile, console)
+		stdio.Stdout, stdio.Stderr = out, out
+	}
+
+	runCtx := ctx
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("timed out after %v", opts.Timeout))
+		defer cancel()
+	}
+	log.G(ctx).WithFields(log.Fields{"provider": res.Provider, "args": strings.Join(opts.Args, " ")}).Debug("starting container")
+	start = time.Now()
+	runErr := r.runtime.Run(runCtx, res.ID, bundle, stdio)
+	res.Run = time.Since(start)
+	if console != nil {
+		_ = console.Flush()
+	}
+	if runErr != nil {
+		if cause := context.Cause(runCtx); cause != nil && runCtx.Err() != nil && ctx.Err() == nil {
+			runErr = fmt.Errorf("%w: %w", cause, runErr)
+		}
+		return res, &FailedRunError{Name: opts.Name, Log: res.Log, Err: runErr}
+	}
+
+	start = time.Now()
+	switch opts.Capture {
+	case CaptureLayer:
+		err = r.captureLayer(ctx, ws, missing, opts, &res)
+	case CaptureDir:
+		err = r.captureDir(ctx, ws, opts, &res)
+	}
+	res.Capture = time.Since(start)
+	if err != nil {
+		return res, fmt.Errorf("run %s: capture: %w", opts.Name, err)
+	}
+	return res, nil
+}
+
+func resolvConf(network bool) string {
+	if !network {
+		return ""
+	}
+	if _, err := os.Stat("/etc/resolv.conf"); err == nil {
+		return "/etc/resolv.conf"
+	}
+	return ""
+}
+
+func (r *Runner) captureLayer(ctx context.Context, ws rootfs.Workspace, missing []string, opts RunOptions, res *Result) error {
+	changes, err := ws.Changes(ctx)
+	if err != nil {
+		return err
+	}
+	removed, err := rootfs.RemoveCreated(changes, missing)
+	if err != nil {
+		return err
+	}
+	if len(removed) > 0 {
+		log.G(ctx).WithField("paths", removed).Debug("left the runtime's mount points out of the layer")
+	}
+	opts.Layer = fillLayer(opts.Layer)
+	opts.Layer.Format = layer.OverlayUpper
+	l, err := image.WriteLayer(ctx, r.store, changes, opts.Layer)
+	if err != nil {
+		return err
+	}
+	img, err := mutate.Append(opts.Base, mutate.Addendum{
+		Layer:     l,
+		MediaType: opts.Layer.Compression.MediaType(),
+		History: v1.History{
+			Created:   v1.Time{Time: opts.Layer.SourceDateEpoch},
+			CreatedBy: opts.CreatedBy,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return r.finish(ctx, img, l, opts, res)
+}
+
+func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOptions, res *Result) error {
+	dir := filepath.Join(ws.Root(), opts.CaptureDir)
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("the run left no directory at %s to capture", opts.CaptureDir)
+	}
+	opts.Layer = fillLayer(opts.Layer)
+	opts.Layer.Format = layer.Dir
+	l, err := image.WriteLayer(ctx, r.store, dir, opts.Layer)
+	if err != nil {
+		return err
+	}
+	base, err := image.Scratch(opts.DirPlat, opts.Layer.SourceDateEpoch)
+	if err != nil {
+		return err
+	}
+	img, err := mutate.Append(base, mutate.Addendum{
+		Layer:     l,
+		MediaType: opts.Layer.Compression.MediaType(),
+		History: v1.History{
+			Created:   v1.Time{Time: opts.Layer.SourceDateEpoch},
+			CreatedBy: opts.CreatedBy,
+			Comment:   "rootfs " + opts.CaptureDir + " of " + opts.Name,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return r.finish(ctx, img, l, opts, res)
+}
+
+func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunOptions, res *Result) error {
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Created = v1.Time{Time: opts.Layer.SourceDateEpoch}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return err
+	}
+	if opts.BaseName != "" {
+		baseDigest, err := opts.Base.Digest()
+		if err != nil {
+			return err
+		}
+		img = mutate.Annotations(img, map[string]string{
+			AnnotationBaseName:   opts.BaseName,
+			AnnotationBaseDigest: baseDigest.String(),
+		}).(v1.Image)
+	}
+	d, err := r.store.WriteImage(ctx, img, *opts.Tag)
+	if err != nil {
+		return err
+	}
+	res.Descriptor, res.Image = d, img
+	res.LayerBytes, _ = l.Size()
+	return nil
+}
+
+func fillLayer(o layer.WriteOptions) layer.WriteOptions {
+	if o.SourceDateEpoch.IsZero() {
+		o.SourceDateEpoch = layer.DefaultSourceDateEpoch
+	}
+	o.SourceDateEpoch = o.SourceDateEpoch.UTC()
+	if o.Compression == "" {
+		o.Compression = layer.Gzip
+	}
+	return o
+}
+
+// lockRun marks run id as alive for as long as this process holds the lock, so that Recover
+// in another process leaves it alone.
+func (r *Runner) lockRun(id string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(r.runsDir, id+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock run: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock run %s: %w", id, err)
+	}
+	return func() {
+		os.Remove(f.Name())
+		f.Close()
+	}, nil
+}
+
+// OverlayProvider is the overlayfs provider over st's layer snapshots.
+func OverlayProvider(st *store.Store) (rootfs.Provider, error) {
+	snaps, err := snapshot.New(st)
+	if err != nil {
+		return nil, err
+	}
+	return &rootfs.Overlay{Snapshots: snaps}, nil
+}

@@ -1,0 +1,167 @@
+// Package runc runs one process in a prepared root filesystem with the runc command: it builds
+// the bundle's config.json from runtime-spec types (never from templated text), runs the
+// container in the foreground with its output streamed, and finds and removes containers that
+// an earlier, killed serpent-oci left behind.
+package runc
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Mount is an extra bind mount into the container.
+type Mount struct {
+	Source      string // on the host
+	Destination string // absolute, in the container
+	ReadOnly    bool
+}
+
+// SpecOptions describes the container a stage runs in.
+type SpecOptions struct {
+	Rootfs   string   // the root filesystem (an overlay mount point), absolute
+	Args     []string // the process
+	Env      []string // KEY=VALUE, the image's then the caller's; later keys win
+	Cwd      string   // working directory in the container (default /)
+	Hostname string   // default "serpent"
+	// Network shares the host's network namespace (and its resolv.conf) with the container.
+	// Off by default: the container then has a network namespace of its own with only a
+	// loopback interface, and reaches nothing.
+	Network    bool
+	ResolvConf string // the host file bound at /etc/resolv.conf when Network is on
+	Mounts     []Mount
+	Terminal   bool // give the process a terminal (interactive use)
+}
+
+// buildCapabilities are what a build running as root in the container needs: own and chown
+// files, make device nodes, set file capabilities, change ids, chroot. The set is Docker's
+// default set, which build scripts are written against.
+var buildCapabilities = []string{
+	"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID",
+	"CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+// Spec returns the runtime configuration for opts.
+func Spec(opts SpecOptions) (*specs.Spec, error) {
+	if !path.IsAbs(opts.Rootfs) {
+		return nil, fmt.Errorf("runtime spec: rootfs %q is not absolute", opts.Rootfs)
+	}
+	if len(opts.Args) == 0 {
+		return nil, fmt.Errorf("runtime spec: no command to run")
+	}
+	cwd := opts.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	hostname := opts.Hostname
+	if hostname == "" {
+		hostname = "serpent"
+	}
+	caps := append([]string(nil), buildCapabilities...)
+	s := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Terminal: opts.Terminal,
+			User:     specs.User{UID: 0, GID: 0},
+			Args:     opts.Args,
+			Env:      MergeEnv(opts.Env),
+			Cwd:      cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+		},
+		Root:     &specs.Root{Path: opts.Rootfs},
+		Hostname: hostname,
+		Mounts:   baseMounts(opts.Network),
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.MountNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+			},
+			MaskedPaths: []string{
+				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+				"/sys/firmware", "/sys/devices/virtual/powercap",
+			},
+			ReadonlyPaths: []string{
+				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+			},
+		},
+	}
+	if !opts.Network {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	} else if opts.ResolvConf != "" {
+		s.Mounts = append(s.Mounts, specs.Mount{
+			Destination: "/etc/resolv.conf", Type: "bind", Source: opts.ResolvConf,
+			Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
+		})
+	}
+	for _, m := range opts.Mounts {
+		if !path.IsAbs(m.Destination) || !path.IsAbs(m.Source) {
+			return nil, fmt.Errorf("runtime spec: mount %s → %s: both paths must be absolute", m.Source, m.Destination)
+		}
+		o := []string{"rbind", "nosuid", "nodev"}
+		if m.ReadOnly {
+			o = append(o, "ro")
+		} else {
+			o = append(o, "rw")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: path.Clean(m.Destination), Type: "bind", Source: m.Source, Options: o})
+	}
+	return s, nil
+}
+
+// baseMounts are the filesystems every container gets: /proc, a tmpfs /dev (runc fills it with
+// the usual device nodes), /dev/pts, /dev/shm, /dev/mqueue, a read-only /sys and a tmpfs /tmp.
+// Without a network namespace of its own the container cannot mount a fresh sysfs, so it
+// gets the host's, read-only, by bind.
+func baseMounts(network bool) []specs.Mount {
+	sys := specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}}
+	if network {
+		sys = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+	}
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		sys,
+		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+	}
+}
+
+// MergeEnv returns env with one entry per key: a later KEY=VALUE replaces an earlier one in
+// place. Entries without "=" are dropped. The order is otherwise kept.
+func MergeEnv(env []string) []string {
+	index := map[string]int{}
+	var out []string
+	for _, kv := range env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			continue
+		}
+		if i, seen := index[k]; seen {
+			out[i] = kv
+			continue
+		}
+		index[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// MountPoints lists the destinations of every mount in s, shortest first: the paths runc may
+// create in the root filesystem.
+func MountPoints(s *specs.Spec) []string {
+	var dsts []string
+	for _, m := range s.Mounts {
+		dsts = append(dsts, m.Destination)
+	}
+	sort.Slice(dsts, func(i, j int) bool { return len(dsts[i]) < len(dsts[j]) })
+	return dsts
+}

@@ -1,0 +1,125 @@
+// Package snapshot keeps each layer of the store's images extracted once, read-only, in a
+// directory named by the layer's digest, the way containerd's overlay snapshotter does: every
+// run on any image that shares the layer stacks the same directory with overlayfs, so a second
+// run on a base extracts nothing. Snapshots hold whiteouts in overlayfs's form (0/0 character
+// devices, trusted.overlay.opaque directories), so they stack as they are. They live in the
+// store's derived data and gc removes them with their layer.
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/log"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"golang.org/x/sys/unix"
+)
+
+// Snapshotter extracts layers into snapshots.
+type Snapshotter struct {
+	dir string
+}
+
+// New returns the snapshotter of st.
+func New(st *store.Store) (*Snapshotter, error) {
+	dir, err := st.DerivedDir("snapshots")
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshotter{dir: dir}, nil
+}
+
+// Stats says what Prepare did.
+type Stats struct {
+	Extracted int           // layers extracted now
+	Reused    int           // layers found extracted
+	Bytes     int64         // compressed bytes read to extract
+	Took      time.Duration // time spent extracting
+}
+
+// Prepare returns the snapshot directory of each of img's layers, bottom layer first,
+// extracting the layers that have none yet. Concurrent callers extract a layer once. The
+// caller must hold the store while it uses the directories, and must not write to them.
+func (s *Snapshotter) Prepare(ctx context.Context, img v1.Image) ([]string, Stats, error) {
+	var st Stats
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, st, fmt.Errorf("snapshot: %w", err)
+	}
+	dirs := make([]string, 0, len(layers))
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, st, fmt.Errorf("snapshot: %w", err)
+		}
+		dir, extracted, err := s.ensure(ctx, d, l)
+		if err != nil {
+			return nil, st, err
+		}
+		if extracted {
+			st.Extracted++
+			if n, err := l.Size(); err == nil {
+				st.Bytes += n
+			}
+		} else {
+			st.Reused++
+		}
+		dirs = append(dirs, dir)
+	}
+	return dirs, st, nil
+}
+
+// Path is where the snapshot of layer d lives (whether or not it exists yet).
+func (s *Snapshotter) Path(d v1.Hash) string { return filepath.Join(s.dir, d.Hex) }
+
+func (s *Snapshotter) ensure(ctx context.Context, d v1.Hash, l v1.Layer) (string, bool, error) {
+	dst := s.Path(d)
+	if _, err := os.Stat(dst); err == nil {
+		return dst, false, nil
+	}
+	// One extraction per layer at a time, machine-wide: the lock is a file beside the
+	// snapshots, released by the kernel if this process dies.
+	lock, err := os.OpenFile(filepath.Join(s.dir, "."+d.Hex+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return "", false, fmt.Errorf("snapshot %s: lock: %w", d, err)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return dst, false, nil // another process extracted it while we waited
+	}
+	start := time.Now()
+	tmp, err := os.MkdirTemp(s.dir, "."+d.Hex+"-")
+	if err != nil {
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	defer os.RemoveAll(tmp) // gone after the rename; cleans up a failed extraction
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	err = layer.Extract(ctx, tmp, rc, layer.OverlayUpper)
+	rc.Close()
+	if err != nil {
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return dst, false, nil
+		}
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	log.G(ctx).WithFields(log.Fields{"digest": d.String(), "took": time.Since(start).Round(time.Millisecond)}).Debug("layer extracted")
+	return dst, true, nil
+}
