@@ -47,10 +47,12 @@ func (w *copyWorkspace) Root() string    { return filepath.Join(w.dir, "rootfs")
 func (w *copyWorkspace) changes() string { return filepath.Join(w.dir, "changes") }
 func (w *copyWorkspace) Close() error    { return os.RemoveAll(w.dir) }
 
-// state is what the diff compares of an entry. Directories compare by inode too: a directory
-// removed and made again is a replacement (an opaque directory), as overlayfs records it.
+// state is what the diff compares of an entry. Directories compare by inode and birth time
+// too: a directory removed and made again is a replacement (an opaque directory), as overlayfs
+// records it. The inode alone cannot tell, since filesystems reuse a freed inode number at once.
 type state struct {
 	ino, rdev       uint64
+	btimeNsec       int64
 	mode, uid, gid  uint32
 	size, mtimeNsec int64
 	link, xattrs    string
@@ -67,6 +69,10 @@ func stat(path string) (state, error) {
 	s := state{
 		ino: st.Ino, rdev: uint64(st.Rdev), mode: st.Mode, uid: st.Uid, gid: st.Gid,
 		size: st.Size, mtimeNsec: st.Mtim.Nano(),
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &stx); err == nil && stx.Mask&unix.STATX_BTIME != 0 {
+		s.btimeNsec = stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)
 	}
 	if s.typ() == unix.S_IFLNK {
 		l, err := os.Readlink(path)
@@ -141,7 +147,7 @@ func (w *copyWorkspace) Changes(ctx context.Context) (string, error) {
 			return b.add(rel, cur, false)
 		case cur.typ() != old.typ():
 			return b.add(rel, cur, cur.isDir())
-		case cur.isDir() && cur.ino != old.ino:
+		case cur.isDir() && (cur.ino != old.ino || cur.btimeNsec != old.btimeNsec):
 			opaque = append(opaque, rel)
 			return b.add(rel, cur, true)
 		case cur != old && !(cur.isDir() && sameDirMeta(cur, old)):
