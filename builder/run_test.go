@@ -449,3 +449,34 @@ func TestRunRefusesMissingBinfmt(t *testing.T) {
 	}
 	_ = testenv.InCI
 }
+
+// TestConcurrentRunsDoNotCollide runs two committing runs at once in one store, on the same
+// base: both succeed with their own changes.
+func TestConcurrentRunsDoNotCollide(t *testing.T) {
+	e := setup(t)
+	var wg sync.WaitGroup
+	results := make([]builder.Result, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := e.opts(buildertest.Platforms[i], fmt.Sprintf("echo %d > /which; sleep 1", i))
+			o.Capture, o.Tag = builder.CaptureLayer, &store.Ref{Name: fmt.Sprintf("concurrent-%d", i)}
+			results[i], errs[i] = e.runner(t).Run(context.Background(), o)
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Fatalf("run %d: %v", i, errs[i])
+		}
+		_, content := layerEntries(t, results[i].Image)
+		if content["which"] != fmt.Sprintf("%d\n", i) {
+			t.Errorf("run %d captured /which = %q", i, content["which"])
+		}
+	}
+	if results[0].ID == results[1].ID {
+		t.Fatal("two runs got one container ID")
+	}
+}
