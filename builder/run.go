@@ -141,12 +141,13 @@ type RunOptions struct {
 	Terminal bool // interactive: the process gets a terminal (output is then not logged)
 	Timeout  time.Duration
 
-	Capture    Capture
-	CaptureDir string      // with CaptureDir: the directory in the container
-	DirPlat    v1.Platform // with CaptureDir: the new image's platform
-	CreatedBy  string      // history entry of the new layer
-	Layer      layer.WriteOptions
-	Tag        *store.Ref // tag the result (nil: store it untagged? no: required with a capture)
+	Capture     Capture
+	CaptureDir  string      // with CaptureDir: the directory in the container
+	DirPlat     v1.Platform // with CaptureDir: the new image's platform
+	CreatedBy   string      // history entry of the new layer
+	Layer       layer.WriteOptions
+	Tag         *store.Ref        // where the result is tagged (required with a capture)
+	Annotations map[string]string // added to the result's manifest
 
 	KeepFailed bool // keep a failed run's directory (unmounted) and say where
 }
@@ -417,15 +418,20 @@ func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunO
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return err
 	}
+	annotations := map[string]string{}
 	if opts.BaseName != "" {
 		baseDigest, err := opts.Base.Digest()
 		if err != nil {
 			return err
 		}
-		img = mutate.Annotations(img, map[string]string{
-			AnnotationBaseName:   opts.BaseName,
-			AnnotationBaseDigest: baseDigest.String(),
-		}).(v1.Image)
+		annotations[AnnotationBaseName] = opts.BaseName
+		annotations[AnnotationBaseDigest] = baseDigest.String()
+	}
+	for k, v := range opts.Annotations {
+		annotations[k] = v
+	}
+	if len(annotations) > 0 {
+		img = mutate.Annotations(img, annotations).(v1.Image)
 	}
 	d, err := r.store.WriteImage(ctx, img, *opts.Tag)
 	if err != nil {

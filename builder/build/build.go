@@ -1,0 +1,245 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/containerd/log"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/runc"
+	"github.com/serpent-os/serpent-oci/builder/sources"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+// Options is a build: a plan's options, and what running it takes.
+type Options struct {
+	PlanOptions
+	Runner     *builder.Runner
+	Sources    *sources.Cache
+	KeepFailed bool
+	// Events, when set, is told of every step as it starts and ends.
+	Events func(Event)
+}
+
+// EventKind says what happened to a step.
+type EventKind int
+
+const (
+	StepStarted EventKind = iota
+	StepDone
+)
+
+// Event is a step starting or ending, numbered Index of Total.
+type Event struct {
+	Kind         EventKind
+	Index, Total int
+	Step         *Step
+	Result       *StepResult // with StepDone
+}
+
+// StepResult is what a build did with a step.
+type StepResult struct {
+	Step       *Step
+	Descriptor v1.Descriptor
+	Size       int64 // compressed size of the image's layers and config
+	Took       time.Duration
+	Built      bool
+	Log        string
+	Run        builder.Result
+}
+
+// Report is a whole build.
+type Report struct {
+	Steps []StepResult
+	Took  time.Duration
+}
+
+// Containers is how many containers the build ran.
+func (r *Report) Containers() int {
+	n := 0
+	for _, s := range r.Steps {
+		if s.Built {
+			n++
+		}
+	}
+	return n
+}
+
+// Run builds target for every platform of opts: the plan, then every source of every stage to
+// build fetched and checked (before any container starts), then the stages in order. A failing
+// stage stops the build; what was built before it stays tagged.
+func Run(ctx context.Context, opts Options, target string) (*Report, error) {
+	start := time.Now()
+	steps, err := Plan(ctx, opts.PlanOptions, target)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := fetchSources(ctx, opts.Sources, steps)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{}
+	for i, s := range steps {
+		if s.Action == Build && s.Key == "" {
+			// The base was rebuilt: now its digest is known, and an identical rebuild of it
+			// may make this stage reusable after all.
+			base := rep.Steps[i-1]
+			img, err := opts.Store.ImageByDigest(base.Descriptor)
+			if err != nil {
+				return rep, err
+			}
+			s.BaseImage, s.BaseDigest = img, base.Descriptor.Digest
+			if err := decide(opts.PlanOptions, s); err != nil {
+				return rep, err
+			}
+		}
+		if opts.Events != nil {
+			opts.Events(Event{Kind: StepStarted, Index: i + 1, Total: len(steps), Step: s})
+		}
+		res, err := runStep(ctx, opts, s, paths)
+		if err != nil {
+			return rep, err
+		}
+		rep.Steps = append(rep.Steps, res)
+		if opts.Events != nil {
+			opts.Events(Event{Kind: StepDone, Index: i + 1, Total: len(steps), Step: s, Result: &rep.Steps[len(rep.Steps)-1]})
+		}
+	}
+	rep.Took = time.Since(start)
+	return rep, nil
+}
+
+func fetchSources(ctx context.Context, cache *sources.Cache, steps []*Step) (map[string]string, error) {
+	paths := map[string]string{}
+	var errs []error
+	for _, s := range steps {
+		if s.Action != Build {
+			continue
+		}
+		for _, src := range s.Recipe.Sources {
+			if _, done := paths[src.SHA256]; done {
+				continue
+			}
+			if cache == nil {
+				return nil, errors.New("build: no source cache configured")
+			}
+			p, err := cache.Ensure(ctx, src)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("stage %s: %w", s.Name(), err))
+				continue
+			}
+			paths[src.SHA256] = p
+		}
+	}
+	return paths, errors.Join(errs...)
+}
+
+func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string) (StepResult, error) {
+	start := time.Now()
+	res := StepResult{Step: s}
+	if s.Action == Reuse {
+		res.Descriptor = *s.Existing
+		res.Size = imageSize(opts, s.Existing)
+		res.Took = time.Since(start)
+		return res, nil
+	}
+	ctx = log.WithLogger(ctx, log.G(ctx).WithFields(log.Fields{"stage": s.Name(), "platform": platform.String(s.Target.Platform)}))
+	r := s.Recipe
+	recipeDir, err := opts.Store.TempDir("recipe")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(recipeDir)
+	for p, b := range r.Files {
+		dst := filepath.Join(recipeDir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return res, err
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return res, err
+		}
+	}
+	mounts := []runc.Mount{{Source: recipeDir, Destination: "/recipe", ReadOnly: true}}
+	for _, src := range r.Sources {
+		mounts = append(mounts, runc.Mount{Source: paths[src.SHA256], Destination: "/sources/" + src.File, ReadOnly: true})
+	}
+	args := []string{"/bin/sh", "-e", "-c", r.Run}
+	if r.Script != "" {
+		args = []string{"/bin/sh", "-e", "/recipe/" + filepath.ToSlash(filepath.Join(filepath.Dir(r.File), r.Script))}
+	}
+	epoch := opts.Epoch
+	if epoch.IsZero() {
+		epoch = layer.DefaultSourceDateEpoch
+	}
+	env := []string{
+		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch.Unix(), 10),
+		"LC_ALL=C", "TZ=UTC",
+		"SERPENT_STAGE=" + r.Name,
+		"SERPENT_HOST=" + platform.String(s.RunsOn),
+		"SERPENT_JOBS=" + strconv.Itoa(runtime.NumCPU()),
+	}
+	env = append(env, s.Target.Env()...)
+	for _, k := range sortedEnvKeys(r.Env) {
+		env = append(env, k+"="+r.Env[k])
+	}
+	ro := builder.RunOptions{
+		Name: r.Name, Base: s.BaseImage, BaseName: s.Base, Platform: s.RunsOn,
+		Args: args, Env: env, Network: r.Network, Mounts: mounts,
+		CreatedBy:  "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
+		Layer:      layer.WriteOptions{SourceDateEpoch: epoch},
+		Tag:        &s.Tag,
+		KeepFailed: opts.KeepFailed,
+		Annotations: map[string]string{
+			AnnotationKey: s.Key, AnnotationRecipeDigest: s.RecipeDigest,
+			AnnotationStage: r.Name, AnnotationTarget: platform.String(s.Target.Platform),
+		},
+	}
+	if r.Output.Kind == stages.Rootfs {
+		ro.Capture, ro.CaptureDir, ro.DirPlat = builder.CaptureDir, r.Output.Dir, s.Target.Platform
+	} else {
+		ro.Capture = builder.CaptureLayer
+	}
+	run, err := opts.Runner.Run(ctx, ro)
+	res.Run, res.Log, res.Took, res.Built = run, run.Log, time.Since(start), true
+	if err != nil {
+		return res, fmt.Errorf("stage %s for %s: %w", r.Name, platform.String(s.Target.Platform), err)
+	}
+	res.Descriptor = run.Descriptor
+	res.Size = imageSize(opts, &run.Descriptor)
+	return res, nil
+}
+
+func imageSize(opts Options, d *v1.Descriptor) int64 {
+	img, err := opts.Store.ImageByDigest(*d)
+	if err != nil {
+		return 0
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return 0
+	}
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+func sortedEnvKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

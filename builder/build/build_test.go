@@ -1,0 +1,239 @@
+package build_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/builder/buildertest"
+	"github.com/serpent-os/serpent-oci/builder/sources"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+var arm64 = platform.MustParse("linux/arm64")
+
+type fixture struct {
+	st             *store.Store
+	set, mirror    string
+	runner         *builder.Runner
+	cacheDir, logs string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	buildertest.RequireRunc(t)
+	f := &fixture{}
+	var err error
+	f.st, err = store.Open(context.Background(), filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildertest.Busybox(t, f.st, platform.MustParse("linux/amd64"))
+	f.set, f.mirror = buildertest.RecipeSet(t)
+	f.runner, err = builder.NewRunner(f.st, builder.WithConsole(&strings.Builder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cacheDir = filepath.Join(t.TempDir(), "sources")
+	f.logs = filepath.Join(f.st.Dir(), ".serpent", "logs")
+	return f
+}
+
+func (f *fixture) build(t *testing.T, target string, mutate ...func(*build.Options)) (*build.Report, error) {
+	t.Helper()
+	set, err := stages.Load(os.DirFS(f.set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := build.Options{
+		PlanOptions: build.PlanOptions{Store: f.st, Set: set, Platforms: []v1.Platform{arm64}},
+		Runner:      f.runner,
+		Sources:     &sources.Cache{Dir: f.cacheDir, Mirrors: []string{f.mirror}},
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	return build.Run(context.Background(), opts, target)
+}
+
+// actions lists each step as "stage:action" in build order.
+func actions(rep *build.Report) string {
+	var out []string
+	for _, s := range rep.Steps {
+		a := "reused"
+		if s.Built {
+			a = "built"
+		}
+		out = append(out, s.Step.Name()+":"+a)
+	}
+	return strings.Join(out, " ")
+}
+
+func edit(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s lacks %q", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBuildTestSet(t *testing.T) {
+	f := newFixture(t)
+	rep, err := f.build(t, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got != "host-tools:built target-root:built target-native:built" {
+		t.Fatalf("first build: %s", got)
+	}
+	want := []struct{ tag, arch string }{
+		{"host-tools-for-linux-arm64@linux/amd64", "amd64"},
+		{"target-root@linux/arm64", "arm64"},
+		{"target-native@linux/arm64", "arm64"},
+	}
+	for i, w := range want {
+		s := rep.Steps[i]
+		if s.Step.Tag.String() != w.tag {
+			t.Errorf("step %d tagged %s, want %s", i, s.Step.Tag, w.tag)
+		}
+		img, d, err := f.st.Image(s.Step.Tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := img.ConfigFile()
+		if cfg.Architecture != w.arch || d.Platform.Architecture != w.arch {
+			t.Errorf("%s: config says %s, index says %s; want %s", w.tag, cfg.Architecture, d.Platform.Architecture, w.arch)
+		}
+		m, _ := img.Manifest()
+		if m.Annotations[build.AnnotationKey] != s.Step.Key || m.Annotations[build.AnnotationTarget] != "linux/arm64" {
+			t.Errorf("%s: annotations %v", w.tag, m.Annotations)
+		}
+	}
+	log, err := os.ReadFile(rep.Steps[2].Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hello from the source mirror", "prepared on x86_64 for aarch64-serpent-linux-musl"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("target-native's log lacks %q:\n%s", want, log)
+		}
+	}
+	layers, _ := rep.Steps[1].Run.Image.Layers()
+	if len(layers) != 1 {
+		t.Errorf("target-root (a rootfs output) has %d layers, want 1", len(layers))
+	}
+
+	// Everything cached: no container at all.
+	rep, err = f.build(t, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got != "host-tools:reused target-root:reused target-native:reused" || rep.Containers() != 0 {
+		t.Fatalf("cached build: %s (%d containers)", got, rep.Containers())
+	}
+}
+
+func TestChangesRebuildWhatTheyFeed(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.build(t, "target-native"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		file       string
+		old, new   string
+		want       string
+		wantReason string
+	}{
+		{"comment and whitespace in a recipe", "target-root.yaml", "from: host-tools\n", "# a comment\nfrom:    host-tools   \n\n",
+			"host-tools:reused target-root:reused target-native:reused", ""},
+		{"a source's origin", "host-tools.yaml", "    file: greeting.txt\n", "    file: greeting.txt\n    url: https://example.invalid/greeting.txt\n",
+			"host-tools:reused target-root:reused target-native:reused", ""},
+		{"the last stage's script", "target-native.sh", "built natively", "really built natively",
+			"host-tools:reused target-root:reused target-native:built", "recipe changed"},
+		{"the first stage's script", "host-tools.sh", "prepared on", "made on",
+			"host-tools:built target-root:built target-native:built", "recipe changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			edit(t, filepath.Join(f.set, tt.file), tt.old, tt.new)
+			rep, err := f.build(t, "target-native")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := actions(rep); got != tt.want {
+				t.Fatalf("after changing %s: %s, want %s", tt.file, got, tt.want)
+			}
+			for _, s := range rep.Steps {
+				if s.Built && s.Step.Recipe.File == tt.file || s.Built && strings.TrimSuffix(s.Step.Recipe.File, ".yaml")+".sh" == tt.file {
+					if s.Step.Reason != tt.wantReason {
+						t.Errorf("%s rebuilt because %q, want %q", s.Step.Name(), s.Step.Reason, tt.wantReason)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRebuildAndNoCache(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.build(t, "target-root"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.build(t, "target-root", func(o *build.Options) { o.Rebuild = []string{"target-root"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got != "host-tools:reused target-root:built" {
+		t.Fatalf("--rebuild target-root: %s", got)
+	}
+	rep, err = f.build(t, "target-root", func(o *build.Options) { o.NoCache = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got != "host-tools:built target-root:built" {
+		t.Fatalf("--no-cache: %s", got)
+	}
+	// A rebuild gives the same image: the stages are reproducible.
+	if rep.Steps[1].Step.Existing == nil || rep.Steps[1].Descriptor.Digest != rep.Steps[1].Step.Existing.Digest {
+		t.Errorf("rebuilding target-root changed its digest")
+	}
+}
+
+func TestCorruptSourceStopsBeforeAnyContainer(t *testing.T) {
+	f := newFixture(t)
+	if err := os.WriteFile(filepath.Join(f.mirror, "greeting.txt"), []byte("tampered\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.build(t, "target-native")
+	var mismatch *sources.MismatchError
+	if !errors.As(err, &mismatch) {
+		t.Fatalf("build with a corrupt mirror file: %v, want a checksum mismatch", err)
+	}
+	for _, want := range []string{"greeting", "4b7add2f2076c1ba6978b2cfb15af529102ac41c01cc376700202247cc35f440", mismatch.Actual} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if logs, _ := os.ReadDir(f.logs); len(logs) != 0 {
+		t.Fatalf("%d containers ran before the bad source was found", len(logs))
+	}
+	if tags, _ := f.st.Tags(); len(tags) != 1 {
+		t.Fatalf("tags after a failed build: %v", tags)
+	}
+}

@@ -1,0 +1,219 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+// Action is what a build does with a stage.
+type Action string
+
+const (
+	Reuse Action = "reuse"
+	Build Action = "build"
+)
+
+// PlanOptions is what a plan depends on.
+type PlanOptions struct {
+	Store     *store.Store
+	Set       *stages.Set
+	Platforms []v1.Platform // target platforms
+	Host      v1.Platform   // default: this machine's
+	Epoch     time.Time     // SOURCE_DATE_EPOCH (default: the layer writer's default)
+	NoCache   bool          // rebuild every stage
+	Rebuild   []string      // rebuild these stages (and so their descendants)
+	// Images maps a name used as `from: image:NAME` to the image reference to use instead
+	// (`--seed REF` sets "seed").
+	Images map[string]string
+}
+
+// Step is one stage for one target platform.
+type Step struct {
+	Recipe *stages.Recipe
+	Target stages.Target // the target platform and its variables
+	RunsOn v1.Platform   // the platform the stage's container runs on
+	Output v1.Platform   // the platform of the image it makes
+	Tag    store.Ref     // where the image is tagged
+
+	Base       string   // how the base is named, for people
+	BaseImage  v1.Image // the base, when it is known (an image, or a stage reused)
+	BaseDigest v1.Hash  // zero while the base stage is still to be built
+	baseStep   *Step
+
+	RecipeDigest string
+	Key          string // "" while the base is still to be built
+	Action       Action
+	Reason       string
+	Existing     *v1.Descriptor // what the tag points at now, if anything
+}
+
+// Name is the stage's name.
+func (s *Step) Name() string { return s.Recipe.Name }
+
+// TagFor names the image a stage makes: the stage's name where the image is for the target
+// itself, NAME-for-OS-ARCH where it is not (a cross toolchain on the host: stage1 built on amd64
+// for arm64 is stage1-for-linux-arm64@linux/amd64, and never collides with the stage1 for
+// amd64, stage1@linux/amd64).
+func TagFor(stage string, target, output v1.Platform) store.Ref {
+	name := stage
+	if !platform.Equal(target, output) {
+		name = stage + "-for-" + platform.Slug(target)
+	}
+	return store.Ref{Name: name}.WithPlatform(&output)
+}
+
+// Plan lists the stages target needs, for each platform, in build order, and decides for each
+// whether the store's image can be reused.
+func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error) {
+	if opts.Host.OS == "" {
+		opts.Host = platform.Host()
+	}
+	if len(opts.Platforms) == 0 {
+		return nil, errors.New("plan: no target platform given (--platform)")
+	}
+	leaf, ok := opts.Set.Recipes[target]
+	if !ok {
+		return nil, fmt.Errorf("no stage is named %q (stages: %s)", target, strings.Join(opts.Set.Names(), ", "))
+	}
+	for _, r := range opts.Rebuild {
+		if _, ok := opts.Set.Recipes[r]; !ok {
+			return nil, fmt.Errorf("--rebuild %s: no such stage (stages: %s)", r, strings.Join(opts.Set.Names(), ", "))
+		}
+	}
+	var chain []*stages.Recipe
+	for r := leaf; ; r = opts.Set.Recipes[r.From.Ref] {
+		chain = append([]*stages.Recipe{r}, chain...)
+		if r.From.Kind != stages.FromStage {
+			break
+		}
+	}
+	var steps []*Step
+	for _, p := range opts.Platforms {
+		t, ok := opts.Set.Target(p)
+		if !ok {
+			return nil, fmt.Errorf("platform %s has no row in the recipe set's %s", platform.String(p), stages.TargetsFile)
+		}
+		var prev *Step
+		for _, r := range chain {
+			if !r.Supports(p) {
+				return nil, fmt.Errorf("%s: stage %s does not support %s (platforms: %s)", r.File, r.Name, platform.String(p), platformList(r.Platforms))
+			}
+			s := &Step{Recipe: r, Target: t, RecipeDigest: RecipeDigest(r), baseStep: prev}
+			s.RunsOn = opts.Host
+			if r.RunsOn == stages.OnTarget {
+				s.RunsOn = p
+			}
+			s.Output = s.RunsOn
+			if r.Output.Kind == stages.Rootfs {
+				s.Output = p
+			}
+			s.Tag = TagFor(r.Name, p, s.Output)
+			if err := resolveBase(ctx, opts, s, prev); err != nil {
+				return nil, err
+			}
+			if err := decide(opts, s); err != nil {
+				return nil, err
+			}
+			steps = append(steps, s)
+			prev = s
+		}
+	}
+	return steps, nil
+}
+
+func platformList(ps []v1.Platform) string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, platform.String(p))
+	}
+	return strings.Join(out, ", ")
+}
+
+func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) error {
+	r := s.Recipe
+	if r.From.Kind == stages.FromStage {
+		s.Base = prev.Tag.String()
+		if !platform.Equal(prev.Output, s.RunsOn) {
+			return fmt.Errorf("%s: stage %s runs on %s (runs-on: %s) but its base %s makes images for %s",
+				r.File, r.Name, platform.String(s.RunsOn), r.RunsOn, prev.Name(), platform.String(prev.Output))
+		}
+		if prev.Action == Reuse && prev.Existing != nil {
+			img, err := opts.Store.ImageByDigest(*prev.Existing)
+			if err != nil {
+				return err
+			}
+			s.BaseImage, s.BaseDigest = img, prev.Existing.Digest
+		}
+		return nil
+	}
+	name := r.From.Ref
+	if alias, ok := opts.Images[name]; ok {
+		name = alias
+	}
+	ref, err := store.ParseRef(name)
+	if err != nil {
+		return fmt.Errorf("%s: from: image:%s: %w", r.File, r.From.Ref, err)
+	}
+	ref = ref.WithPlatform(&s.RunsOn)
+	s.Base = ref.String()
+	img, d, err := opts.Store.Image(ref)
+	if err != nil {
+		return fmt.Errorf("%s: stage %s starts from image %s: %w (import or pull it into the store first)", r.File, r.Name, ref, err)
+	}
+	s.BaseImage, s.BaseDigest = img, d.Digest
+	return nil
+}
+
+// decide sets the step's key, action and reason from what the store holds.
+func decide(opts PlanOptions, s *Step) error {
+	if d, err := opts.Store.Resolve(s.Tag); err == nil {
+		s.Existing = &d
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if s.BaseDigest.Hex == "" {
+		s.Action, s.Reason = Build, "base "+s.baseStep.Name()+" is rebuilt first"
+		return nil
+	}
+	s.Key = Key(s.RecipeDigest, s.BaseDigest, s.Target, s.RunsOn, opts.Epoch)
+	switch {
+	case opts.NoCache:
+		s.Action, s.Reason = Build, "--no-cache"
+		return nil
+	case slices.Contains(opts.Rebuild, s.Name()):
+		s.Action, s.Reason = Build, "--rebuild "+s.Name()
+		return nil
+	case s.Existing == nil:
+		s.Action, s.Reason = Build, "no image with this key"
+		return nil
+	}
+	img, err := opts.Store.ImageByDigest(*s.Existing)
+	if err != nil {
+		return err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.Tag, err)
+	}
+	a := m.Annotations
+	switch {
+	case a[AnnotationKey] == s.Key:
+		s.Action, s.Reason = Reuse, "same key"
+	case a[AnnotationRecipeDigest] != s.RecipeDigest:
+		s.Action, s.Reason = Build, "recipe changed"
+	case a[AnnotationBaseDigest] != s.BaseDigest.String():
+		s.Action, s.Reason = Build, "base changed"
+	default:
+		s.Action, s.Reason = Build, "target, host, epoch or builder version changed"
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package sources
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/log"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+// HTTP fetches sources by URL: three attempts with growing pauses on server errors and broken
+// connections, and a progress line every few seconds for long downloads.
+type HTTP struct {
+	Client   *http.Client
+	Attempts int           // default 3
+	Backoff  time.Duration // pause before the second attempt, doubled after (default 1s)
+	Progress io.Writer
+}
+
+// Fetch implements Fetcher.
+func (h *HTTP) Fetch(ctx context.Context, s stages.Source, dst string) error {
+	attempts, backoff := h.Attempts, h.Backoff
+	if attempts <= 0 {
+		attempts = 3
+	}
+	if backoff <= 0 {
+		backoff = time.Second
+	}
+	var err error
+	for i := range attempts {
+		if i > 0 {
+			log.G(ctx).WithFields(log.Fields{"source": s.Name, "attempt": i + 1}).WithError(err).Warn("retrying download")
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff *= 2
+		}
+		var retry bool
+		retry, err = h.once(ctx, s, dst)
+		if err == nil || !retry {
+			return err
+		}
+	}
+	return fmt.Errorf("after %d attempts: %w", attempts, err)
+}
+
+func (h *HTTP) once(ctx context.Context, s stages.Source, dst string) (retry bool, err error) {
+	client := h.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return ctx.Err() == nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests, fmt.Errorf("%s: %s", s.URL, resp.Status)
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	var r io.Reader = resp.Body
+	if h.Progress != nil {
+		r = &progressReader{r: resp.Body, w: h.Progress, name: s.File, total: resp.ContentLength, start: time.Now(), last: time.Now()}
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		return ctx.Err() == nil, err
+	}
+	return false, f.Close()
+}
+
+type progressReader struct {
+	r           io.Reader
+	w           io.Writer
+	name        string
+	n, total    int64
+	start, last time.Time
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if time.Since(p.last) > 3*time.Second || (err == io.EOF && time.Since(p.start) > 3*time.Second) {
+		p.last = time.Now()
+		rate := float64(p.n) / time.Since(p.start).Seconds() / (1 << 20)
+		if p.total > 0 {
+			fmt.Fprintf(p.w, "fetching %s: %d of %d MiB (%.1f MiB/s)\n", p.name, p.n>>20, p.total>>20, rate)
+		} else {
+			fmt.Fprintf(p.w, "fetching %s: %d MiB (%.1f MiB/s)\n", p.name, p.n>>20, rate)
+		}
+	}
+	return n, err
+}
+
+// AptSource fetches a file of a Debian source package with `apt-get source --download-only
+// PACKAGE=VERSION`, through the machine's own apt configuration (which needs a deb-src entry;
+// `make deps` adds one).
+type AptSource struct {
+	Binary string // default apt-get
+}
+
+// Fetch implements Fetcher.
+func (a *AptSource) Fetch(ctx context.Context, s stages.Source, dst string) error {
+	bin := a.Binary
+	if bin == "" {
+		bin = "apt-get"
+	}
+	dir := filepath.Dir(dst)
+	cmd := exec.CommandContext(ctx, bin, "source", "--download-only", "-q", "-o", "APT::Sandbox::User=root", s.Debian.Package+"="+s.Debian.Version)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("apt-get source --download-only %s=%s: %w\n%s", s.Debian.Package, s.Debian.Version, err, out)
+	}
+	got := filepath.Join(dir, s.Debian.File)
+	if _, err := os.Stat(got); err != nil {
+		return fmt.Errorf("source package %s=%s has no file %s", s.Debian.Package, s.Debian.Version, s.Debian.File)
+	}
+	if got != dst {
+		return os.Rename(got, dst)
+	}
+	return nil
+}

@@ -1,0 +1,489 @@
+package stages
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"go.yaml.in/yaml/v3"
+)
+
+// TargetsFile is the per-platform table of target variables in a recipe set.
+const TargetsFile = "targets.yaml"
+
+// Target is one row of the target table: the variables stages read for a target platform.
+// Each is given to the stage as SERPENT_TARGET_<NAME> (upper case, "-" as "_").
+type Target struct {
+	Platform v1.Platform
+	Vars     map[string]string // at least arch and triple
+}
+
+// Env is the target's variables as a stage sees them, sorted by name.
+func (t Target) Env() []string {
+	keys := make([]string, 0, len(t.Vars))
+	for k := range t.Vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	env := []string{"SERPENT_TARGET=" + platform.String(t.Platform)}
+	for _, k := range keys {
+		env = append(env, "SERPENT_TARGET_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))+"="+t.Vars[k])
+	}
+	return env
+}
+
+// Set is a loaded, validated recipe set.
+type Set struct {
+	Recipes map[string]*Recipe
+	Targets map[string]Target // by platform.String
+}
+
+// Target returns the target row for p.
+func (s *Set) Target(p v1.Platform) (Target, bool) {
+	t, ok := s.Targets[platform.String(platform.Normalize(p))]
+	return t, ok
+}
+
+// Names lists the set's stages in name order.
+func (s *Set) Names() []string {
+	names := make([]string, 0, len(s.Recipes))
+	for n := range s.Recipes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+type rawSource struct {
+	Name   string     `yaml:"name"`
+	SHA256 string     `yaml:"sha256"`
+	File   string     `yaml:"file"`
+	URL    string     `yaml:"url"`
+	Debian *rawDebian `yaml:"debian"`
+}
+
+type rawDebian struct {
+	Package string `yaml:"package"`
+	Version string `yaml:"version"`
+	File    string `yaml:"file"`
+}
+
+type rawRecipe struct {
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description"`
+	From        string            `yaml:"from"`
+	RunsOn      string            `yaml:"runs-on"`
+	Output      yaml.Node         `yaml:"output"`
+	Platforms   []string          `yaml:"platforms"`
+	Sources     []rawSource       `yaml:"sources"`
+	Script      string            `yaml:"script"`
+	Run         string            `yaml:"run"`
+	Env         map[string]string `yaml:"env"`
+	Network     bool              `yaml:"network"`
+	Tools       []string          `yaml:"tools"`
+	Files       []string          `yaml:"files"`
+}
+
+var (
+	stageNameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+	sha256RE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	envKeyRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Load reads and validates the recipe set at the root of fsys. It reports every problem it
+// finds, each naming its file, line and field.
+func Load(fsys fs.FS) (*Set, error) {
+	set := &Set{Recipes: map[string]*Recipe{}, Targets: map[string]Target{}}
+	var errs []error
+	if err := loadTargets(fsys, set); err != nil {
+		errs = append(errs, err)
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("read recipe set: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || name == TargetsFile || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+			continue
+		}
+		r, err := loadRecipe(fsys, name, set)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		set.Recipes[r.Name] = r
+	}
+	if len(errs) == 0 {
+		errs = append(errs, set.checkGraph(fsys)...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(set.Recipes) == 0 {
+		return nil, errors.New("recipe set holds no recipes (*.yaml beside targets.yaml)")
+	}
+	return set, nil
+}
+
+// ParseFile parses one recipe, for tools and fuzzing; the checks that need the whole set
+// (from, cycles, scripts, targets) are Load's.
+func ParseFile(file string, data []byte) (*Recipe, error) {
+	return parseRecipe(file, data, nil)
+}
+
+func loadTargets(fsys fs.FS, set *Set) error {
+	data, err := fs.ReadFile(fsys, TargetsFile)
+	if err != nil {
+		return &Error{File: TargetsFile, Msg: "missing: a recipe set needs its table of target platforms"}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return yamlError(TargetsFile, err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return &Error{File: TargetsFile, Line: 1, Msg: "want a mapping of platform to variables"}
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		p, err := platform.Parse(k.Value)
+		if err != nil {
+			return &Error{File: TargetsFile, Line: k.Line, Field: k.Value, Msg: err.Error()}
+		}
+		vars := map[string]string{}
+		if err := v.Decode(&vars); err != nil {
+			return &Error{File: TargetsFile, Line: v.Line, Field: k.Value, Msg: "want a mapping of variable names to strings"}
+		}
+		for _, req := range []string{"arch", "triple"} {
+			if vars[req] == "" {
+				return &Error{File: TargetsFile, Line: v.Line, Field: k.Value + "." + req, Msg: "missing"}
+			}
+		}
+		set.Targets[platform.String(p)] = Target{Platform: p, Vars: vars}
+	}
+	return nil
+}
+
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "unmarshal errors:\n  "); ok {
+		msg = rest
+	}
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				line, msg = l, after
+			}
+		}
+	}
+	msg = strings.ReplaceAll(msg, "in type stages.rawRecipe", "in a recipe")
+	msg = strings.ReplaceAll(msg, "in type stages.rawSource", "in a source")
+	msg = strings.ReplaceAll(msg, "in type stages.rawDebian", "in a debian origin")
+	return &Error{File: file, Line: line, Msg: msg}
+}
+
+func loadRecipe(fsys fs.FS, file string, set *Set) (*Recipe, error) {
+	data, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseRecipe(file, data, set)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
+	var raw rawRecipe
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&raw); err != nil {
+		return nil, yamlError(file, err)
+	}
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc)
+	at := func(field string, path ...any) *Error {
+		return &Error{File: file, Line: lineOf(&doc, path...), Field: field}
+	}
+	fail := func(e *Error, format string, args ...any) (*Recipe, error) {
+		e.Msg = fmt.Sprintf(format, args...)
+		return nil, e
+	}
+
+	base := strings.TrimSuffix(strings.TrimSuffix(path.Base(file), ".yaml"), ".yml")
+	r := &Recipe{Name: raw.Name, Description: raw.Description, File: file, Env: raw.Env, Network: raw.Network, Tools: raw.Tools}
+	if r.Name == "" {
+		r.Name = base
+	}
+	if r.Name != base {
+		return fail(at("name", "name"), "%q differs from the file name %q", r.Name, base)
+	}
+	if !stageNameRE.MatchString(r.Name) {
+		return fail(at("name", "name"), "%q: use lower-case letters, digits and . _ - between them", r.Name)
+	}
+
+	switch f := strings.TrimSpace(raw.From); {
+	case f == "":
+		return fail(at("from"), "missing: name a stage, image:REF or scratch")
+	case f == "scratch":
+		return fail(at("from", "from"), "a stage runs its script inside its base, and scratch has no shell: start from an image")
+	case strings.HasPrefix(f, "image:"):
+		if strings.TrimPrefix(f, "image:") == "" {
+			return fail(at("from", "from"), "image: needs a reference (a store tag or a registry reference)")
+		}
+		r.From = From{Kind: FromImage, Ref: strings.TrimPrefix(f, "image:")}
+	default:
+		if !stageNameRE.MatchString(f) {
+			return fail(at("from", "from"), "%q is not a stage name; an image is written image:REF", f)
+		}
+		r.From = From{Kind: FromStage, Ref: f}
+	}
+
+	switch RunsOn(raw.RunsOn) {
+	case OnHost, OnTarget:
+		r.RunsOn = RunsOn(raw.RunsOn)
+	case "":
+		return fail(at("runs-on"), "missing: host or target")
+	default:
+		return fail(at("runs-on", "runs-on"), "%q: want host or target", raw.RunsOn)
+	}
+
+	out, err := parseOutput(&raw.Output)
+	if err != nil {
+		e := at("output", "output")
+		if raw.Output.Kind == 0 {
+			e = at("output")
+		}
+		return fail(e, "%v", err)
+	}
+	r.Output = out
+
+	if len(raw.Platforms) == 0 {
+		return fail(at("platforms"), "missing: list the target platforms the stage supports")
+	}
+	for i, s := range raw.Platforms {
+		p, err := platform.Parse(s)
+		if err != nil {
+			return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%v", err)
+		}
+		if set != nil {
+			if _, ok := set.Target(p); !ok {
+				return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%s has no row in %s", platform.String(p), TargetsFile)
+			}
+		}
+		r.Platforms = append(r.Platforms, p)
+	}
+
+	seenSource := map[string]bool{}
+	seenFile := map[string]bool{}
+	for i, s := range raw.Sources {
+		field := func(f string) string { return fmt.Sprintf("sources[%d].%s", i, f) }
+		if s.Name == "" {
+			return fail(at(field("name"), "sources", i), "missing")
+		}
+		if seenSource[s.Name] {
+			return fail(at(field("name"), "sources", i, "name"), "%q is named twice", s.Name)
+		}
+		seenSource[s.Name] = true
+		if s.SHA256 == "" {
+			return fail(at(field("sha256"), "sources", i), "missing: every source is named by its sha256")
+		}
+		if !sha256RE.MatchString(s.SHA256) {
+			return fail(at(field("sha256"), "sources", i, "sha256"), "%q is not 64 lower-case hex digits", s.SHA256)
+		}
+		src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL}
+		if s.URL != "" && s.Debian != nil {
+			return fail(at(field("debian"), "sources", i, "debian"), "a source has one origin: url or debian, not both")
+		}
+		if s.Debian != nil {
+			if s.Debian.Package == "" || s.Debian.Version == "" || s.Debian.File == "" {
+				return fail(at(field("debian"), "sources", i, "debian"), "needs package, version and file")
+			}
+			src.Debian = &DebianSource{Package: s.Debian.Package, Version: s.Debian.Version, File: s.Debian.File}
+		}
+		if src.File == "" {
+			switch {
+			case src.Debian != nil:
+				src.File = src.Debian.File
+			case src.URL != "":
+				src.File = path.Base(strings.SplitN(src.URL, "?", 2)[0])
+			default:
+				return fail(at(field("file"), "sources", i), "missing: a source without url or debian origin needs a file name (it comes from --source-mirror)")
+			}
+		}
+		if strings.Contains(src.File, "/") || src.File == "." || src.File == ".." || src.File == "" {
+			return fail(at(field("file"), "sources", i), "%q is not a plain file name", src.File)
+		}
+		if seenFile[src.File] {
+			return fail(at(field("file"), "sources", i), "%q is used by two sources", src.File)
+		}
+		seenFile[src.File] = true
+		r.Sources = append(r.Sources, src)
+	}
+
+	switch {
+	case raw.Script != "" && raw.Run != "":
+		return fail(at("script", "script"), "give script or run, not both")
+	case raw.Script == "" && raw.Run == "":
+		return fail(at("script"), "missing: a script file beside the recipe (script:) or an inline one (run:)")
+	}
+	r.Script, r.Run = raw.Script, raw.Run
+	for k := range raw.Env {
+		if !envKeyRE.MatchString(k) {
+			return fail(at("env", "env", k), "%q is not a variable name", k)
+		}
+	}
+	r.Files = map[string][]byte{}
+	for i, f := range raw.Files {
+		if !fs.ValidPath(f) {
+			return fail(at(fmt.Sprintf("files[%d]", i), "files", i), "%q: want a path relative to the recipe set, without ..", f)
+		}
+	}
+	r.rawFiles = raw.Files
+	return r, nil
+}
+
+func parseOutput(n *yaml.Node) (Output, error) {
+	switch n.Kind {
+	case 0:
+		return Output{}, errors.New("missing: layer, or rootfs: DIR")
+	case yaml.ScalarNode:
+		if n.Value == string(Layer) {
+			return Output{Kind: Layer}, nil
+		}
+		return Output{}, fmt.Errorf("%q: want layer, or rootfs: DIR", n.Value)
+	case yaml.MappingNode:
+		if len(n.Content) == 2 && n.Content[0].Value == string(Rootfs) {
+			dir := path.Clean(n.Content[1].Value)
+			if !path.IsAbs(dir) || dir == "/" {
+				return Output{}, fmt.Errorf("rootfs: %q: want an absolute directory other than /", n.Content[1].Value)
+			}
+			return Output{Kind: Rootfs, Dir: dir}, nil
+		}
+	}
+	return Output{}, errors.New("want layer, or rootfs: DIR")
+}
+
+// lineOf finds the line of the node at path (mapping keys and sequence indexes) in doc, or of
+// the deepest part of the path that exists.
+func lineOf(doc *yaml.Node, path ...any) int {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, p := range path {
+		switch key := p.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return line
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || key >= len(n.Content) {
+				return line
+			}
+			n = n.Content[key]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+// checkGraph checks what needs the whole set: every from names a stage, no cycles, scripts and
+// files exist (and are read into the recipes).
+func (s *Set) checkGraph(fsys fs.FS) []error {
+	var errs []error
+	for _, name := range s.Names() {
+		r := s.Recipes[name]
+		data, _ := fs.ReadFile(fsys, r.File)
+		var doc yaml.Node
+		_ = yaml.Unmarshal(data, &doc)
+		if r.From.Kind == FromStage {
+			if _, ok := s.Recipes[r.From.Ref]; !ok {
+				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "from"), Field: "from",
+					Msg: fmt.Sprintf("no stage is named %q (stages: %s; an image is written image:REF)", r.From.Ref, strings.Join(s.Names(), ", "))})
+			}
+		}
+		if r.Script != "" {
+			p := path.Join(path.Dir(r.File), r.Script)
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "script"), Field: "script", Msg: fmt.Sprintf("%s does not exist beside the recipe", r.Script)})
+			} else {
+				r.Files[p] = b
+			}
+		}
+		for i, f := range r.rawFiles {
+			if err := readTree(fsys, f, r.Files); err != nil {
+				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "files", i), Field: fmt.Sprintf("files[%d]", i), Msg: err.Error()})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	// Cycles: follow from links; a chain longer than the set has stages loops.
+	for _, name := range s.Names() {
+		seen := []string{name}
+		for r := s.Recipes[name]; r.From.Kind == FromStage; r = s.Recipes[r.From.Ref] {
+			if i := indexOf(seen, r.From.Ref); i >= 0 {
+				cycle := append(seen[i:], r.From.Ref)
+				first := s.Recipes[name]
+				data, _ := fs.ReadFile(fsys, first.File)
+				var doc yaml.Node
+				_ = yaml.Unmarshal(data, &doc)
+				return []error{&Error{File: first.File, Line: lineOf(&doc, "from"), Field: "from", Msg: "cycle: " + strings.Join(cycle, " → ")}}
+			}
+			seen = append(seen, r.From.Ref)
+		}
+	}
+	return nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func readTree(fsys fs.FS, root string, into map[string][]byte) error {
+	return fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", root, errors.Unwrap(err))
+		}
+		if d.IsDir() {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		into[p] = b
+		return nil
+	})
+}

@@ -1,0 +1,153 @@
+// Package stages defines stage recipes: what a stage of the bootstrap is built from, where it
+// runs, what it produces and with which sources and script. A recipe set is a directory (or an
+// embedded file system) of NAME.yaml recipes, their scripts, and targets.yaml, the
+// per-platform table of target variables (triple, CPU baseline flags) every stage reads.
+//
+// Loading is strict: an unknown field, a missing checksum, a `from` that names no stage, a
+// cycle, a missing script or an unsupported platform is an error naming the file, the line
+// and the field. The recipes serpent-oci ships are embedded (Embedded); --stages DIR loads a
+// user's own set.
+package stages
+
+import (
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// RunsOn says where a stage's script runs.
+type RunsOn string
+
+const (
+	// OnHost runs on the build machine's platform, in a host image (stage1, the cross-build of
+	// stage2).
+	OnHost RunsOn = "host"
+	// OnTarget runs on the target platform, natively or under qemu (stage2.5, stage3).
+	OnTarget RunsOn = "target"
+)
+
+// OutputKind says what a stage produces.
+type OutputKind string
+
+const (
+	// Layer is the stage's changes as one layer on top of its base.
+	Layer OutputKind = "layer"
+	// Rootfs is a directory the stage filled, as the whole filesystem of a new image for the
+	// target platform.
+	Rootfs OutputKind = "rootfs"
+)
+
+// Output is a stage's product.
+type Output struct {
+	Kind OutputKind `json:"kind"`
+	Dir  string     `json:"dir,omitempty"` // with Rootfs: the directory, absolute, in the container
+}
+
+// FromKind says what a stage's base is.
+type FromKind string
+
+const (
+	FromStage   FromKind = "stage"   // another stage of the set
+	FromImage   FromKind = "image"   // an image: a store tag or a registry reference
+	FromScratch FromKind = "scratch" // nothing
+)
+
+// From is a stage's base.
+type From struct {
+	Kind FromKind `json:"kind"`
+	Ref  string   `json:"ref,omitempty"` // the stage name or image reference
+}
+
+func (f From) String() string {
+	switch f.Kind {
+	case FromScratch:
+		return "scratch"
+	case FromImage:
+		return "image:" + f.Ref
+	}
+	return f.Ref
+}
+
+// Source is a file a stage builds from, named by its sha256 and its true origin.
+type Source struct {
+	Name   string        `json:"name"`
+	SHA256 string        `json:"sha256"`
+	File   string        `json:"file"` // the name it has in /sources
+	URL    string        `json:"url,omitempty"`
+	Debian *DebianSource `json:"debian,omitempty"`
+}
+
+// DebianSource is a file of a Debian source package, fetched with `apt-get source
+// --download-only PACKAGE=VERSION`: the origin of sources that exist only as Debian's repack.
+type DebianSource struct {
+	Package string `json:"package"`
+	Version string `json:"version"`
+	File    string `json:"file"`
+}
+
+// Origin describes where a source comes from, for listings.
+func (s Source) Origin() string {
+	switch {
+	case s.URL != "":
+		return s.URL
+	case s.Debian != nil:
+		return fmt.Sprintf("debian:%s=%s/%s", s.Debian.Package, s.Debian.Version, s.Debian.File)
+	}
+	return "(mirror only)"
+}
+
+// Recipe is one stage.
+type Recipe struct {
+	Name        string            `json:"name"`
+	Description string            `json:"-"`
+	From        From              `json:"from"`
+	RunsOn      RunsOn            `json:"runs_on"`
+	Output      Output            `json:"output"`
+	Platforms   []v1.Platform     `json:"platforms"`
+	Sources     []Source          `json:"sources,omitempty"`
+	Script      string            `json:"script_file,omitempty"` // file name beside the recipe
+	Run         string            `json:"run,omitempty"`         // inline script
+	Env         map[string]string `json:"env,omitempty"`
+	Network     bool              `json:"network,omitempty"`
+	Tools       []string          `json:"tools,omitempty"`
+
+	// File is the recipe's path in its set; Files are the files the stage is given at
+	// /recipe (its script, patches), by path relative to the recipe set.
+	File  string            `json:"-"`
+	Files map[string][]byte `json:"-"`
+
+	rawFiles []string
+}
+
+// Supports reports whether the recipe builds for target platform p.
+func (r *Recipe) Supports(p v1.Platform) bool {
+	for _, q := range r.Platforms {
+		if q.OS == p.OS && q.Architecture == p.Architecture && q.Variant == p.Variant {
+			return true
+		}
+	}
+	return false
+}
+
+// Error is a problem in a recipe set, at a file, line and field.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
