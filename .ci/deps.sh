@@ -41,6 +41,31 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
 	systemctl stop docker-registry || true
 fi
 
+# Debian source packages (the origin of sources that exist only as Debian's repack) need
+# deb-src entries: made from the machine's own deb entries, so apt reaches the same mirrors.
+src_list=/etc/apt/sources.list.d/serpent-oci-src.sources
+if [ ! -s "$src_list" ]; then
+	{
+		for f in /etc/apt/sources.list.d/*.sources; do
+			[ -f "$f" ] && [ "$f" != "$src_list" ] || continue
+			# Copy each enabled stanza of type deb as a deb-src stanza.
+			awk 'BEGIN { RS=""; ORS="\n\n" }
+				/(^|\n)Types:[^\n]*deb([ \n]|$)/ && !/(^|\n)Enabled: *no/ {
+					sub(/(^|\n)Types:[^\n]*/, "\nTypes: deb-src"); sub(/^\n/, ""); print }' "$f"
+		done
+		if [ -f /etc/apt/sources.list ]; then
+			# One-line format: "deb URI SUITE COMPONENTS" becomes a deb-src stanza.
+			awk '$1 == "deb" { o = ""; if ($2 ~ /^\[/) { o = $2; $2 = "" ; $0 = $0 }
+				n = split($0, f, " "); if (n < 4) next
+				printf "Types: deb-src\nURIs: %s\nSuites: %s\nComponents:", f[2], f[3]
+				for (i = 4; i <= n; i++) printf " %s", f[i]; printf "\n\n" }' /etc/apt/sources.list
+		fi
+	} > "$src_list.tmp"
+	mv "$src_list.tmp" "$src_list"
+	echo "deps.sh: added deb-src entries ($src_list)"
+	apt-get update -qq
+fi
+
 # Test fixtures: Debian's busybox-static for both platforms the bootstrap targets, kept as .debs
 # in a cache the tests read ($SERPENT_OCI_TESTDATA, default below).
 testdata="${SERPENT_OCI_TESTDATA:-/var/cache/serpent-oci/testdata}"

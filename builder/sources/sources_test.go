@@ -1,0 +1,131 @@
+package sources
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/serpent-os/serpent-oci/oci/testenv"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+var content = []byte("the source's bytes\n")
+
+func sum(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
+
+func newCache(t *testing.T, mirrors ...string) *Cache {
+	return &Cache{Dir: filepath.Join(t.TempDir(), "cache"), Mirrors: mirrors}
+}
+
+func TestMirror(t *testing.T) {
+	ctx := context.Background()
+	mirror := t.TempDir()
+	os.WriteFile(filepath.Join(mirror, "by-name.txt"), content, 0o644)
+	os.WriteFile(filepath.Join(mirror, sum([]byte("by digest\n"))), []byte("by digest\n"), 0o644)
+	c := newCache(t, filepath.Join(t.TempDir(), "missing-mirror"), mirror)
+
+	for _, s := range []stages.Source{
+		{Name: "by-name", File: "by-name.txt", SHA256: sum(content)},
+		{Name: "by-digest", File: "other-name.tar", SHA256: sum([]byte("by digest\n"))},
+	} {
+		p, err := c.Ensure(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); sum(b) != s.SHA256 || !c.Has(s) {
+			t.Fatalf("%s: cached file has sha256 %s", s.Name, sum(b))
+		}
+	}
+
+	// A mirror file with other bytes: an error naming both digests and the file.
+	os.WriteFile(filepath.Join(mirror, "bad.txt"), []byte("tampered"), 0o644)
+	want := sum([]byte("the real bytes"))
+	_, err := c.Ensure(ctx, stages.Source{Name: "bad", File: "bad.txt", SHA256: want})
+	var m *MismatchError
+	if !errors.As(err, &m) || m.Actual != sum([]byte("tampered")) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "bad.txt") {
+		t.Fatalf("tampered mirror file: %v", err)
+	}
+	if c.Has(stages.Source{SHA256: want}) {
+		t.Fatal("a mismatching file entered the cache")
+	}
+
+	// No mirror has it and it has no origin.
+	_, err = c.Ensure(ctx, stages.Source{Name: "nowhere", File: "n.tar", SHA256: sum([]byte("n"))})
+	if err == nil || !strings.Contains(err.Error(), "names no origin") {
+		t.Fatalf("source with no origin: %v", err)
+	}
+}
+
+func TestHTTPRetriesAndVerifies(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		switch {
+		case r.URL.Path == "/missing":
+			http.NotFound(w, r)
+		case r.URL.Path == "/flaky" && n == 1:
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+		default:
+			w.Write(content)
+		}
+	}))
+	defer srv.Close()
+	var progress strings.Builder
+	c := newCache(t)
+	c.URL = &HTTP{Backoff: time.Millisecond, Progress: &progress}
+	ctx := context.Background()
+
+	if _, err := c.Ensure(ctx, stages.Source{Name: "flaky", URL: srv.URL + "/flaky", File: "flaky", SHA256: sum(content)}); err != nil {
+		t.Fatalf("a 503 then a 200: %v", err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("%d requests, want 2", calls.Load())
+	}
+	calls.Store(10)
+	_, err := c.Ensure(ctx, stages.Source{Name: "missing", URL: srv.URL + "/missing", File: "missing", SHA256: sum([]byte("x"))})
+	if err == nil || !strings.Contains(err.Error(), "404") || calls.Load() != 11 {
+		t.Fatalf("a 404 is not retried and is reported: %v (%d requests)", err, calls.Load()-10)
+	}
+	_, err = c.Ensure(ctx, stages.Source{Name: "wrong", URL: srv.URL + "/wrong", File: "wrong", SHA256: sum([]byte("other"))})
+	var m *MismatchError
+	if !errors.As(err, &m) || m.Where != srv.URL+"/wrong" {
+		t.Fatalf("wrong bytes from a URL: %v", err)
+	}
+}
+
+// TestDebianSourcePackage fetches a small Debian source package's orig tarball through apt,
+// as recipes do for sources that only exist as Debian's repack (needs `make deps`'s deb-src).
+func TestDebianSourcePackage(t *testing.T) {
+	testenv.RequireRoot(t)
+	out, _ := exec.Command("apt-cache", "showsrc", "hello").Output()
+	testenv.Require(t, strings.Contains(string(out), "hello_2.10.orig.tar.gz"), "deb-src entries for Debian's hello 2.10-3 (make deps adds them)")
+	c := newCache(t)
+	s := stages.Source{
+		Name: "hello", File: "hello_2.10.orig.tar.gz",
+		SHA256: "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b",
+		Debian: &stages.DebianSource{Package: "hello", Version: "2.10-3", File: "hello_2.10.orig.tar.gz"},
+	}
+	p, err := c.Ensure(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Size() != 725946 {
+		t.Fatalf("fetched %s: %v", p, err)
+	}
+	entries, _ := os.ReadDir(c.Dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("fetch left %s in the cache", e.Name())
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package stages
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+const targets = `linux/amd64:
+  arch: x86_64
+  triple: x86_64-serpent-linux-musl
+linux/arm64:
+  arch: aarch64
+  triple: aarch64-serpent-linux-musl
+`
+
+const goodSum = "4b7add2f2076c1ba6978b2cfb15af529102ac41c01cc376700202247cc35f440"
+
+func set(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{"targets.yaml": {Data: []byte(targets)}}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return fsys
+}
+
+const one = `from: image:busybox
+runs-on: host
+output: layer
+platforms: [linux/arm64]
+script: one.sh
+`
+
+func TestLoadValidSet(t *testing.T) {
+	s, err := Load(set(map[string]string{
+		"one.yaml": one, "one.sh": "true\n", "patches/fix.patch": "--- a\n",
+		"two.yaml": `description: second
+from: one
+runs-on: target
+output:
+  rootfs: /out/
+platforms: [linux/arm64, aarch64]
+sources:
+  - name: greeting
+    url: https://example.invalid/dl/greeting.txt?x=1
+    sha256: ` + goodSum + `
+  - name: llvm
+    sha256: ` + goodSum[:63] + `0
+    debian: {package: llvm-toolchain-14, version: "1:14.0.6-12", file: llvm-toolchain-14_14.0.6.orig.tar.xz}
+files: [patches]
+env: {CFLAGS: -O2}
+run: echo hi
+`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := s.Recipes["two"]
+	if two.From != (From{Kind: FromStage, Ref: "one"}) || two.RunsOn != OnTarget || two.Output != (Output{Kind: Rootfs, Dir: "/out"}) {
+		t.Errorf("two: from %v, runs-on %v, output %v", two.From, two.RunsOn, two.Output)
+	}
+	if two.Sources[0].File != "greeting.txt" || two.Sources[1].File != "llvm-toolchain-14_14.0.6.orig.tar.xz" {
+		t.Errorf("source file names: %q, %q", two.Sources[0].File, two.Sources[1].File)
+	}
+	if _, ok := two.Files["patches/fix.patch"]; !ok || len(s.Recipes["one"].Files) != 1 {
+		t.Errorf("files given to the stages: two %v, one %v", two.Files, s.Recipes["one"].Files)
+	}
+	if got := s.Targets["linux/arm64"].Env(); strings.Join(got, " ") != "SERPENT_TARGET=linux/arm64 SERPENT_TARGET_ARCH=aarch64 SERPENT_TARGET_TRIPLE=aarch64-serpent-linux-musl" {
+		t.Errorf("target env: %v", got)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	withOne := func(name, body string) map[string]string {
+		return map[string]string{"one.yaml": one, "one.sh": "true", name: body}
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"unknown field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nbogus: 1\n"),
+			"two.yaml:6: field bogus not found in a recipe"},
+		{"unknown source field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    sha: x\n"),
+			"two.yaml:8: field sha not found in a source"},
+		{"missing checksum", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    url: https://e.invalid/a.tar\n"),
+			"two.yaml:7: sources[0].sha256: missing"},
+		{"bad checksum", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    url: https://e.invalid/a.tar\n    sha256: ABC\n"),
+			"two.yaml:9: sources[0].sha256: \"ABC\" is not 64 lower-case hex digits"},
+		{"two origins", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    url: https://e.invalid/a.tar\n    sha256: " + goodSum + "\n    debian: {package: a, version: '1', file: a.tar}\n"),
+			"sources[0].debian: a source has one origin"},
+		{"no origin and no file", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    sha256: " + goodSum + "\n"),
+			"sources[0].file: missing"},
+		{"from names no stage", withOne("two.yaml", "from: zero\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			`two.yaml:1: from: no stage is named "zero" (stages: one, two; an image is written image:REF)`},
+		{"from scratch", withOne("two.yaml", "from: scratch\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:1: from: a stage runs its script inside its base, and scratch has no shell"},
+		{"cycle", map[string]string{
+			"a.yaml": "from: b\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n",
+			"b.yaml": "from: c\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n",
+			"c.yaml": "from: a\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"},
+			"a.yaml:1: from: cycle: a → b → c → a"},
+		{"missing script", map[string]string{"one.yaml": one}, "one.yaml:5: script: one.sh does not exist beside the recipe"},
+		{"script and run", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nscript: one.sh\n"),
+			"two.yaml:6: script: give script or run, not both"},
+		{"unsupported platform", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64, linux/riscv64]\nrun: x\n"),
+			"two.yaml:4: platforms[1]: linux/riscv64 has no row in targets.yaml"},
+		{"bad runs-on", withOne("two.yaml", "from: one\nruns-on: elsewhere\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			`two.yaml:2: runs-on: "elsewhere": want host or target`},
+		{"bad output", withOne("two.yaml", "from: one\nruns-on: host\noutput:\n  rootfs: relative\nplatforms: [linux/arm64]\nrun: x\n"),
+			`two.yaml:3: output: rootfs: "relative": want an absolute directory`},
+		{"name differs from file", withOne("two.yaml", "name: three\nfrom: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			`two.yaml:1: name: "three" differs from the file name "two"`},
+		{"missing files entry", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nfiles: [patches]\n"),
+			"two.yaml:6: files[0]: patches: file does not exist"},
+		{"no targets", nil, "targets.yaml: missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := set(tt.files)
+			if tt.files == nil {
+				delete(fsys, "targets.yaml")
+			}
+			_, err := Load(fsys)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load error:\n%v\nwant one containing:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseFile(f *testing.F) {
+	for _, name := range []string{"host-tools.yaml", "target-root.yaml", "target-native.yaml"} {
+		b, err := os.ReadFile("testdata/busybox/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(one))
+	f.Add([]byte("output:\n  rootfs:\n    - x\nsources: [{name: a, debian: {}}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseFile("fuzz.yaml", data)
+		if err == nil && (r.Name == "" || len(r.Platforms) == 0 || (r.Script == "" && r.Run == "")) {
+			t.Fatalf("accepted an incomplete recipe: %+v", r)
+		}
+	})
+}
