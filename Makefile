@@ -29,7 +29,7 @@ test:
 check: deps vet test
 
 bench:
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./oci/layer/ ./builder/ -args -bench.tree=$(BENCH_TREE)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./oci/layer/ ./builder/ ./builder/build/ -args -bench.tree=$(BENCH_TREE)
 
 clean:
 	rm -rf bin

@@ -28,7 +28,9 @@ type fixture struct {
 	cacheDir, logs string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureB(t) }
+
+func newFixtureB(t testing.TB) *fixture {
 	t.Helper()
 	buildertest.RequireRunc(t)
 	f := &fixture{}
@@ -48,7 +50,9 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) build(t *testing.T, target string, mutate ...func(*build.Options)) (*build.Report, error) {
+func (f *fixture) buildB(b *testing.B) (*build.Report, error) { return f.build(b, "target-native") }
+
+func (f *fixture) build(t testing.TB, target string, mutate ...func(*build.Options)) (*build.Report, error) {
 	t.Helper()
 	set, err := stages.Load(os.DirFS(f.set))
 	if err != nil {

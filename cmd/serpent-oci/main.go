@@ -54,7 +54,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		runContainerCommand(), binfmtCommand(),
+		buildCommand(), planCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(),
 		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), versionCommand(),
 	}

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/builder/sources"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/stages"
+	"github.com/spf13/pflag"
+)
+
+// graphFlags are the flags of every command that works on a recipe set: build, plan, sources.
+type graphFlags struct {
+	plat       platform.List
+	stagesDir  string
+	mirrors    []string
+	sourcesDir string
+	seed       string
+	epoch      string
+	noCache    bool
+	rebuild    []string
+}
+
+func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
+	fs.Var(&g.plat, "platform", "target platforms, os/arch[/variant], comma-separated (default: the host's)")
+	fs.StringVar(&g.stagesDir, "stages", "", "recipe set directory (default: the recipes built into serpent-oci)")
+	fs.StringArrayVar(&g.mirrors, "source-mirror", nil, "directory of source files, matched by name or sha256 (repeatable)")
+	fs.StringVar(&g.sourcesDir, "sources-dir", "", "source cache (default $SERPENT_OCI_SOURCES or ~/.cache/serpent-oci/sources)")
+	fs.StringVar(&g.seed, "seed", "", "image to use for `from: image:seed` (a store tag)")
+	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+	if cache {
+		fs.BoolVar(&g.noCache, "no-cache", false, "rebuild every stage")
+		fs.StringArrayVar(&g.rebuild, "rebuild", nil, "rebuild this stage (and so what depends on it); repeatable")
+	}
+}
+
+func (g *graphFlags) loadSet() (*stages.Set, error) {
+	if g.stagesDir != "" {
+		return stages.Load(os.DirFS(g.stagesDir))
+	}
+	set, err := stages.Load(stages.Embedded())
+	if err != nil {
+		return nil, fmt.Errorf("the recipe set built into serpent-oci: %w", err)
+	}
+	return set, nil
+}
+
+func (g *graphFlags) planOptions(ctx context.Context, e *env) (build.PlanOptions, error) {
+	var opts build.PlanOptions
+	set, err := g.loadSet()
+	if err != nil {
+		return opts, err
+	}
+	epoch, err := parseEpoch(g.epoch)
+	if err != nil {
+		return opts, err
+	}
+	st, err := e.openStore(ctx)
+	if err != nil {
+		return opts, err
+	}
+	plats := g.plat
+	if len(plats) == 0 {
+		plats = platform.List{platform.Host()}
+	}
+	opts = build.PlanOptions{Store: st, Set: set, Platforms: plats, Epoch: epoch, NoCache: g.noCache, Rebuild: g.rebuild}
+	if g.seed != "" {
+		opts.Images = map[string]string{"seed": g.seed}
+	}
+	return opts, nil
+}
+
+func (g *graphFlags) sourceCache(progress io.Writer) (*sources.Cache, error) {
+	dir := g.sourcesDir
+	if dir == "" {
+		d, err := sources.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	return &sources.Cache{Dir: dir, Mirrors: g.mirrors, Progress: progress}, nil
+}
+
+func buildCommand() *command {
+	var (
+		g        graphFlags
+		keep     bool
+		progress string
+	)
+	return &command{
+		name:    "build",
+		args:    "TARGET",
+		summary: "Build a stage and every stage it needs, for each platform",
+		long: `Each stage runs inside the image of the stage before it and becomes an image in the store.
+A stage whose cache key (recipe, script and files, source digests, base image digest, target
+and host platform, builder version) matches the image already tagged for it is reused. Every
+source is fetched and checked before any container starts. A failed stage tags nothing; its
+log stays, and --keep-failed keeps its files. Ends with a summary table.`,
+		example: `serpent-oci build stage3 --platform linux/arm64
+serpent-oci build stage3 --platform linux/amd64,linux/arm64 --source-mirror /srv/distfiles
+serpent-oci build target-native --stages stages/testdata/busybox --rebuild target-root`,
+		flags: func(fs *pflag.FlagSet) {
+			g.register(fs, true)
+			fs.BoolVar(&keep, "keep-failed", false, "keep a failed stage's files (unmounted) and print where")
+			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("build: want one TARGET stage, got %d arguments", len(args))
+			}
+			if progress != "auto" && progress != "plain" && progress != "tty" {
+				return usagef("build: --progress %q: want auto, plain or tty", progress)
+			}
+			po, err := g.planOptions(ctx, e)
+			if err != nil {
+				return err
+			}
+			tty := progress == "tty" || (progress == "auto" && isTerminalWriter(e.stderr))
+			con := newConsole(e.stderr, tty)
+			defer con.stop()
+			cache, err := g.sourceCache(con)
+			if err != nil {
+				return err
+			}
+			runner, err := builder.NewRunner(po.Store, builder.WithConsole(con))
+			if err != nil {
+				return err
+			}
+			if _, err := runner.Recover(ctx); err != nil {
+				return err
+			}
+			opts := build.Options{PlanOptions: po, Runner: runner, Sources: cache, KeepFailed: keep, Events: con.event}
+			rep, err := build.Run(ctx, opts, args[0])
+			con.stop()
+			if rep != nil && len(rep.Steps) > 0 {
+				printSummary(e.stdout, rep)
+			}
+			return err
+		},
+	}
+}
+
+func printSummary(w io.Writer, rep *build.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tPLATFORM\tTAG\tDIGEST\tSIZE\tTIME\tRESULT")
+	for _, s := range rep.Steps {
+		result := "reused"
+		if s.Built {
+			result = "built (" + s.Step.Reason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Step.Name(), platform.String(s.Step.Target.Platform),
+			s.Step.Tag, shortDigest(s.Descriptor.Digest), humanBytes(s.Size), s.Took.Round(time.Millisecond), result)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d stages, %d built, in %s\n", len(rep.Steps), rep.Containers(), rep.Took.Round(time.Millisecond))
+}
+
+func planCommand() *command {
+	var (
+		g      graphFlags
+		format string
+	)
+	return &command{
+		name:    "plan",
+		args:    "TARGET",
+		summary: "Show what building TARGET would do, stage by stage, and why",
+		long: `For each stage the target needs, per platform: where it runs, its base, its cache key, and
+whether build would reuse the store's image or build it, and why (no image with this key;
+recipe changed; base changed; --no-cache; --rebuild). A stage whose base is rebuilt first has
+no key yet.`,
+		example: `serpent-oci plan stage3 --platform linux/arm64
+serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
+		flags: func(fs *pflag.FlagSet) {
+			g.register(fs, true)
+			fs.StringVar(&format, "format", "table", "table or json")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("plan: want one TARGET stage, got %d arguments", len(args))
+			}
+			if format != "table" && format != "json" {
+				return usagef("plan: --format %q: want table or json", format)
+			}
+			po, err := g.planOptions(ctx, e)
+			if err != nil {
+				return err
+			}
+			steps, err := build.Plan(ctx, po, args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				type row struct {
+					Stage, Platform, RunsOn, Base, Tag, Key, Action, Reason string
+				}
+				var rows []row
+				for _, s := range steps {
+					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason})
+				}
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STAGE\tPLATFORM\tRUNS ON\tBASE\tKEY\tACTION\tWHY")
+			for _, s := range steps {
+				key := "(after its base)"
+				if s.Key != "" {
+					key = s.Key[:len("sha256:")+16]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, key, s.Action, s.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func sourcesCommand() *command {
+	var g graphFlags
+	return &command{
+		name:    "sources",
+		args:    "fetch|list TARGET",
+		summary: "Fetch or list the sources TARGET's stages build from",
+		long: `fetch fills the source cache ahead of a build (for a machine that builds offline later);
+list prints each source's name, file, sha256, origin and whether it is cached.`,
+		example: `serpent-oci sources list stage3 --platform linux/arm64
+serpent-oci sources fetch stage3 --platform linux/amd64,linux/arm64`,
+		flags: func(fs *pflag.FlagSet) { g.register(fs, false) },
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 2 || (args[0] != "fetch" && args[0] != "list") {
+				return usagef("sources: want fetch or list, and a TARGET stage")
+			}
+			set, err := g.loadSet()
+			if err != nil {
+				return err
+			}
+			if _, ok := set.Recipes[args[1]]; !ok {
+				return fmt.Errorf("no stage is named %q (stages: %s)", args[1], strings.Join(set.Names(), ", "))
+			}
+			cache, err := g.sourceCache(e.stderr)
+			if err != nil {
+				return err
+			}
+			var srcs []stages.Source
+			seen := map[string]bool{}
+			for r := set.Recipes[args[1]]; r != nil; r = set.Recipes[r.From.Ref] {
+				for _, s := range r.Sources {
+					if !seen[s.SHA256] {
+						seen[s.SHA256] = true
+						srcs = append([]stages.Source{s}, srcs...)
+					}
+				}
+				if r.From.Kind != stages.FromStage {
+					break
+				}
+			}
+			if args[0] == "fetch" {
+				for _, s := range srcs {
+					if _, err := cache.Ensure(ctx, s); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "%s %s\n", s.SHA256, s.File)
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tFILE\tSHA256\tORIGIN\tCACHED")
+			for _, s := range srcs {
+				cached := "no"
+				if cache.Has(s) {
+					cached = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.File, s.SHA256, s.Origin(), cached)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// console is where a build's live output and progress go. In tty mode it keeps a status line
+// (stage i of n, platform, elapsed) at the bottom, redrawn under each line of log.
+type console struct {
+	mu      sync.Mutex
+	w       io.Writer
+	tty     bool
+	status  string
+	started time.Time
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newConsole(w io.Writer, tty bool) *console {
+	c := &console{w: w, tty: tty, done: make(chan struct{})}
+	if tty {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-c.done:
+					return
+				case <-t.C:
+					c.mu.Lock()
+					c.redraw()
+					c.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return c
+}
+
+func (c *console) redraw() {
+	if c.tty && c.status != "" {
+		fmt.Fprintf(c.w, "\r\033[K%s %s", c.status, time.Since(c.started).Round(time.Second))
+	}
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tty {
+		fmt.Fprint(c.w, "\r\033[K")
+	}
+	n, err := c.w.Write(p)
+	c.redraw()
+	return n, err
+}
+
+func (c *console) event(ev build.Event) {
+	s := ev.Step
+	where := fmt.Sprintf("[%d/%d] %s for %s", ev.Index, ev.Total, s.Name(), platform.String(s.Target.Platform))
+	switch ev.Kind {
+	case build.StepStarted:
+		c.mu.Lock()
+		c.status, c.started = where, time.Now()
+		c.mu.Unlock()
+		if s.Action == build.Reuse {
+			fmt.Fprintf(c, "%s: reusing %s (same key)\n", where, s.Tag)
+		} else {
+			fmt.Fprintf(c, "%s: building on %s (%s)\n", where, platform.String(s.RunsOn), s.Reason)
+		}
+	case build.StepDone:
+		if ev.Result.Built {
+			fmt.Fprintf(c, "%s: built %s %s in %s\n", where, s.Tag, shortDigest(ev.Result.Descriptor.Digest), ev.Result.Took.Round(time.Millisecond))
+		}
+		c.mu.Lock()
+		c.status = ""
+		c.mu.Unlock()
+	}
+}
+
+func (c *console) stop() {
+	c.once.Do(func() {
+		close(c.done)
+		c.mu.Lock()
+		if c.tty {
+			fmt.Fprint(c.w, "\r\033[K")
+		}
+		c.status = ""
+		c.mu.Unlock()
+	})
+}
+
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}

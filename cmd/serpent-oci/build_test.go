@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/serpent-os/serpent-oci/builder/buildertest"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+func TestBuildAndPlanCommands(t *testing.T) {
+	buildertest.RequireRunc(t)
+	storeDir := filepath.Join(t.TempDir(), "store")
+	st, err := store.Open(context.Background(), storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	set, mirror := buildertest.RecipeSet(t)
+	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src")}
+
+	code, out, stderr := cli(t, append([]string{"plan", "target-native"}, common...)...)
+	if code != 0 || !strings.Contains(out, "host-tools     linux/arm64  linux/amd64  busybox@linux/amd64") || !strings.Contains(out, "base host-tools is rebuilt first") {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, append([]string{"build", "target-native", "--source-mirror", mirror, "--progress", "plain"}, common...)...)
+	if code != 0 || !strings.Contains(out, "3 stages, 3 built") || !strings.Contains(stderr, "[3/3] target-native for linux/arm64: built") ||
+		!strings.Contains(stderr, "target-native | prepared on x86_64 for aarch64-serpent-linux-musl") {
+		t.Fatalf("build: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	code, out, _ = cli(t, append([]string{"build", "target-native", "--progress", "plain"}, common...)...)
+	if code != 0 || !strings.Contains(out, "3 stages, 0 built") {
+		t.Fatalf("cached build: exit %d\n%s", code, out)
+	}
+	code, out, _ = cli(t, append([]string{"sources", "list", "target-native"}, common...)...)
+	if code != 0 || !strings.Contains(out, "greeting  greeting.txt") {
+		t.Fatalf("sources list: exit %d\n%s", code, out)
+	}
+	code, _, stderr = cli(t, append([]string{"build", "nothing"}, common...)...)
+	if code != 1 || !strings.Contains(stderr, `no stage is named "nothing" (stages: host-tools, target-native, target-root)`) {
+		t.Fatalf("build of an unknown stage: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = cli(t, "--store", storeDir, "build", "target-native", "--stages", set, "--platform", "linux/riscv64")
+	if code != 1 || !strings.Contains(stderr, "linux/riscv64 has no row") {
+		t.Fatalf("build for a platform without a target row: exit %d\n%s", code, stderr)
+	}
+}
