@@ -8,7 +8,7 @@ GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 # The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
 BENCH_TREE ?= /usr/share
 
-.PHONY: all build deps check vet fmt test bench clean
+.PHONY: all build deps check vet fmt test bench demo clean
 
 all: build
 
@@ -27,6 +27,10 @@ test:
 	$(GO) test -count=1 -timeout 30m ./...
 
 check: deps vet test
+
+# Until the Serpent recipes land: build the three-stage test set with the binary.
+demo: build
+	stages/testdata/demo.sh $(BIN)
 
 bench:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./oci/layer/ ./builder/ ./builder/build/ -args -bench.tree=$(BENCH_TREE)
