@@ -2,7 +2,6 @@ package rootfs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/serpent-os/serpent-oci/oci/xattr"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/oci/image"
@@ -81,7 +82,7 @@ func stat(path string) (state, error) {
 		}
 		s.link = l
 	}
-	x, err := readXattrs(path)
+	x, err := xattr.All(path, func(name string) bool { return !strings.HasPrefix(name, "trusted.overlay.") })
 	if err != nil {
 		return s, err
 	}
@@ -317,43 +318,8 @@ func (b *upperBuilder) finish() error {
 	return nil
 }
 
-func readXattrs(path string) (map[string]string, error) {
-	size, err := unix.Llistxattr(path, nil)
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	if size == 0 {
-		return nil, nil
-	}
-	buf := make([]byte, size)
-	n, err := unix.Llistxattr(path, buf)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		if name == "" || strings.HasPrefix(name, "trusted.overlay.") {
-			continue
-		}
-		vsize, err := unix.Lgetxattr(path, name, nil)
-		if err != nil {
-			continue
-		}
-		v := make([]byte, vsize)
-		m, err := unix.Lgetxattr(path, name, v)
-		if err != nil {
-			continue
-		}
-		out[name] = string(v[:m])
-	}
-	return out, nil
-}
-
 // encodeXattrs makes a comparable string of xattrs (values may hold any byte).
-func encodeXattrs(m map[string]string) string {
+func encodeXattrs(m map[string][]byte) string {
 	if len(m) == 0 {
 		return ""
 	}
@@ -364,7 +330,7 @@ func encodeXattrs(m map[string]string) string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		b.WriteString(k + "=" + strconv.Quote(m[k]) + "\n")
+		b.WriteString(k + "=" + strconv.Quote(string(m[k])) + "\n")
 	}
 	return b.String()
 }

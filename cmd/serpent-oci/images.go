@@ -31,7 +31,17 @@ func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 	return store.Open(ctx, dir)
 }
 
-// refFlag resolves a TAG argument and an optional --platform into a store ref.
+// image opens the store and finds the image ref names.
+func (e *env) image(ctx context.Context, ref store.Ref) (*store.Store, v1.Image, v1.Descriptor, error) {
+	st, err := e.openStore(ctx)
+	if err != nil {
+		return nil, nil, v1.Descriptor{}, err
+	}
+	img, d, err := st.Image(ref)
+	return st, img, d, err
+}
+
+// refArg resolves a TAG argument and an optional --platform into a store ref.
 func refArg(arg string, plat platform.List) (store.Ref, error) {
 	ref, err := store.ParseRef(arg)
 	if err != nil {
@@ -155,11 +165,7 @@ serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 			if err != nil {
 				return err
 			}
-			st, err := e.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			img, d, err := st.Image(ref)
+			_, img, d, err := e.image(ctx, ref)
 			if err != nil {
 				return err
 			}
@@ -296,11 +302,7 @@ serpent-oci inspect busybox@linux/amd64 --format json | jq .config.history`,
 			if err != nil {
 				return err
 			}
-			st, err := e.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			img, d, err := st.Image(ref)
+			_, img, d, err := e.image(ctx, ref)
 			if err != nil {
 				return err
 			}

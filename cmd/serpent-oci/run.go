@@ -70,11 +70,7 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 				}
 				tag = &t
 			}
-			st, err := e.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			img, d, err := st.Image(ref)
+			st, img, d, err := e.image(ctx, ref)
 			if err != nil {
 				return err
 			}

@@ -3,9 +3,10 @@ package layer
 import (
 	"context"
 	"fmt"
-	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 	"io"
 	"os"
+
+	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	umocilayer "github.com/opencontainers/umoci/oci/layer"
 )

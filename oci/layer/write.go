@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/serpent-os/serpent-oci/oci/xattr"
+
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -316,14 +318,14 @@ func droppedXattr(name string) bool {
 // xattrs returns the PAX records for path's extended attributes and whether path is an opaque
 // overlay directory.
 func (lw *treeWriter) xattrs(path string) (map[string]string, bool, error) {
-	names, err := listXattrs(path)
+	names, err := xattr.List(path)
 	if err != nil {
 		return nil, false, fmt.Errorf("write layer: list xattrs of %s: %w", path, err)
 	}
 	var records map[string]string
 	opaque := false
 	for _, name := range names {
-		value, err := getXattr(path, name)
+		value, err := xattr.Get(path, name)
 		if err != nil {
 			if errors.Is(err, unix.ENODATA) {
 				continue // removed between list and get
@@ -347,45 +349,6 @@ func (lw *treeWriter) xattrs(path string) (map[string]string, bool, error) {
 		records["SCHILY.xattr."+name] = string(value)
 	}
 	return records, opaque, nil
-}
-
-func listXattrs(path string) ([]string, error) {
-	size, err := unix.Llistxattr(path, nil)
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	if size == 0 {
-		return nil, nil
-	}
-	buf := make([]byte, size)
-	n, err := unix.Llistxattr(path, buf)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, b := range bytes.Split(buf[:n], []byte{0}) {
-		if len(b) > 0 {
-			names = append(names, string(b))
-		}
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
-func getXattr(path, name string) ([]byte, error) {
-	size, err := unix.Lgetxattr(path, name, nil)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, size)
-	n, err := unix.Lgetxattr(path, name, buf)
-	if err != nil {
-		return nil, err
-	}
-	return buf[:n], nil
 }
 
 // readDirNames lists dir's entries sorted by byte order, the order `tar --sort=name` uses.

@@ -5,11 +5,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 	"hash"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+
+	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/serpent-os/serpent-oci/oci/xattr"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -130,22 +132,13 @@ func Tree(t testing.TB, dir string) map[string]string {
 }
 
 func xattrs(p string) string {
-	size, err := unix.Llistxattr(p, nil)
-	if err != nil || size == 0 {
-		return ""
-	}
-	buf := make([]byte, size)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil {
+	all, err := xattr.All(p, nil)
+	if err != nil || len(all) == 0 {
 		return ""
 	}
 	var parts []string
-	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
-		v := make([]byte, 256)
-		m, err := unix.Lgetxattr(p, name, v)
-		if err == nil {
-			parts = append(parts, fmt.Sprintf("%s=%x", name, v[:m]))
-		}
+	for name, v := range all {
+		parts = append(parts, fmt.Sprintf("%s=%x", name, v))
 	}
 	sort.Strings(parts)
 	return " xattrs[" + strings.Join(parts, " ") + "]"
