@@ -304,9 +304,6 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 			return fail(at(field("sha256"), "sources", i, "sha256"), "%q is not 64 lower-case hex digits", s.SHA256)
 		}
 		src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL}
-		if s.URL != "" && s.Debian != nil {
-			return fail(at(field("debian"), "sources", i, "debian"), "a source has one origin: url or debian, not both")
-		}
 		if s.Debian != nil {
 			if s.Debian.Package == "" || s.Debian.Version == "" || s.Debian.File == "" {
 				return fail(at(field("debian"), "sources", i, "debian"), "needs package, version and file")

@@ -69,7 +69,11 @@ func (f From) String() string {
 	return f.Ref
 }
 
-// Source is a file a stage builds from, named by its sha256 and its true origin.
+// Source is a file a stage builds from, named by its sha256 and its true origin: a URL, or a
+// Debian source package for what exists only as Debian's repack. A source with both is an
+// upstream release that Debian ships byte-identical (musl's and busybox's orig tarballs): the URL
+// is its origin, and the Debian file is a copy of the same bytes, tried when the URL cannot be
+// reached.
 type Source struct {
 	Name   string        `json:"name"`
 	SHA256 string        `json:"sha256"`
@@ -89,6 +93,8 @@ type DebianSource struct {
 // Origin describes where a source comes from, for listings.
 func (s Source) Origin() string {
 	switch {
+	case s.URL != "" && s.Debian != nil:
+		return fmt.Sprintf("%s (also debian:%s=%s/%s)", s.URL, s.Debian.Package, s.Debian.Version, s.Debian.File)
 	case s.URL != "":
 		return s.URL
 	case s.Debian != nil:

@@ -101,35 +101,58 @@ func (c *Cache) Ensure(ctx context.Context, s stages.Source) (string, error) {
 			return dst, nil
 		}
 	}
-	var f Fetcher
-	switch {
-	case s.URL != "":
-		f = c.URL
+	type origin struct {
+		f     Fetcher
+		where string
+	}
+	var origins []origin
+	if s.URL != "" {
+		f := c.URL
 		if f == nil {
 			f = &HTTP{Progress: c.Progress}
 		}
-	case s.Debian != nil:
-		f = c.Debian
+		origins = append(origins, origin{f, s.URL})
+	}
+	if s.Debian != nil {
+		f := c.Debian
 		if f == nil {
 			f = &AptSource{}
 		}
-	default:
+		origins = append(origins, origin{f, fmt.Sprintf("debian:%s=%s/%s", s.Debian.Package, s.Debian.Version, s.Debian.File)})
+	}
+	if len(origins) == 0 {
 		return "", fmt.Errorf("source %s (%s, sha256 %s): not in the cache nor in any --source-mirror, and the recipe names no origin to fetch it from", s.Name, s.File, s.SHA256)
 	}
+	var errs []error
+	for _, o := range origins {
+		err := c.fetch(ctx, s, o.f, o.where)
+		if err == nil {
+			return dst, nil
+		}
+		var m *MismatchError
+		if errors.As(err, &m) {
+			return "", err // the origin serves other bytes: do not paper over it
+		}
+		errs = append(errs, err)
+		if len(origins) > 1 {
+			log.G(ctx).WithFields(log.Fields{"source": s.Name, "origin": o.where}).WithError(err).Warn("origin failed")
+		}
+	}
+	return "", errors.Join(errs...)
+}
+
+func (c *Cache) fetch(ctx context.Context, s stages.Source, f Fetcher, where string) error {
 	tmp, err := os.MkdirTemp(c.Dir, ".fetch-")
 	if err != nil {
-		return "", fmt.Errorf("source cache: %w", err)
+		return fmt.Errorf("source cache: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	fetched := filepath.Join(tmp, s.File)
-	log.G(ctx).WithFields(log.Fields{"source": s.Name, "origin": s.Origin()}).Info("fetching source")
+	log.G(ctx).WithFields(log.Fields{"source": s.Name, "origin": where}).Info("fetching source")
 	if err := f.Fetch(ctx, s, fetched); err != nil {
-		return "", fmt.Errorf("source %s: fetch %s: %w", s.Name, s.Origin(), err)
+		return fmt.Errorf("source %s: fetch %s: %w", s.Name, where, err)
 	}
-	if err := c.add(fetched, s, s.Origin()); err != nil {
-		return "", err
-	}
-	return dst, nil
+	return c.add(fetched, s, where)
 }
 
 // add verifies the file at src and copies it into the cache under its digest.

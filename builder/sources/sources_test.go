@@ -103,6 +103,37 @@ func TestHTTPRetriesAndVerifies(t *testing.T) {
 	}
 }
 
+// fakeFetcher writes fixed bytes, counting its calls.
+type fakeFetcher struct {
+	data  []byte
+	calls int
+}
+
+func (f *fakeFetcher) Fetch(_ context.Context, _ stages.Source, dst string) error {
+	f.calls++
+	return os.WriteFile(dst, f.data, 0o644)
+}
+
+func TestURLFallsBackToDebianCopy(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	c := newCache(t)
+	deb := &fakeFetcher{data: content}
+	c.URL, c.Debian = &HTTP{Attempts: 1}, deb
+	s := stages.Source{Name: "musl", URL: srv.URL + "/musl.tar.gz", File: "musl.tar.gz", SHA256: sum(content),
+		Debian: &stages.DebianSource{Package: "musl", Version: "1", File: "musl.tar.gz"}}
+	if _, err := c.Ensure(context.Background(), s); err != nil || deb.calls != 1 {
+		t.Fatalf("unreachable URL with a Debian copy: %v (debian fetched %d times)", err, deb.calls)
+	}
+	// A Debian copy with other bytes is an error, never silently taken.
+	c2 := newCache(t)
+	c2.URL, c2.Debian = &HTTP{Attempts: 1}, &fakeFetcher{data: []byte("repacked")}
+	var m *MismatchError
+	if _, err := c2.Ensure(context.Background(), s); !errors.As(err, &m) {
+		t.Fatalf("mismatching Debian copy: %v", err)
+	}
+}
+
 // TestDebianSourcePackage fetches a small Debian source package's orig tarball through apt,
 // as recipes do for sources that only exist as Debian's repack (needs `make deps`'s deb-src).
 func TestDebianSourcePackage(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ func runContainerCommand() *command {
 		plat                  platform.List
 		network, keep         bool
 		commit, workdir, fsys string
-		envVars               []string
+		envVars, volumes      []string
 		timeout               time.Duration
 	)
 	return &command{
@@ -45,6 +46,7 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 			fs.BoolVar(&network, "network", false, "share the host's network (off: an empty network namespace)")
 			fs.StringVar(&commit, "commit", "", "tag the image with the command's changes as NEWTAG")
 			fs.StringArrayVarP(&envVars, "env", "e", nil, "set KEY=VALUE in the container (repeatable)")
+			fs.StringArrayVarP(&volumes, "volume", "v", nil, "bind a host path into the container: SRC:DST[:ro] (repeatable)")
 			fs.StringVarP(&workdir, "workdir", "w", "", "working directory in the container")
 			fs.DurationVar(&timeout, "timeout", 0, "stop the command after this long (e.g. 30m; 0: no limit)")
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed run's files (unmounted) and print where")
@@ -61,6 +63,10 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 			var opts []builder.Option
 			if fsys != "auto" && fsys != "overlay" && fsys != "copy" {
 				return usagef("run: --rootfs %q: want auto, overlay or copy", fsys)
+			}
+			mounts, err := parseVolumes(volumes)
+			if err != nil {
+				return err
 			}
 			var tag *store.Ref
 			if commit != "" {
@@ -93,7 +99,7 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 			interactive := isTerminal(os.Stdin) && len(command) == 1 && strings.HasSuffix(command[0], "sh")
 			ro := builder.RunOptions{
 				Name: ref.Name, Base: img, BaseName: ref.WithPlatform(d.Platform).String(), Platform: *d.Platform,
-				Args: command, Env: envVars, Cwd: workdir, Network: network, Timeout: timeout, KeepFailed: keep,
+				Args: command, Env: envVars, Cwd: workdir, Mounts: mounts, Network: network, Timeout: timeout, KeepFailed: keep,
 				CreatedBy: "serpent-oci run -- " + strings.Join(command, " "),
 			}
 			if interactive {
@@ -116,6 +122,29 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 			return nil
 		},
 	}
+}
+
+// parseVolumes reads SRC:DST[:ro] bind specifications.
+func parseVolumes(specs []string) ([]runc.Mount, error) {
+	var out []runc.Mount
+	for _, v := range specs {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || len(parts) > 3 || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
+			return nil, usagef("--volume %q: want SRC:DST[:ro]", v)
+		}
+		src, err := filepath.Abs(parts[0])
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(src); err != nil {
+			return nil, fmt.Errorf("--volume %s: %w", v, err)
+		}
+		if !filepath.IsAbs(parts[1]) {
+			return nil, usagef("--volume %q: the container path must be absolute", v)
+		}
+		out = append(out, runc.Mount{Source: src, Destination: parts[1], ReadOnly: len(parts) == 3 && parts[2] == "ro"})
+	}
+	return out, nil
 }
 
 // exitCodeError carries an exit code of the run's own choosing.
