@@ -15,6 +15,7 @@ packages=(
 	tar
 	gzip
 	util-linux       # mount, flock
+	mmdebstrap       # builds the seed image from Debian packages
 )
 
 if [ "$(id -u)" -ne 0 ]; then

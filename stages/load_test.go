@@ -146,3 +146,21 @@ func FuzzParseFile(f *testing.F) {
 		}
 	})
 }
+
+func TestEmbeddedSetLoads(t *testing.T) {
+	s, err := Load(Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"stage1"} {
+		r, ok := s.Recipes[name]
+		if !ok {
+			t.Fatalf("the embedded set lacks %s (has %v)", name, s.Names())
+		}
+		for _, src := range r.Sources {
+			if src.URL == "" && src.Debian == nil {
+				t.Errorf("%s: source %s has no origin", name, src.Name)
+			}
+		}
+	}
+}
