@@ -1,9 +1,11 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -148,6 +152,9 @@ type RunOptions struct {
 	Layer       layer.WriteOptions
 	Tag         *store.Ref        // where the result is tagged (required with a capture)
 	Annotations map[string]string // added to the result's manifest
+	// AnnotationFiles maps annotation keys to files the run writes (absolute paths in the
+	// container): each file's content becomes that annotation of the result.
+	AnnotationFiles map[string]string
 
 	KeepFailed bool // keep a failed run's directory (unmounted) and say where
 }
@@ -322,6 +329,9 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		return res, &FailedRunError{Name: opts.Name, Log: res.Log, Err: runErr}
 	}
 
+	if err := readAnnotationFiles(ws.Root(), &opts); err != nil {
+		return res, fmt.Errorf("run %s: %w", opts.Name, err)
+	}
 	start = time.Now()
 	switch opts.Capture {
 	case CaptureLayer:
@@ -334,6 +344,39 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		return res, fmt.Errorf("run %s: capture: %w", opts.Name, err)
 	}
 	return res, nil
+}
+
+// maxAnnotation bounds an annotation read from a file: manifests are meant to stay small.
+const maxAnnotation = 256 << 10
+
+func readAnnotationFiles(root string, opts *RunOptions) error {
+	for key, p := range opts.AnnotationFiles {
+		full, err := securejoin.SecureJoin(root, p)
+		if err != nil {
+			return fmt.Errorf("annotation %s: %w", key, err)
+		}
+		b, err := os.ReadFile(full)
+		if err != nil {
+			return fmt.Errorf("annotation %s: the run left no file %s", key, p)
+		}
+		if len(b) > maxAnnotation {
+			return fmt.Errorf("annotation %s: %s is %d bytes, over the limit of %d", key, p, len(b), maxAnnotation)
+		}
+		if opts.Annotations == nil {
+			opts.Annotations = map[string]string{}
+		}
+		opts.Annotations[key] = compactJSON(b)
+	}
+	return nil
+}
+
+// compactJSON returns b without insignificant space when it is JSON, else trimmed.
+func compactJSON(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err == nil {
+		return buf.String()
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func resolvConf(network bool) string {

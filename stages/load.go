@@ -90,12 +90,14 @@ type rawRecipe struct {
 	Network     bool              `yaml:"network"`
 	Tools       []string          `yaml:"tools"`
 	Files       []string          `yaml:"files"`
+	Annotate    map[string]string `yaml:"annotate"`
 }
 
 var (
-	stageNameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
-	sha256RE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	envKeyRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	stageNameRE     = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+	sha256RE        = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	envKeyRE        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	annotationKeyRE = regexp.MustCompile(`^[a-z0-9]+(\.[a-z0-9-]+)+$`)
 )
 
 // Load reads and validates the recipe set at the root of fsys. It reports every problem it
@@ -342,6 +344,15 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 			return fail(at("env", "env", k), "%q is not a variable name", k)
 		}
 	}
+	for k, p := range raw.Annotate {
+		if !annotationKeyRE.MatchString(k) {
+			return fail(at("annotate", "annotate", k), "%q is not an annotation key (reverse domain, like org.example.key)", k)
+		}
+		if !path.IsAbs(p) {
+			return fail(at("annotate", "annotate", k), "%q: want an absolute path in the stage's container", p)
+		}
+	}
+	r.Annotate = raw.Annotate
 	r.Files = map[string][]byte{}
 	for i, f := range raw.Files {
 		if !fs.ValidPath(f) {

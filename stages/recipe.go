@@ -117,6 +117,9 @@ type Recipe struct {
 	Env         map[string]string `json:"env,omitempty"`
 	Network     bool              `json:"network,omitempty"`
 	Tools       []string          `json:"tools,omitempty"`
+	// Annotate maps an annotation key to a file the stage writes (an absolute path in its
+	// container): the file's content becomes that annotation of the stage's image.
+	Annotate map[string]string `json:"annotate,omitempty"`
 
 	// File is the recipe's path in its set; Files are the files the stage is given at
 	// /recipe (its script, patches), by path relative to the recipe set.

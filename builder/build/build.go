@@ -195,10 +195,11 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	ro := builder.RunOptions{
 		Name: r.Name, Base: s.BaseImage, BaseName: s.Base, Platform: s.RunsOn,
 		Args: args, Env: env, Network: r.Network, Mounts: mounts,
-		CreatedBy:  "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
-		Layer:      layer.WriteOptions{SourceDateEpoch: epoch},
-		Tag:        &s.Tag,
-		KeepFailed: opts.KeepFailed,
+		CreatedBy:       "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
+		Layer:           layer.WriteOptions{SourceDateEpoch: epoch},
+		Tag:             &s.Tag,
+		KeepFailed:      opts.KeepFailed,
+		AnnotationFiles: r.Annotate,
 		Annotations: map[string]string{
 			AnnotationKey: s.Key, AnnotationRecipeDigest: s.RecipeDigest,
 			AnnotationStage: r.Name, AnnotationTarget: platform.String(s.Target.Platform),

@@ -32,16 +32,17 @@ const (
 // comment or a reformatting changes nothing) with sources by name, file and digest but not by
 // origin (a mirror or a new URL serves the same bytes), and its files by content.
 type recipeMeaning struct {
-	Name    string            `json:"name"`
-	From    stages.From       `json:"from"`
-	RunsOn  stages.RunsOn     `json:"runs_on"`
-	Output  stages.Output     `json:"output"`
-	Sources []keySource       `json:"sources"`
-	Script  string            `json:"script"`
-	Run     string            `json:"run"`
-	Env     map[string]string `json:"env"`
-	Network bool              `json:"network"`
-	Files   map[string]string `json:"files"` // path → sha256
+	Name     string            `json:"name"`
+	From     stages.From       `json:"from"`
+	RunsOn   stages.RunsOn     `json:"runs_on"`
+	Output   stages.Output     `json:"output"`
+	Sources  []keySource       `json:"sources"`
+	Script   string            `json:"script"`
+	Run      string            `json:"run"`
+	Env      map[string]string `json:"env"`
+	Network  bool              `json:"network"`
+	Files    map[string]string `json:"files"` // path → sha256
+	Annotate map[string]string `json:"annotate,omitempty"`
 }
 
 type keySource struct {
@@ -54,7 +55,7 @@ type keySource struct {
 func RecipeDigest(r *stages.Recipe) string {
 	m := recipeMeaning{
 		Name: r.Name, From: r.From, RunsOn: r.RunsOn, Output: r.Output,
-		Script: r.Script, Run: r.Run, Env: r.Env, Network: r.Network, Files: map[string]string{},
+		Script: r.Script, Run: r.Run, Env: r.Env, Network: r.Network, Files: map[string]string{}, Annotate: r.Annotate,
 	}
 	for _, s := range r.Sources {
 		m.Sources = append(m.Sources, keySource{Name: s.Name, File: s.File, SHA256: s.SHA256})

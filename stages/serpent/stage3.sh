@@ -1,0 +1,109 @@
+# stage3: the self-hosting root, built natively on the target inside stage2.5, into /out.
+# - tcc rebuilt by itself until two generations are byte-identical (checked);
+# - make rebuilt by that tcc;
+# - what tcc cannot build is carried from stage2, and the manifest says so and why.
+. /recipe/lib.sh
+clear_flags
+OUT=/out
+W=/tmp/stage3
+mkdir -p "$W"
+
+log "usrmerge layout in $OUT"
+mkdir -p "$OUT/usr/bin" "$OUT/usr/sbin" "$OUT/usr/lib" "$OUT/usr/include" "$OUT/usr/share/serpent" \
+	"$OUT/etc" "$OUT/dev" "$OUT/proc" "$OUT/sys" "$OUT/run" "$OUT/var/tmp" "$OUT/root" "$OUT/home"
+chmod 1777 "$OUT/var/tmp"
+mkdir -p -m 1777 "$OUT/tmp"
+ln -s usr/bin "$OUT/bin"
+ln -s usr/sbin "$OUT/sbin"
+ln -s usr/lib "$OUT/lib"
+
+# tcc_gen N CC: build tcc from /usr/src/tcc with CC in $W/gen-N.
+tcc_gen() {
+	rm -rf "$W/gen-$1"
+	cp -a /usr/src/tcc "$W/gen-$1"
+	(
+		cd "$W/gen-$1"
+		quiet ./configure --prefix=/usr --cc="$2" --config-musl --sysincludepaths=/usr/include --libpaths=/usr/lib --crtprefix=/usr/lib
+		quiet make tcc && quiet make libtcc1.a BT_O= # no backtrace objects: see stage2.sh
+	)
+}
+log "tcc, generation 1: built by stage2.5's tcc"
+tcc_gen 1 tcc
+gen=1
+while :; do
+	next=$((gen + 1))
+	log "tcc, generation $next: built by generation $gen"
+	tcc_gen "$next" "$W/gen-$gen/tcc -B$W/gen-$gen"
+	if cmp -s "$W/gen-$gen/tcc" "$W/gen-$next/tcc" && cmp -s "$W/gen-$gen/libtcc1.a" "$W/gen-$next/libtcc1.a"; then
+		log "fixed point: generations $gen and $next are byte-identical"
+		break
+	fi
+	[ "$next" -lt 4 ] || { echo "stage3: tcc reached no fixed point in 4 generations" >&2; exit 1; }
+	gen=$next
+done
+TCC="$W/gen-$next/tcc -B$W/gen-$next"
+(cd "$W/gen-$next" && quiet make DESTDIR="$OUT" CONFIG_strip=no install)
+
+log "make 4.3 by the fixed-point tcc"
+cp -a /usr/src/make-4.3 "$W/make"
+(
+	cd "$W/make"
+	quiet ./configure --prefix=/usr --disable-nls --without-guile CC="$TCC"
+	quiet make -j"$JOBS"
+	quiet make DESTDIR="$OUT" install
+)
+
+log "carried from stage2: musl, busybox, kernel headers"
+# musl: libc, loader, start files, headers. tcc cannot build musl on aarch64 (no inline
+# assembler for it) and needs patches for it on x86_64.
+for f in /usr/lib/libc.so /usr/lib/libc.a /usr/lib/crt1.o /usr/lib/crti.o /usr/lib/crtn.o /usr/lib/Scrt1.o /usr/lib/rcrt1.o \
+	/usr/lib/libm.a /usr/lib/libpthread.a /usr/lib/librt.a /usr/lib/libdl.a /usr/lib/libutil.a /usr/lib/libxnet.a \
+	/usr/lib/libresolv.a /usr/lib/libcrypt.a; do
+	[ -e "$f" ] && cp -a "$f" "$OUT$f"
+done
+ln -sf libc.so "$OUT/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1"
+cp -a /usr/include/. "$OUT/usr/include/"
+# busybox: the shell and core utilities. tcc stops on its inline-assembly barriers (aarch64).
+cp -a /usr/bin/busybox "$OUT/usr/bin/busybox"
+for applet in $("$OUT/usr/bin/busybox" --list-full); do
+	[ -e "$OUT/$applet" ] || [ -L "$OUT/$applet" ] || ln -s /usr/bin/busybox "$OUT/$applet"
+done
+cp -a /etc/passwd /etc/group /etc/hosts "$OUT/etc/"
+sed 's/^VERSION_ID=.*/VERSION_ID=stage3/; s/stage2/stage3/' /etc/os-release > "$OUT/etc/os-release"
+for n in "null 1 3 666" "zero 1 5 666" "full 1 7 666" "random 1 8 666" "urandom 1 9 666" "tty 5 0 666" "console 5 1 600" "ptmx 5 2 666"; do
+	set -- $n
+	mknod -m "$4" "$OUT/dev/$1" c "$2" "$3"
+done
+
+log "component manifest"
+tccver="0.9.27+git20200814.62c30a4a"
+cat > "$OUT/usr/share/serpent/components.json" <<J
+{
+  "target": "$TARGET",
+  "components": [
+    {"name": "tcc", "version": "$tccver", "stage": "stage3", "built_by": "tcc generation $gen (fixed point: generations $gen and $next byte-identical)", "native": true},
+    {"name": "make", "version": "4.3", "stage": "stage3", "built_by": "tcc $tccver (stage3, fixed point)", "native": true},
+    {"name": "musl", "version": "1.2.3", "stage": "stage2", "built_by": "clang 14.0.6 (stage1 cross toolchain)", "native": false,
+     "carried_because": "tcc has no inline assembler for every architecture musl needs one for, and musl needs patches to build with tcc"},
+    {"name": "busybox", "version": "1.35.0", "stage": "stage2", "built_by": "clang 14.0.6 (stage1 cross toolchain)", "native": false,
+     "carried_because": "busybox's libbb.h uses inline-assembly barriers and array-size checks that tcc rejects"},
+    {"name": "linux-uapi-headers", "version": "6.1.170", "stage": "stage1", "built_by": "make headers_install", "native": false,
+     "carried_because": "headers only: nothing to compile"}
+  ]
+}
+J
+
+log "proof: stage3 compiles and runs a C program inside itself"
+cat > "$OUT/tmp/selfhost.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+int main(void) { char buf[32]; strcpy(buf, "self-hosting"); printf("%s on %s\n", buf, TARGET); return 0; }
+C
+chroot "$OUT" /usr/bin/tcc -DTARGET="\"$TARGET\"" -o /tmp/selfhost /tmp/selfhost.c
+out="$(chroot "$OUT" /tmp/selfhost)"
+echo "$out"
+[ "$out" = "self-hosting on $TARGET" ]
+chroot "$OUT" /usr/bin/make --version | head -n 1
+rm -f "$OUT/tmp/selfhost" "$OUT/tmp/selfhost.c"
+rm -rf "$W"
+log "stage3 done"
