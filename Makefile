@@ -5,10 +5,14 @@ GO       ?= go
 BIN      ?= bin/serpent-oci
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
+# The platform `make bootstrap` builds; CI_PLATFORMS are those CI builds from a cold store.
+PLATFORM ?= linux/arm64
+CI_PLATFORMS ?= linux/arm64
+
 # The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
 BENCH_TREE ?= /usr/share
 
-.PHONY: all build deps check vet fmt test bench demo clean
+.PHONY: all build deps check vet fmt test bench demo seed bootstrap bootstrap-all bootstrap-check clean
 
 all: build
 
@@ -28,7 +32,22 @@ test:
 
 check: deps vet test
 
-# Until the Serpent recipes land: build the three-stage test set with the binary.
+# The seed image stage1 runs in, from Debian's packages (once per store).
+seed: build
+	stages/seed/make-seed.sh $(BIN)
+
+# The main job: the Serpent OS bootstrap, stage1 → stage2 → stage2.5 → stage3.
+bootstrap: deps build seed
+	$(BIN) build stage3 --platform $(PLATFORM)
+
+bootstrap-all: deps build seed
+	$(BIN) build stage3 --platform linux/amd64,linux/arm64
+
+# stage3 from a cold store of its own, with the checks CI runs on the result.
+bootstrap-check: build
+	.ci/bootstrap-check.sh $(BIN) $(CI_PLATFORMS)
+
+# The three-stage test set, built with the binary.
 demo: build
 	stages/testdata/demo.sh $(BIN)
 

@@ -152,7 +152,7 @@ func TestEmbeddedSetLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"stage1"} {
+	for _, name := range []string{"stage1", "stage2", "stage2.5", "stage3"} {
 		r, ok := s.Recipes[name]
 		if !ok {
 			t.Fatalf("the embedded set lacks %s (has %v)", name, s.Names())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,7 +56,7 @@ func (h *HTTP) Fetch(ctx context.Context, s stages.Source, dst string) error {
 func (h *HTTP) once(ctx context.Context, s stages.Source, dst string) (retry bool, err error) {
 	client := h.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
 	if err != nil {
@@ -106,6 +107,15 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// defaultClient gives up on a server that does not answer rather than hanging a build: a
+// machine without a route to an origin falls back to the next one in a minute at most.
+var defaultClient = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	DialContext:           (&net.Dialer{Timeout: 20 * time.Second}).DialContext,
+	TLSHandshakeTimeout:   20 * time.Second,
+	ResponseHeaderTimeout: 60 * time.Second,
+}}
 
 // AptSource fetches a file of a Debian source package with `apt-get source --download-only
 // PACKAGE=VERSION`, through the machine's own apt configuration (which needs a deb-src entry;

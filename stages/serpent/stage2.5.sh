@@ -9,7 +9,7 @@ log "make 4.3 by tcc"
 cp -a /usr/src/make-4.3 "$W/make"
 (
 	cd "$W/make"
-	quiet ./configure --prefix=/usr --disable-nls --without-guile CC=tcc
+	quiet ./configure --prefix=/usr --disable-nls --without-guile CC=tcc LD=tcc CFLAGS=-O2
 	quiet make -j"$JOBS"
 	quiet make CONFIG_strip=no install
 )

@@ -97,6 +97,12 @@ mkdir tcc # Debian's snapshot tarball has no top directory
 	quiet make libtcc1.a BT_O= XCC="$PWD/tcc -nostdinc -I$PWD/include -I$SYSROOT/usr/include" XAR="$PWD/tcc -ar"
 	quiet make DESTDIR="$OUT" CONFIG_strip=no install
 )
+# tcc is also the archiver; build systems call it ar.
+cat > "$OUT/usr/bin/ar" <<'F'
+#!/bin/sh
+exec tcc -ar "$@"
+F
+chmod 755 "$OUT/usr/bin/ar"
 
 log "files a chroot needs"
 cat > "$OUT/etc/passwd" <<'F'
@@ -118,7 +124,7 @@ F
 # Device nodes, for using the root with plain chroot (containers mount their own /dev).
 for n in "null c 1 3 666" "zero c 1 5 666" "full c 1 7 666" "random c 1 8 666" "urandom c 1 9 666" "tty c 5 0 666" "console c 5 1 600" "ptmx c 5 2 666"; do
 	set -- $n
-	mknod -m "$4" "$OUT/dev/$1" "$2" "$3" "$(echo $n | cut -d' ' -f4)"
+	mknod -m "$5" "$OUT/dev/$1" "$2" "$3" "$4"
 done
 
 log "proof: tcc compiles and runs a C program inside the new root"

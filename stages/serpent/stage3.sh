@@ -27,13 +27,24 @@ tcc_gen() {
 		quiet make tcc && quiet make libtcc1.a BT_O= # no backtrace objects: see stage2.sh
 	)
 }
+# tcc_wrap N: a command that runs generation N with its own runtime library and headers
+# (-B), and keeps `-ar` first, where tcc wants it.
+tcc_wrap() {
+	cat > "$W/tcc-$1" <<WRAP
+#!/bin/sh
+case "\$1" in -ar) exec "$W/gen-$1/tcc" "\$@" ;; esac
+exec "$W/gen-$1/tcc" -B"$W/gen-$1" "\$@"
+WRAP
+	chmod 755 "$W/tcc-$1"
+}
 log "tcc, generation 1: built by stage2.5's tcc"
 tcc_gen 1 tcc
 gen=1
 while :; do
 	next=$((gen + 1))
 	log "tcc, generation $next: built by generation $gen"
-	tcc_gen "$next" "$W/gen-$gen/tcc -B$W/gen-$gen"
+	tcc_wrap "$gen"
+	tcc_gen "$next" "$W/tcc-$gen"
 	if cmp -s "$W/gen-$gen/tcc" "$W/gen-$next/tcc" && cmp -s "$W/gen-$gen/libtcc1.a" "$W/gen-$next/libtcc1.a"; then
 		log "fixed point: generations $gen and $next are byte-identical"
 		break
@@ -41,14 +52,15 @@ while :; do
 	[ "$next" -lt 4 ] || { echo "stage3: tcc reached no fixed point in 4 generations" >&2; exit 1; }
 	gen=$next
 done
-TCC="$W/gen-$next/tcc -B$W/gen-$next"
+tcc_wrap "$next"
+TCC="$W/tcc-$next"
 (cd "$W/gen-$next" && quiet make DESTDIR="$OUT" CONFIG_strip=no install)
 
 log "make 4.3 by the fixed-point tcc"
 cp -a /usr/src/make-4.3 "$W/make"
 (
 	cd "$W/make"
-	quiet ./configure --prefix=/usr --disable-nls --without-guile CC="$TCC"
+	quiet ./configure --prefix=/usr --disable-nls --without-guile CC="$TCC" LD="$TCC" CFLAGS=-O2
 	quiet make -j"$JOBS"
 	quiet make DESTDIR="$OUT" install
 )
@@ -68,6 +80,7 @@ cp -a /usr/bin/busybox "$OUT/usr/bin/busybox"
 for applet in $("$OUT/usr/bin/busybox" --list-full); do
 	[ -e "$OUT/$applet" ] || [ -L "$OUT/$applet" ] || ln -s /usr/bin/busybox "$OUT/$applet"
 done
+cp -a /usr/bin/ar "$OUT/usr/bin/ar"
 cp -a /etc/passwd /etc/group /etc/hosts "$OUT/etc/"
 sed 's/^VERSION_ID=.*/VERSION_ID=stage3/; s/stage2/stage3/' /etc/os-release > "$OUT/etc/os-release"
 for n in "null 1 3 666" "zero 1 5 666" "full 1 7 666" "random 1 8 666" "urandom 1 9 666" "tty 5 0 666" "console 5 1 600" "ptmx 5 2 666"; do
