@@ -164,6 +164,17 @@ func printSummary(w io.Writer, rep *build.Report) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d stages, %d built, in %s\n", len(rep.Steps), rep.Containers(), rep.Took.Round(time.Millisecond))
+	var engine, total time.Duration
+	for _, s := range rep.Steps {
+		if s.Built {
+			engine += s.Run.Prepare + s.Run.Capture
+			total += s.Took
+		}
+	}
+	if total > 0 {
+		fmt.Fprintf(w, "engine (snapshots, mounts, capture, compression, store): %s, %.1f%% of the stages' time\n",
+			engine.Round(time.Millisecond), 100*engine.Seconds()/total.Seconds())
+	}
 }
 
 func planCommand() *command {
