@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 # The platform `make bootstrap` builds; CI_PLATFORMS are those CI builds from a cold store.
 PLATFORM ?= linux/arm64
-CI_PLATFORMS ?= linux/arm64
+CI_PLATFORMS ?= linux/amd64 linux/arm64
 
 # The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
 BENCH_TREE ?= /usr/share
