@@ -12,7 +12,7 @@ CI_PLATFORMS ?= linux/amd64 linux/arm64
 # The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
 BENCH_TREE ?= /usr/share
 
-.PHONY: all build deps check vet fmt test bench demo seed bootstrap bootstrap-all bootstrap-check clean
+.PHONY: all build deps check vet fmt test bench demo seed bootstrap bootstrap-all bootstrap-check bench-bootstrap clean
 
 all: build
 
@@ -46,6 +46,10 @@ bootstrap-all: deps build seed
 # stage3 from a cold store of its own, with the checks CI runs on the result.
 bootstrap-check: build
 	.ci/bootstrap-check.sh $(BIN) $(CI_PLATFORMS)
+
+# Every stage rebuilt for both platforms: stage times, the engine's share, emulated/native.
+bench-bootstrap: build seed
+	.ci/bench-bootstrap.sh $(BIN)
 
 # The three-stage test set, built with the binary.
 demo: build

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -64,6 +65,11 @@ func (h *HTTP) once(ctx context.Context, s stages.Source, dst string) (retry boo
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		// A host name that does not resolve will not resolve a second later either.
+		var dns *net.DNSError
+		if errors.As(err, &dns) && dns.IsNotFound {
+			return false, err
+		}
 		return ctx.Err() == nil, err
 	}
 	defer resp.Body.Close()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The bootstrap's benchmark: rebuilds the stages for both platforms (by default every stage,
+# --no-cache) and prints each stage's build time per platform, the engine's share of it
+# (snapshots, mounts, capture, compression, store), and the emulated-to-native ratio of the
+# stages that run on the target (stage2.5, stage3: arm64 under qemu against amd64 natively).
+# Usage: .ci/bench-bootstrap.sh [bin/serpent-oci] [build flags, default --no-cache]
+set -euo pipefail
+bin="$(realpath "${1:-bin/serpent-oci}")"
+shift || true
+flags=("${@:---no-cache}")
+declare -A took
+for p in linux/amd64 linux/arm64; do
+	out="$("$bin" build stage3 --platform "$p" --progress plain "${flags[@]}" 2>/dev/null)"
+	echo "$out" | grep -E '^(stage|engine|[0-9]+ stages)'
+	while read -r stage _ _ _ _ _ t _; do
+		took["$stage/$p"]="$t"
+	done < <(echo "$out" | awk '$1 ~ /^stage/ && $1 != "STAGE"')
+done
+secs() { # a Go duration (1m2.5s, 350ms, 7.6s) in seconds
+	echo "$1" | awk '{ s = 0; d = $0
+		if (match(d, /[0-9.]+m[^s]/)) { s += substr(d, RSTART, RLENGTH - 2) * 60; d = substr(d, RSTART + RLENGTH - 1) }
+		if (d ~ /ms$/) { sub(/ms$/, "", d); s += d / 1000 } else if (d ~ /s$/) { sub(/s$/, "", d); s += d }
+		print s }'
+}
+echo
+printf '%-9s %12s %12s %10s\n' STAGE amd64 arm64 "arm64/amd64"
+for stage in stage1 stage2 stage2.5 stage3; do
+	a="${took[$stage/linux/amd64]:-?}" b="${took[$stage/linux/arm64]:-?}"
+	ratio=$(awk -v x="$(secs "$b")" -v y="$(secs "$a")" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }')
+	printf '%-9s %12s %12s %10s\n' "$stage" "$a" "$b" "$ratio"
+done
+echo "(stage2.5 and stage3 run on the target: their ratio is the cost of emulation; stage1 and stage2 run on the host for both.)"
