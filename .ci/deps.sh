@@ -88,4 +88,19 @@ done
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
 	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 fi
+# qemu-user-static's interpreters, registered with the F flag (the kernel opens them now, so
+# they work inside containers without being copied in): what `serpent-oci binfmt --install`
+# does, for the machine that has no serpent-oci binary yet. Nothing starts systemd-binfmt here.
+for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+	[ -f "$conf" ] || continue
+	line="$(grep -v '^[#;]' "$conf" | grep -m1 .)" || continue
+	name="$(echo "$line" | cut -d: -f2)"
+	entry="/proc/sys/fs/binfmt_misc/$name"
+	if [ -e "$entry" ] && grep -q '^flags:.*F' "$entry"; then
+		continue
+	fi
+	[ -e "$entry" ] && echo -1 > "$entry"
+	case "$line" in *F) ;; *) line="${line}F" ;; esac
+	echo "$line" > /proc/sys/fs/binfmt_misc/register
+done
 echo "deps.sh: ok"

@@ -34,7 +34,7 @@ quiet() {
 	_quiet_n=$((_quiet_n + 1))
 	_log="/tmp/quiet-$_quiet_n.log"
 	if "$@" >"$_log" 2>&1; then
-		tail -n 1 "$_log"
+		tail -n 1 "$_log" | cut -c1-160
 		rm -f "$_log"
 	else
 		_rc=$?
