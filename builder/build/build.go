@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/serpent-os/serpent-oci/builder/sources"
+	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/stages"
@@ -189,7 +191,7 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 		"SERPENT_JOBS=" + strconv.Itoa(runtime.NumCPU()),
 	}
 	env = append(env, s.Target.Env()...)
-	for _, k := range sortedEnvKeys(r.Env) {
+	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		env = append(env, k+"="+r.Env[k])
 	}
 	ro := builder.RunOptions{
@@ -225,22 +227,6 @@ func imageSize(opts Options, d *v1.Descriptor) int64 {
 	if err != nil {
 		return 0
 	}
-	m, err := img.Manifest()
-	if err != nil {
-		return 0
-	}
-	n := m.Config.Size
-	for _, l := range m.Layers {
-		n += l.Size
-	}
+	n, _ := image.Size(img)
 	return n
-}
-
-func sortedEnvKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -230,7 +232,7 @@ serpent-oci --store /srv/serpent images -q`,
 					plat = platform.String(*t.Descriptor.Platform)
 				}
 				if img, err := st.ImageByDigest(t.Descriptor); err == nil && t.Ref.Platform != nil {
-					if n, err := imageSize(img); err == nil {
+					if n, err := image.Size(img); err == nil {
 						size = humanBytes(n)
 					}
 					if cfg, err := img.ConfigFile(); err == nil {
@@ -242,18 +244,6 @@ serpent-oci --store /srv/serpent images -q`,
 			return tw.Flush()
 		},
 	}
-}
-
-func imageSize(img v1.Image) (int64, error) {
-	m, err := img.Manifest()
-	if err != nil {
-		return 0, err
-	}
-	n := m.Config.Size
-	for _, l := range m.Layers {
-		n += l.Size
-	}
-	return n, nil
 }
 
 func shortDigest(h v1.Hash) string {
@@ -377,7 +367,7 @@ func printMap(tw *tabwriter.Writer, title string, m map[string]string) {
 		return
 	}
 	fmt.Fprintf(tw, "%s:\n", title)
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fmt.Fprintf(tw, "  %s\t%s\n", k, m[k])
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
-	"sort"
 
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/spf13/pflag"
@@ -165,13 +164,4 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "dev"
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -54,3 +54,16 @@ func (l *storedLayer) MediaType() (types.MediaType, error) { return l.mediaType,
 func (l *storedLayer) Compressed() (io.ReadCloser, error)  { return l.st.Blob(l.digest) }
 
 func (l *storedLayer) layer() (v1.Layer, error) { return partial.CompressedToLayer(l) }
+
+// Size is what img takes in a store or a registry: its layers and config, compressed.
+func Size(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
+}
