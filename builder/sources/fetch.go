@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+	"github.com/serpent-os/serpent-oci/oci/progress"
 	"github.com/serpent-os/serpent-oci/stages"
 )
 
@@ -81,37 +82,12 @@ func (h *HTTP) once(ctx context.Context, s stages.Source, dst string) (retry boo
 		return false, err
 	}
 	defer f.Close()
-	var r io.Reader = resp.Body
-	if h.Progress != nil {
-		r = &progressReader{r: resp.Body, w: h.Progress, name: s.File, total: resp.ContentLength, start: time.Now(), last: time.Now()}
-	}
-	if _, err := io.Copy(f, r); err != nil {
+	m := progress.New(h.Progress, "fetching "+s.File, resp.ContentLength)
+	if _, err := io.Copy(f, progress.Reader(resp.Body, m)); err != nil {
 		return ctx.Err() == nil, err
 	}
+	m.Done()
 	return false, f.Close()
-}
-
-type progressReader struct {
-	r           io.Reader
-	w           io.Writer
-	name        string
-	n, total    int64
-	start, last time.Time
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if time.Since(p.last) > 3*time.Second || (err == io.EOF && time.Since(p.start) > 3*time.Second) {
-		p.last = time.Now()
-		rate := float64(p.n) / time.Since(p.start).Seconds() / (1 << 20)
-		if p.total > 0 {
-			fmt.Fprintf(p.w, "fetching %s: %d of %d MiB (%.1f MiB/s)\n", p.name, p.n>>20, p.total>>20, rate)
-		} else {
-			fmt.Fprintf(p.w, "fetching %s: %d MiB (%.1f MiB/s)\n", p.name, p.n>>20, rate)
-		}
-	}
-	return n, err
 }
 
 // defaultClient gives up on a server that does not answer rather than hanging a build: a

@@ -1,0 +1,164 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/containerd/log"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/progress"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+// Head returns the descriptor ref names at its registry, or an error wrapping ErrNotFound.
+func (c *Client) Head(ctx context.Context, ref name.Reference) (v1.Descriptor, error) {
+	d, err := remote.Head(ref, c.remoteOptions(ctx)...)
+	if err != nil {
+		return v1.Descriptor{}, c.describe("look up", ref, ref.Context().RegistryStr(), err)
+	}
+	return *d, nil
+}
+
+// Image returns the image ref names for platform p: ref itself when it is an image (whose
+// config must say p), or p's entry when it is an index. Its blobs are read lazily.
+func (c *Client) Image(ctx context.Context, ref name.Reference, p v1.Platform) (v1.Image, error) {
+	reg := ref.Context().RegistryStr()
+	desc, err := remote.Get(ref, c.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, c.describe("pull", ref, reg, err)
+	}
+	var img v1.Image
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, c.describe("pull", ref, reg, err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, c.describe("pull", ref, reg, err)
+		}
+		var have []string
+		for _, m := range im.Manifests {
+			if m.Platform == nil || !m.MediaType.IsImage() {
+				continue
+			}
+			if platform.Equal(*m.Platform, p) {
+				if img, err = idx.Image(m.Digest); err != nil {
+					return nil, c.describe("pull", ref, reg, err)
+				}
+				break
+			}
+			have = append(have, platform.String(*m.Platform))
+		}
+		if img == nil {
+			return nil, fmt.Errorf("pull %s: the index has no image for %s (it has: %v)", ref, platform.String(p), have)
+		}
+	} else {
+		if img, err = desc.Image(); err != nil {
+			return nil, c.describe("pull", ref, reg, err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return nil, c.describe("pull", ref, reg, err)
+		}
+		if got := cfg.Platform(); got == nil || !platform.Equal(*got, p) {
+			return nil, fmt.Errorf("pull %s: the image is for %s, not %s", ref, platformOf(got), platform.String(p))
+		}
+	}
+	return img, nil
+}
+
+func platformOf(p *v1.Platform) string {
+	if p == nil || p.OS == "" {
+		return "no platform"
+	}
+	return platform.String(*p)
+}
+
+// Pull copies the image ref names for platform p into st and tags it tag (for p). Blobs the
+// store has are not fetched again; broken transfers are retried, keeping what arrived whole.
+// The tag is set last: an interrupted pull tags nothing.
+func (c *Client) Pull(ctx context.Context, st *store.Store, ref name.Reference, p v1.Platform, tag string) (v1.Descriptor, error) {
+	img, err := c.Image(ctx, ref, p)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return c.Store(ctx, st, img, ref, store.Ref{Name: tag}.WithPlatform(&p))
+}
+
+// Store copies img, read from ref, into st as tag.
+func (c *Client) Store(ctx context.Context, st *store.Store, img v1.Image, ref name.Reference, tag store.Ref) (v1.Descriptor, error) {
+	reg := ref.Context().RegistryStr()
+	m, err := img.Manifest()
+	if err != nil {
+		return v1.Descriptor{}, c.describe("pull", ref, reg, err)
+	}
+	var total int64
+	for _, l := range m.Layers {
+		total += l.Size
+	}
+	meter := progress.New(c.opts.Progress, "pulling "+ref.String(), total)
+	b, tries := c.opts.Backoff, c.opts.Backoff.Steps
+	for try := 1; ; try++ {
+		var d v1.Descriptor
+		d, err = st.WriteImage(ctx, &meteredImage{Image: img, m: meter}, tag)
+		if err == nil {
+			meter.Done()
+			return d, nil
+		}
+		if try >= tries || !Retryable(err) {
+			break
+		}
+		wait := b.Step()
+		log.G(ctx).WithError(err).Warnf("pull %s: retrying in %s", ref, wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return v1.Descriptor{}, fmt.Errorf("pull %s: %w", ref, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return v1.Descriptor{}, c.describe("pull", ref, reg, err)
+}
+
+// meteredImage counts the compressed bytes read from its layers on a progress meter.
+type meteredImage struct {
+	v1.Image
+	m *progress.Meter
+}
+
+func (i *meteredImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for k, l := range ls {
+		out[k] = &meteredLayer{Layer: l, m: i.m}
+	}
+	return out, nil
+}
+
+type meteredLayer struct {
+	v1.Layer
+	m *progress.Meter
+}
+
+func (l *meteredLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{progress.Reader(rc, l.m), rc}, nil
+}
+
+// IsNotFound reports whether err says a registry has no such image.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,180 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/serpent-os/serpent-oci/oci/progress"
+)
+
+// PushOptions tunes a push.
+type PushOptions struct {
+	// MountFrom names repositories that may already hold the layers: on the same registry
+	// they are mounted from there rather than uploaded, where the registry allows it (the
+	// first repository on the pushed-to registry is asked; a refusal falls back to upload).
+	MountFrom []name.Repository
+}
+
+// Pushed is what a push did.
+type Pushed struct {
+	Descriptor v1.Descriptor // of the pushed manifest or index
+	// Uploaded is how many blob bytes went over the wire: layers and configs the registry
+	// already had (or mounted) cost nothing.
+	Uploaded int64
+}
+
+// Push uploads an image or an image index to ref: blobs first (those the registry has are
+// skipped), the manifest last, so an interrupted push leaves ref untouched.
+func (c *Client) Push(ctx context.Context, t partial.Describable, ref name.Reference, o PushOptions) (Pushed, error) {
+	reg := ref.Context().RegistryStr()
+	var from *name.Repository
+	for _, r := range o.MountFrom {
+		if r.RegistryStr() == reg && r.RepositoryStr() != ref.Context().RepositoryStr() {
+			from = &r
+			break
+		}
+	}
+	var taggable remote.Taggable
+	switch v := t.(type) {
+	case v1.Image:
+		if from != nil {
+			v = &mountableImage{Image: v, from: mountSource(*from)}
+		}
+		taggable = v
+	case v1.ImageIndex:
+		if from != nil {
+			v = &mountableIndex{inner: v, from: mountSource(*from)}
+		}
+		taggable = v
+	default:
+		return Pushed{}, fmt.Errorf("push %s: %T is neither an image nor an index", ref, t)
+	}
+	var uploaded atomic.Int64
+	opts := append(c.remoteOptions(ctx), remote.WithTransport(&uploadCounter{inner: c.transport, n: &uploaded}))
+	updates, wait := c.watch("pushing " + ref.String())
+	if updates != nil {
+		opts = append(opts, remote.WithProgress(updates))
+	}
+	err := remote.Push(ref, taggable, opts...)
+	wait()
+	if err != nil {
+		return Pushed{Uploaded: uploaded.Load()}, c.describe("push", ref, reg, err)
+	}
+	d, err := partial.Descriptor(t)
+	if err != nil {
+		return Pushed{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	return Pushed{Descriptor: *d, Uploaded: uploaded.Load()}, nil
+}
+
+// watch turns the remote package's progress updates into progress lines; wait returns once
+// the updates channel is closed (the remote package closes it when the transfer ends).
+func (c *Client) watch(label string) (chan<- v1.Update, func()) {
+	m := progress.New(c.opts.Progress, label, 0)
+	if m == nil {
+		return nil, func() {}
+	}
+	updates := make(chan v1.Update, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for u := range updates {
+			m.SetTotal(u.Total)
+			m.Set(u.Complete)
+		}
+		m.Done()
+	}()
+	return updates, func() { <-done }
+}
+
+// uploadCounter counts the request body bytes of blob uploads.
+type uploadCounter struct {
+	inner http.RoundTripper
+	n     *atomic.Int64
+}
+
+func (u *uploadCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && (req.Method == http.MethodPatch || req.Method == http.MethodPut || req.Method == http.MethodPost) &&
+		strings.Contains(req.URL.Path, "/blobs/uploads/") {
+		req.Body = &countingBody{ReadCloser: req.Body, n: u.n}
+	}
+	return u.inner.RoundTrip(req)
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// mountSource is a reference into repository r: a mount names only the repository, so the
+// tag is never read.
+func mountSource(r name.Repository) name.Reference { return r.Tag("latest") }
+
+// mountableImage offers its layers for a cross-repository mount from another repository.
+type mountableImage struct {
+	v1.Image
+	from name.Reference
+}
+
+func (m *mountableImage) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = &remote.MountableLayer{Layer: l, Reference: m.from}
+	}
+	return out, nil
+}
+
+func (m *mountableImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return &remote.MountableLayer{Layer: l, Reference: m.from}, nil
+}
+
+// mountableIndex offers the layers of its images for a cross-repository mount.
+type mountableIndex struct {
+	inner v1.ImageIndex
+	from  name.Reference
+}
+
+func (m *mountableIndex) MediaType() (types.MediaType, error)       { return m.inner.MediaType() }
+func (m *mountableIndex) Digest() (v1.Hash, error)                  { return m.inner.Digest() }
+func (m *mountableIndex) Size() (int64, error)                      { return m.inner.Size() }
+func (m *mountableIndex) IndexManifest() (*v1.IndexManifest, error) { return m.inner.IndexManifest() }
+func (m *mountableIndex) RawManifest() ([]byte, error)              { return m.inner.RawManifest() }
+
+func (m *mountableIndex) Image(h v1.Hash) (v1.Image, error) {
+	img, err := m.inner.Image(h)
+	if err != nil {
+		return nil, err
+	}
+	return &mountableImage{Image: img, from: m.from}, nil
+}
+
+func (m *mountableIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	idx, err := m.inner.ImageIndex(h)
+	if err != nil {
+		return nil, err
+	}
+	return &mountableIndex{inner: idx, from: m.from}, nil
+}

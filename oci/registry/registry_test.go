@@ -1,0 +1,435 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	stdlog "log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+var (
+	amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
+	arm64 = v1.Platform{OS: "linux", Architecture: "arm64"}
+)
+
+// fastBackoff keeps retry tests short.
+var fastBackoff = remote.Backoff{Duration: 10 * time.Millisecond, Factor: 1, Steps: 5}
+
+// testImage is an OCI image for p with two random layers.
+func testImage(t *testing.T, p v1.Platform) v1.Image {
+	t.Helper()
+	img, err := image.Scratch(p, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		l, err := random.Layer(64<<10, types.OCILayer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img
+}
+
+// serve starts an in-memory registry, with wrap around its handler when given, and returns
+// its host:port (loopback, so plain HTTP).
+func serve(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	var h http.Handler = ggcrregistry.New(ggcrregistry.Logger(stdlog.New(io.Discard, "", 0)))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func ref(t *testing.T, c *Client, s string) name.Reference {
+	t.Helper()
+	r, err := c.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func digest(t *testing.T, img interface{ Digest() (v1.Hash, error) }) v1.Hash {
+	t.Helper()
+	h, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestPushPullRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	host := serve(t, nil)
+	c := New(Options{Keychain: authn.NewMultiKeychain()})
+	img := testImage(t, arm64)
+	dst := ref(t, c, host+"/serpent/stage3:test")
+
+	first, err := c.Push(ctx, img, dst, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Descriptor.Digest != digest(t, img) {
+		t.Errorf("pushed %s, image is %s", first.Descriptor.Digest, digest(t, img))
+	}
+	if size, _ := image.Size(img); first.Uploaded < size-(16<<10) {
+		t.Errorf("first push uploaded %d bytes, the image's blobs are %d", first.Uploaded, size)
+	}
+	second, err := c.Push(ctx, img, dst, PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Uploaded != 0 {
+		t.Errorf("second push of the same image uploaded %d blob bytes, want 0", second.Uploaded)
+	}
+
+	st := newStore(t)
+	d, err := c.Pull(ctx, st, dst, arm64, "stage3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Digest != digest(t, img) {
+		t.Errorf("pulled %s, pushed %s", d.Digest, digest(t, img))
+	}
+	got, _, err := st.Image(store.Ref{Name: "stage3"}.WithPlatform(&arm64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest(t, got) != digest(t, img) {
+		t.Errorf("store has %s under stage3@linux/arm64", digest(t, got))
+	}
+	if res, err := st.Fsck(ctx); err != nil || len(res.Problems) > 0 {
+		t.Errorf("fsck after pull: %v %v", res.Problems, err)
+	}
+
+	if _, err := c.Pull(ctx, st, dst, amd64, "stage3"); err == nil || !strings.Contains(err.Error(), "is for linux/arm64, not linux/amd64") {
+		t.Errorf("pulling an arm64 image for amd64: %v", err)
+	}
+}
+
+func TestIndexPushAndPlatformPick(t *testing.T) {
+	ctx := context.Background()
+	host := serve(t, nil)
+	c := New(Options{Keychain: authn.NewMultiKeychain()})
+	imgs := []v1.Image{testImage(t, amd64), testImage(t, arm64)}
+	idx, err := image.Index(imgs, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := ref(t, c, host+"/serpent/stage3:multi")
+	if _, err := c.Push(ctx, idx, dst, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := remote.Get(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(raw.Manifest, &im); err != nil {
+		t.Fatal(err)
+	}
+	if raw.MediaType != types.OCIImageIndex || len(im.Manifests) != 2 {
+		t.Fatalf("pushed %s with %d entries", raw.MediaType, len(im.Manifests))
+	}
+	for i, m := range im.Manifests {
+		want := []v1.Platform{amd64, arm64}[i]
+		if m.Platform == nil || !platform.Equal(*m.Platform, want) || m.Digest != digest(t, imgs[i]) {
+			t.Errorf("entry %d: %v %s, want %s %s", i, m.Platform, m.Digest, platform.String(want), digest(t, imgs[i]))
+		}
+	}
+	for i, p := range []v1.Platform{amd64, arm64} {
+		st := newStore(t)
+		d, err := c.Pull(ctx, st, dst, p, "stage3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Digest != digest(t, imgs[i]) {
+			t.Errorf("pull for %s: %s, want %s", platform.String(p), d.Digest, digest(t, imgs[i]))
+		}
+	}
+	riscv := v1.Platform{OS: "linux", Architecture: "riscv64"}
+	if _, err := c.Pull(ctx, newStore(t), dst, riscv, "x"); err == nil || !strings.Contains(err.Error(), "no image for linux/riscv64") {
+		t.Errorf("pull for a platform the index lacks: %v", err)
+	}
+}
+
+func TestIndexRefusesDuplicatesAndNoPlatform(t *testing.T) {
+	if _, err := image.Index([]v1.Image{testImage(t, arm64), testImage(t, arm64)}, []string{"x:1", "y:2"}); err == nil || !strings.Contains(err.Error(), "x:1 and y:2 are both for linux/arm64") {
+		t.Errorf("two arm64 images: %v", err)
+	}
+	noPlatform, err := random.Image(10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.Index([]v1.Image{noPlatform}, []string{"z"}); err == nil || !strings.Contains(err.Error(), "z: its config names no platform") {
+		t.Errorf("an image without platform: %v", err)
+	}
+}
+
+func TestJoinIndex(t *testing.T) {
+	ctx := context.Background()
+	host := serve(t, nil)
+	c := New(Options{Keychain: authn.NewMultiKeychain()})
+	a, b := testImage(t, amd64), testImage(t, arm64)
+	ra, rb := ref(t, c, host+"/ci/amd64:1"), ref(t, c, host+"/ci/arm64:1")
+	for img, r := range map[v1.Image]name.Reference{a: ra, b: rb} {
+		if _, err := c.Push(ctx, img, r, PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := ref(t, c, host+"/serpent/stage3:1")
+	p, err := c.JoinIndex(ctx, dst, []name.Reference{ra, rb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, pl := range []v1.Platform{amd64, arm64} {
+		img, err := c.Image(ctx, dst, pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest(t, img) != digest(t, []v1.Image{a, b}[i]) {
+			t.Errorf("%s in the joined index: %s", platform.String(pl), digest(t, img))
+		}
+	}
+	// Joining an index with an image of a platform it already has is refused.
+	if _, err := c.JoinIndex(ctx, ref(t, c, host+"/serpent/stage3:2"), []name.Reference{dst, ra}); err == nil || !strings.Contains(err.Error(), "are both for linux/amd64") {
+		t.Errorf("join with a repeated platform: %v", err)
+	}
+	if p.Descriptor.MediaType != types.OCIImageIndex {
+		t.Errorf("joined index is %s", p.Descriptor.MediaType)
+	}
+}
+
+// basicAuth answers 401 with a Basic challenge unless the request carries user:pass.
+func basicAuth(user, pass string) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+}
+
+func TestLoginAndCredentialErrors(t *testing.T) {
+	ctx := context.Background()
+	host := serve(t, basicAuth("builder", "s3cret-pass"))
+	cfgDir := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", cfgDir)
+	t.Setenv("HOME", t.TempDir())
+
+	c := New(Options{})
+	img := testImage(t, amd64)
+	dst := ref(t, c, host+"/serpent/x:1")
+
+	_, err := c.Push(ctx, img, dst, PushOptions{})
+	if err == nil || !strings.Contains(err.Error(), "registry "+host+" refused the credentials") {
+		t.Errorf("push without credentials: %v", err)
+	}
+	if _, err := c.Login(ctx, host, "builder", "wrong-pass"); err == nil || !strings.Contains(err.Error(), host) || strings.Contains(err.Error(), "wrong-pass") {
+		t.Errorf("login with a wrong password: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfgDir, "config.json")); err == nil {
+		t.Error("a refused login wrote the Docker config")
+	}
+	file, err := c.Login(ctx, host, "builder", "s3cret-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != filepath.Join(cfgDir, "config.json") {
+		t.Errorf("login wrote %s", file)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("config file: %v %v", fi, err)
+	}
+	// A new client (the keychain reads the file afresh) pushes with the stored credentials.
+	if _, err := New(Options{}).Push(ctx, img, dst, PushOptions{}); err != nil {
+		t.Fatalf("push after login: %v", err)
+	}
+	if err := c.Logout(host); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Options{}).Push(ctx, img, ref(t, c, host+"/serpent/x:2"), PushOptions{})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("push after logout: %v", err)
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	ctx := context.Background()
+	host := serve(t, nil)
+	c := New(Options{Keychain: authn.NewMultiKeychain()})
+	_, err := c.Pull(ctx, newStore(t), ref(t, c, host+"/nothing/here:1"), amd64, "x")
+	if !IsNotFound(err) || !strings.Contains(err.Error(), host) {
+		t.Errorf("pull of a missing image: %v", err)
+	}
+	if strings.Contains(err.Error(), "GET ") || strings.Contains(err.Error(), "http://") {
+		t.Errorf("error carries HTTP noise: %v", err)
+	}
+}
+
+// flaky fails the first n blob upload requests with 503 and cuts the next n connections.
+func flaky(n int32) (func(http.Handler) http.Handler, *atomic.Int32) {
+	var seen atomic.Int32
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/blobs/") && r.Method != http.MethodHead {
+				switch k := seen.Add(1); {
+				case k <= n:
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				case k <= 2*n:
+					conn, _, err := w.(http.Hijacker).Hijack()
+					if err == nil {
+						conn.Close()
+					}
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}, &seen
+}
+
+func TestRetriesOn5xxAndBrokenConnections(t *testing.T) {
+	ctx := context.Background()
+	wrap, seen := flaky(1)
+	host := serve(t, wrap)
+	c := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: fastBackoff})
+	img := testImage(t, amd64)
+	dst := ref(t, c, host+"/serpent/flaky:1")
+	if _, err := c.Push(ctx, img, dst, PushOptions{}); err != nil {
+		t.Fatalf("push through a 503 and a cut connection: %v", err)
+	}
+	if seen.Load() < 3 {
+		t.Errorf("the flaky registry saw %d blob requests: the failures never happened", seen.Load())
+	}
+	seen.Store(0)
+	if _, err := c.Pull(ctx, newStore(t), dst, amd64, "flaky"); err != nil {
+		t.Fatalf("pull through a 503 and a cut connection: %v", err)
+	}
+}
+
+func TestPlainHTTPPolicy(t *testing.T) {
+	var reached []string
+	inner := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		reached = append(reached, r.URL.String())
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	p := &policy{secure: inner, insecure: inner, hosts: []string{"10.0.0.9:5000"}}
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"http://127.0.0.1:5000/v2/", true},
+		{"http://localhost:5000/v2/", true},
+		{"http://[::1]:5000/v2/", true},
+		{"http://10.0.0.9:5000/v2/", true}, // named insecure
+		{"http://10.0.0.8:5000/v2/", false},
+		{"http://registry.local:5000/v2/", false},
+		{"https://10.0.0.8:5000/v2/", true},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+		_, err := p.RoundTrip(req)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want allowed=%v", tc.url, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--insecure-registry") {
+			t.Errorf("%s: %v does not say how to allow it", tc.url, err)
+		}
+	}
+	if len(reached) != 5 {
+		t.Errorf("%d requests went through, want 5", len(reached))
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestCache(t *testing.T) {
+	ctx := context.Background()
+	host := serve(t, nil)
+	c := New(Options{Keychain: authn.NewMultiKeychain()})
+	repo, err := c.ParseRepository(host + "/serpent/cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &Cache{Client: c, Repo: repo}
+	key := "sha256:" + strings.Repeat("ab", 32)
+	img, _, err := cache.Find(ctx, "stage2", key)
+	if err != nil || img != nil {
+		t.Fatalf("find in an empty cache: %v %v", img, err)
+	}
+	want := testImage(t, arm64)
+	if _, err := cache.Put(ctx, "stage2", key, want); err != nil {
+		t.Fatal(err)
+	}
+	again, err := cache.Put(ctx, "stage2", key, want)
+	if err != nil || again.Uploaded != 0 {
+		t.Errorf("second put: uploaded %d, %v", again.Uploaded, err)
+	}
+	img, r, err := cache.Find(ctx, "stage2", key)
+	if err != nil || img == nil {
+		t.Fatalf("find after put: %v %v", img, err)
+	}
+	if digest(t, img) != digest(t, want) || r.Identifier() != "stage2-"+strings.Repeat("ab", 32) {
+		t.Errorf("found %s at %s", digest(t, img), r)
+	}
+}
+
+func TestCacheTag(t *testing.T) {
+	hex := strings.Repeat("0f", 32)
+	for _, tc := range []struct{ stage, want string }{
+		{"stage2.5", "stage2.5-" + hex},
+		{"my stage/x", "my_stage_x-" + hex},
+		{strings.Repeat("s", 100), strings.Repeat("s", 63) + "-" + hex},
+	} {
+		if got := CacheTag(tc.stage, "sha256:"+hex); got != tc.want {
+			t.Errorf("CacheTag(%q) = %q, want %q", tc.stage, got, tc.want)
+		} else if _, err := name.NewTag("r/x:" + got); err != nil {
+			t.Errorf("CacheTag(%q) = %q is not a valid tag: %v", tc.stage, got, err)
+		}
+	}
+}
