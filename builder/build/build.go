@@ -20,6 +20,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/stages"
 )
 
@@ -29,6 +30,9 @@ type Options struct {
 	Runner     *builder.Runner
 	Sources    *sources.Cache
 	KeepFailed bool
+	// CacheTo, when set, receives every stage image under its cache key (--cache-to): built,
+	// reused or pulled alike, so that the repository can serve the whole build.
+	CacheTo *registry.Cache
 	// Events, when set, is told of every step as it starts and ends.
 	Events func(Event)
 }
@@ -56,6 +60,8 @@ type StepResult struct {
 	Size       int64 // compressed size of the image's layers and config
 	Took       time.Duration
 	Built      bool
+	Pulled     bool  // from a --cache-from repository
+	CacheBytes int64 // blob bytes uploaded to the --cache-to repository
 	Log        string
 	Run        builder.Result
 }
@@ -64,6 +70,17 @@ type StepResult struct {
 type Report struct {
 	Steps []StepResult
 	Took  time.Duration
+}
+
+// Pulled is how many stages came from a cache repository.
+func (r *Report) Pulled() int {
+	n := 0
+	for _, s := range r.Steps {
+		if s.Pulled {
+			n++
+		}
+	}
+	return n
 }
 
 // Containers is how many containers the build ran.
@@ -101,7 +118,13 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 				return rep, err
 			}
 			s.BaseImage, s.BaseDigest = img, base.Descriptor.Digest
-			if err := decide(opts.PlanOptions, s); err != nil {
+			if err := decide(ctx, opts.PlanOptions, s); err != nil {
+				return rep, err
+			}
+		}
+		if s.Action == Build && s.baseStep != nil && s.baseStep.Action == Pull {
+			// Build on the pulled copy in the store, not on the cache's.
+			if s.BaseImage, err = opts.Store.ImageByDigest(rep.Steps[i-1].Descriptor); err != nil {
 				return rep, err
 			}
 		}
@@ -111,6 +134,17 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 		res, err := runStep(ctx, opts, s, paths)
 		if err != nil {
 			return rep, err
+		}
+		if opts.CacheTo != nil && s.Key != "" {
+			img, err := opts.Store.ImageByDigest(res.Descriptor)
+			if err != nil {
+				return rep, err
+			}
+			p, err := opts.CacheTo.Put(ctx, s.Name(), s.Key, img)
+			if err != nil {
+				return rep, fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.Target.Platform), err)
+			}
+			res.CacheBytes = p.Uploaded
 		}
 		rep.Steps = append(rep.Steps, res)
 		if opts.Events != nil {
@@ -149,9 +183,19 @@ func fetchSources(ctx context.Context, cache *sources.Cache, steps []*Step) (map
 func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string) (StepResult, error) {
 	start := time.Now()
 	res := StepResult{Step: s}
-	if s.Action == Reuse {
+	switch s.Action {
+	case Reuse:
 		res.Descriptor = *s.Existing
 		res.Size = imageSize(opts, s.Existing)
+		res.Took = time.Since(start)
+		return res, nil
+	case Pull:
+		d, err := opts.Registry.Store(ctx, opts.Store, s.Cached, s.CachedRef, s.Tag)
+		if err != nil {
+			return res, fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.Target.Platform), err)
+		}
+		res.Descriptor, res.Pulled = d, true
+		res.Size = imageSize(opts, &d)
 		res.Took = time.Since(start)
 		return res, nil
 	}

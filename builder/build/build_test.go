@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/serpent-os/serpent-oci/builder"
@@ -15,6 +16,8 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
+	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/stages"
 )
@@ -74,8 +77,11 @@ func actions(rep *build.Report) string {
 	var out []string
 	for _, s := range rep.Steps {
 		a := "reused"
-		if s.Built {
+		switch {
+		case s.Built:
 			a = "built"
+		case s.Pulled:
+			a = "pulled"
 		}
 		out = append(out, s.Step.Name()+":"+a)
 	}
@@ -239,5 +245,72 @@ func TestCorruptSourceStopsBeforeAnyContainer(t *testing.T) {
 	}
 	if tags, _ := f.st.Tags(); len(tags) != 1 {
 		t.Fatalf("tags after a failed build: %v", tags)
+	}
+}
+
+func TestCacheToThenCacheFrom(t *testing.T) {
+	ctx := context.Background()
+	host := registrytest.InMemory(t, nil)
+	client := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
+	repo, err := client.ParseRepository(host + "/serpent/cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &registry.Cache{Client: client, Repo: repo}
+
+	first := newFixture(t)
+	rep, err := first.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheTo = client, cache })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Steps {
+		if s.CacheBytes == 0 && s.Step.Name() == "host-tools" {
+			t.Errorf("%s: nothing uploaded to the cache", s.Step.Name())
+		}
+		if _, err := client.Head(ctx, repo.Tag(registry.CacheTag(s.Step.Name(), s.Step.Key))); err != nil {
+			t.Errorf("%s is not in the cache: %v", s.Step.Name(), err)
+		}
+	}
+
+	// A fresh store (with its own copy of the base image, imported alike) takes every stage
+	// from the cache and runs no container.
+	second := newFixture(t)
+	rep2, err := second.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheFrom = client, []*registry.Cache{cache} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep2); got != "host-tools:pulled target-root:pulled target-native:pulled" || rep2.Containers() != 0 {
+		t.Fatalf("build with --cache-from: %s (%d containers)", got, rep2.Containers())
+	}
+	if logs, _ := os.ReadDir(second.logs); len(logs) != 0 {
+		t.Errorf("%d containers ran in a build served by the cache", len(logs))
+	}
+	for i, s := range rep2.Steps {
+		if s.Descriptor.Digest != rep.Steps[i].Descriptor.Digest {
+			t.Errorf("%s pulled as %s, built as %s", s.Step.Name(), s.Descriptor.Digest, rep.Steps[i].Descriptor.Digest)
+		}
+		if d, err := second.st.Resolve(s.Step.Tag); err != nil || d.Digest != s.Descriptor.Digest {
+			t.Errorf("%s in the new store: %v %v", s.Step.Tag, d.Digest, err)
+		}
+	}
+	// Now the store has them: the next build reuses, pulling nothing.
+	rep3, err := second.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheFrom = client, []*registry.Cache{cache} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep3); got != "host-tools:reused target-root:reused target-native:reused" {
+		t.Errorf("third build: %s", got)
+	}
+
+	// A changed last script misses the cache for that stage alone.
+	edit(t, filepath.Join(second.set, "target-native.sh"), "built natively", "built natively again")
+	third := newFixture(t)
+	edit(t, filepath.Join(third.set, "target-native.sh"), "built natively", "built natively again")
+	rep4, err := third.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheFrom = client, []*registry.Cache{cache} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep4); got != "host-tools:pulled target-root:pulled target-native:built" {
+		t.Errorf("build with a changed last stage: %s", got)
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/log"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/stages"
 )
@@ -18,7 +21,8 @@ import (
 type Action string
 
 const (
-	Reuse Action = "reuse"
+	Reuse Action = "reuse" // the store's image has the key
+	Pull  Action = "pull"  // a --cache-from repository has an image with the key
 	Build Action = "build"
 )
 
@@ -34,6 +38,12 @@ type PlanOptions struct {
 	// Images maps a name used as `from: image:NAME` to the image reference to use instead
 	// (`--seed REF` sets "seed").
 	Images map[string]string
+	// Registry, when set, resolves `from: image:REF` that the store lacks and REF names a
+	// registry (REGISTRY/REPO:TAG), and pulls from CacheFrom.
+	Registry *registry.Client
+	// CacheFrom are repositories of stage images by cache key, asked in order for a stage
+	// the store lacks (--cache-from).
+	CacheFrom []*registry.Cache
 }
 
 // Step is one stage for one target platform.
@@ -54,6 +64,8 @@ type Step struct {
 	Action       Action
 	Reason       string
 	Existing     *v1.Descriptor // what the tag points at now, if anything
+	Cached       v1.Image       // with Pull: the image in the cache, read lazily
+	CachedRef    name.Reference // with Pull: where
 }
 
 // Name is the stage's name.
@@ -120,7 +132,7 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 			if err := resolveBase(ctx, opts, s, prev); err != nil {
 				return nil, err
 			}
-			if err := decide(opts, s); err != nil {
+			if err := decide(ctx, opts, s); err != nil {
 				return nil, err
 			}
 			steps = append(steps, s)
@@ -146,12 +158,19 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 			return fmt.Errorf("%s: stage %s runs on %s (runs-on: %s) but its base %s makes images for %s",
 				r.File, r.Name, platform.String(s.RunsOn), r.RunsOn, prev.Name(), platform.String(prev.Output))
 		}
-		if prev.Action == Reuse && prev.Existing != nil {
+		switch {
+		case prev.Action == Reuse && prev.Existing != nil:
 			img, err := opts.Store.ImageByDigest(*prev.Existing)
 			if err != nil {
 				return err
 			}
 			s.BaseImage, s.BaseDigest = img, prev.Existing.Digest
+		case prev.Action == Pull:
+			h, err := prev.Cached.Digest()
+			if err != nil {
+				return fmt.Errorf("%s: %w", prev.CachedRef, err)
+			}
+			s.BaseImage, s.BaseDigest = prev.Cached, h
 		}
 		return nil
 	}
@@ -166,15 +185,30 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 	ref = ref.WithPlatform(&s.RunsOn)
 	s.Base = ref.String()
 	img, d, err := opts.Store.Image(ref)
-	if err != nil {
+	if err == nil {
+		s.BaseImage, s.BaseDigest = img, d.Digest
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) || opts.Registry == nil || !registry.LooksRemote(name) {
 		return fmt.Errorf("%s: stage %s starts from image %s: %w (import or pull it into the store first)", r.File, r.Name, ref, err)
 	}
-	s.BaseImage, s.BaseDigest = img, d.Digest
+	rref, perr := opts.Registry.ParseReference(name)
+	if perr != nil {
+		return fmt.Errorf("%s: from: image:%s: %w", r.File, r.From.Ref, perr)
+	}
+	s.Base = rref.String()
+	if s.BaseImage, err = opts.Registry.Image(ctx, rref, s.RunsOn); err != nil {
+		return fmt.Errorf("%s: stage %s starts from image %s: %w", r.File, r.Name, rref, err)
+	}
+	if s.BaseDigest, err = s.BaseImage.Digest(); err != nil {
+		return fmt.Errorf("%s: stage %s: base %s: %w", r.File, r.Name, rref, err)
+	}
 	return nil
 }
 
-// decide sets the step's key, action and reason from what the store holds.
-func decide(opts PlanOptions, s *Step) error {
+// decide sets the step's key, action and reason from what the store holds, and from the
+// cache repositories when the store cannot serve.
+func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 	if d, err := opts.Store.Resolve(s.Tag); err == nil {
 		s.Existing = &d
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -194,7 +228,7 @@ func decide(opts PlanOptions, s *Step) error {
 		return nil
 	case s.Existing == nil:
 		s.Action, s.Reason = Build, "no image with this key"
-		return nil
+		return lookInCaches(ctx, opts, s)
 	}
 	img, err := opts.Store.ImageByDigest(*s.Existing)
 	if err != nil {
@@ -214,6 +248,38 @@ func decide(opts PlanOptions, s *Step) error {
 		s.Action, s.Reason = Build, "base changed"
 	default:
 		s.Action, s.Reason = Build, "target, host, epoch or builder version changed"
+	}
+	if s.Action == Build {
+		return lookInCaches(ctx, opts, s)
+	}
+	return nil
+}
+
+// lookInCaches turns a build into a pull when a cache repository has an image under the
+// step's key that says it is that key's image and is for the step's output platform.
+func lookInCaches(ctx context.Context, opts PlanOptions, s *Step) error {
+	for _, c := range opts.CacheFrom {
+		img, ref, err := c.Find(ctx, s.Name(), s.Key)
+		if err != nil {
+			return fmt.Errorf("stage %s: %w", s.Name(), err)
+		}
+		if img == nil {
+			continue
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return fmt.Errorf("stage %s: read %s: %w", s.Name(), ref, err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return fmt.Errorf("stage %s: read %s: %w", s.Name(), ref, err)
+		}
+		if m.Annotations[AnnotationKey] != s.Key || cfg.Platform() == nil || !platform.Equal(*cfg.Platform(), s.Output) {
+			log.G(ctx).WithField("image", ref.String()).Warnf("stage %s: cache image does not carry key %s for %s: ignored", s.Name(), s.Key, platform.String(s.Output))
+			continue
+		}
+		s.Action, s.Reason, s.Cached, s.CachedRef = Pull, "in cache "+c.String(), img, ref
+		return nil
 	}
 	return nil
 }

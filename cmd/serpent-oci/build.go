@@ -11,10 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/stages"
 	"github.com/spf13/pflag"
 )
@@ -29,6 +31,8 @@ type graphFlags struct {
 	epoch      string
 	noCache    bool
 	rebuild    []string
+	reg        registryFlags
+	cache      cacheFlags
 }
 
 func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
@@ -36,11 +40,13 @@ func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
 	fs.StringVar(&g.stagesDir, "stages", "", "recipe set directory (default: the recipes built into serpent-oci)")
 	fs.StringArrayVar(&g.mirrors, "source-mirror", nil, "directory of source files, matched by name or sha256 (repeatable)")
 	fs.StringVar(&g.sourcesDir, "sources-dir", "", "source cache (default $SERPENT_OCI_SOURCES or ~/.cache/serpent-oci/sources)")
-	fs.StringVar(&g.seed, "seed", "", "image to use for `from: image:seed` (a store tag)")
+	fs.StringVar(&g.seed, "seed", "", "image to use for `from: image:seed`: a store tag, or a registry reference")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
 	if cache {
 		fs.BoolVar(&g.noCache, "no-cache", false, "rebuild every stage")
 		fs.StringArrayVar(&g.rebuild, "rebuild", nil, "rebuild this stage (and so what depends on it); repeatable")
+		g.cache.register(fs, false)
+		g.reg.register(fs)
 	}
 }
 
@@ -55,7 +61,7 @@ func (g *graphFlags) loadSet() (*stages.Set, error) {
 	return set, nil
 }
 
-func (g *graphFlags) planOptions(ctx context.Context, e *env) (build.PlanOptions, error) {
+func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer) (build.PlanOptions, error) {
 	var opts build.PlanOptions
 	set, err := g.loadSet()
 	if err != nil {
@@ -77,6 +83,10 @@ func (g *graphFlags) planOptions(ctx context.Context, e *env) (build.PlanOptions
 	if g.seed != "" {
 		opts.Images = map[string]string{"seed": g.seed}
 	}
+	opts.Registry = g.reg.client(progress)
+	if opts.CacheFrom, err = caches(opts.Registry, g.cache.from); err != nil {
+		return opts, err
+	}
 	return opts, nil
 }
 
@@ -97,6 +107,7 @@ func buildCommand() *command {
 		g        graphFlags
 		keep     bool
 		progress string
+		push     string
 	)
 	return &command{
 		name:    "build",
@@ -113,6 +124,8 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 		flags: func(fs *pflag.FlagSet) {
 			g.register(fs, true)
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed stage's files (unmounted) and print where")
+			fs.StringVar(&push, "push", "", "push TARGET's images, one per platform, as one multi-platform index to this reference")
+			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -122,13 +135,27 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			if progress != "auto" && progress != "plain" && progress != "tty" {
 				return usagef("build: --progress %q: want auto, plain or tty", progress)
 			}
-			po, err := g.planOptions(ctx, e)
-			if err != nil {
-				return err
-			}
 			tty := progress == "tty" || (progress == "auto" && isTerminalWriter(e.stderr))
 			con := newConsole(e.stderr, tty)
 			defer con.stop()
+			po, err := g.planOptions(ctx, e, con)
+			if err != nil {
+				return err
+			}
+			var pushRef name.Reference
+			if push != "" {
+				if pushRef, err = po.Registry.ParseReference(push); err != nil {
+					return usagef("build: --push: %v", err)
+				}
+			}
+			var cacheTo *registry.Cache
+			if g.cache.to != "" {
+				cs, err := caches(po.Registry, []string{g.cache.to})
+				if err != nil {
+					return err
+				}
+				cacheTo = cs[0]
+			}
 			cache, err := g.sourceCache(con)
 			if err != nil {
 				return err
@@ -140,8 +167,14 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			if _, err := runner.Recover(ctx); err != nil {
 				return err
 			}
-			opts := build.Options{PlanOptions: po, Runner: runner, Sources: cache, KeepFailed: keep, Events: con.event}
+			opts := build.Options{PlanOptions: po, Runner: runner, Sources: cache, KeepFailed: keep, CacheTo: cacheTo, Events: con.event}
 			rep, err := build.Run(ctx, opts, args[0])
+			if err == nil && pushRef != nil {
+				var p registry.Pushed
+				if p, err = build.Push(ctx, opts, rep, args[0], pushRef); err == nil {
+					fmt.Fprintf(con, "pushed %s@%s (%s uploaded)\n", pushRef.Context(), p.Descriptor.Digest, humanBytes(p.Uploaded))
+				}
+			}
 			con.stop()
 			if rep != nil && len(rep.Steps) > 0 {
 				printSummary(e.stdout, rep)
@@ -156,14 +189,17 @@ func printSummary(w io.Writer, rep *build.Report) {
 	fmt.Fprintln(tw, "STAGE\tPLATFORM\tTAG\tDIGEST\tSIZE\tTIME\tRESULT")
 	for _, s := range rep.Steps {
 		result := "reused"
-		if s.Built {
+		switch {
+		case s.Built:
 			result = "built (" + s.Step.Reason + ")"
+		case s.Pulled:
+			result = "pulled (" + s.Step.Reason + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Step.Name(), platform.String(s.Step.Target.Platform),
 			s.Step.Tag, shortDigest(s.Descriptor.Digest), humanBytes(s.Size), s.Took.Round(time.Millisecond), result)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d stages, %d built, in %s\n", len(rep.Steps), rep.Containers(), rep.Took.Round(time.Millisecond))
+	fmt.Fprintf(w, "%d stages, %d built, %d pulled, in %s\n", len(rep.Steps), rep.Containers(), rep.Pulled(), rep.Took.Round(time.Millisecond))
 	var engine, total time.Duration
 	for _, s := range rep.Steps {
 		if s.Built {
@@ -203,7 +239,7 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 			if format != "table" && format != "json" {
 				return usagef("plan: --format %q: want table or json", format)
 			}
-			po, err := g.planOptions(ctx, e)
+			po, err := g.planOptions(ctx, e, e.stderr)
 			if err != nil {
 				return err
 			}
@@ -357,12 +393,18 @@ func (c *console) event(ev build.Event) {
 		c.mu.Lock()
 		c.status, c.started = where, time.Now()
 		c.mu.Unlock()
-		if s.Action == build.Reuse {
+		switch s.Action {
+		case build.Reuse:
 			fmt.Fprintf(c, "%s: reusing %s (same key)\n", where, s.Tag)
-		} else {
+		case build.Pull:
+			fmt.Fprintf(c, "%s: pulling %s\n", where, s.CachedRef)
+		default:
 			fmt.Fprintf(c, "%s: building on %s (%s)\n", where, platform.String(s.RunsOn), s.Reason)
 		}
 	case build.StepDone:
+		if ev.Result.Pulled {
+			fmt.Fprintf(c, "%s: pulled %s %s in %s\n", where, s.Tag, shortDigest(ev.Result.Descriptor.Digest), ev.Result.Took.Round(time.Millisecond))
+		}
 		if ev.Result.Built {
 			fmt.Fprintf(c, "%s: built %s %s in %s\n", where, s.Tag, shortDigest(ev.Result.Descriptor.Digest), ev.Result.Took.Round(time.Millisecond))
 		}

@@ -37,6 +37,7 @@ func usagef(format string, args ...any) error {
 
 // env is what every command gets: where to print and the global options.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	storeDir       string
 }
@@ -56,12 +57,13 @@ func commands() []*command {
 	return []*command{
 		buildCommand(), planCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(),
+		pushCommand(), pullCommand(), indexCommand(), loginCommand(), logoutCommand(),
 		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), versionCommand(),
 	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr}
+	e := &env{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	err := dispatch(ctx, e, args)
 	switch {
 	case err == nil:

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 
 	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,7 +30,7 @@ func (c *Client) Login(ctx context.Context, registry, user, password string) (st
 	if err := c.check(ctx, reg, &authn.Basic{Username: user, Password: password}); err != nil {
 		return "", err
 	}
-	cf, err := config.Load(config.Dir())
+	cf, err := loadDockerConfig()
 	if err != nil {
 		return "", fmt.Errorf("login %s: read the Docker config: %w", registry, err)
 	}
@@ -47,7 +50,7 @@ func (c *Client) Logout(registry string) error {
 	if err != nil {
 		return err
 	}
-	cf, err := config.Load(config.Dir())
+	cf, err := loadDockerConfig()
 	if err != nil {
 		return fmt.Errorf("logout %s: read the Docker config: %w", registry, err)
 	}
@@ -59,6 +62,21 @@ func (c *Client) Logout(registry string) error {
 		return fmt.Errorf("logout %s: %w", registry, err)
 	}
 	return cf.Save()
+}
+
+// loadDockerConfig reads the Docker config from $DOCKER_CONFIG, else ~/.docker, looked up
+// now: docker/cli's config.Dir() remembers the first answer for the life of the process,
+// while the keychain that reads the credentials back looks each time.
+func loadDockerConfig() (*configfile.ConfigFile, error) {
+	dir := os.Getenv("DOCKER_CONFIG")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	return config.Load(dir)
 }
 
 func (c *Client) parseRegistry(s string) (name.Registry, error) {

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -156,22 +157,52 @@ func Retryable(err error) bool {
 // policy sends requests to insecure registries through a transport that skips TLS
 // verification, and refuses plain HTTP to anything but loopback or those registries: the
 // remote package would otherwise fall back to HTTP for private (RFC 1918) addresses too.
+//
+// A loopback registry whose TLS certificate fails verification is not retried over plain
+// HTTP either (the remote package would try, and report the HTTP server's confusion instead
+// of the certificate problem).
 type policy struct {
 	secure, insecure http.RoundTripper
 	hosts            []string
+
+	mu     sync.Mutex
+	badTLS map[string]error // host → its certificate's verification error
 }
 
 func (p *policy) RoundTrip(req *http.Request) (*http.Response, error) {
-	if slices.Contains(p.hosts, req.URL.Host) {
+	host := req.URL.Host
+	if slices.Contains(p.hosts, host) {
 		return p.insecure.RoundTrip(req)
 	}
-	if req.URL.Scheme == "http" && !isLoopback(req.URL.Hostname()) {
-		if req.Body != nil {
-			req.Body.Close()
+	if req.URL.Scheme == "http" {
+		p.mu.Lock()
+		tlsErr := p.badTLS[host]
+		p.mu.Unlock()
+		var err error
+		switch {
+		case tlsErr != nil:
+			err = tlsErr
+		case !isLoopback(req.URL.Hostname()):
+			err = &plainHTTPError{host: host}
 		}
-		return nil, &plainHTTPError{host: req.URL.Host}
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
 	}
-	return p.secure.RoundTrip(req)
+	resp, err := p.secure.RoundTrip(req)
+	var cert *tls.CertificateVerificationError
+	if err != nil && errors.As(err, &cert) {
+		p.mu.Lock()
+		if p.badTLS == nil {
+			p.badTLS = map[string]error{}
+		}
+		p.badTLS[host] = err
+		p.mu.Unlock()
+	}
+	return resp, err
 }
 
 type plainHTTPError struct{ host string }
@@ -247,4 +278,12 @@ func (c *Client) statusError(registry string, te *transport.Error) error {
 		return fmt.Errorf("registry %s denied access (%s)", registry, detail)
 	}
 	return fmt.Errorf("registry %s answered %d (%s)", registry, te.StatusCode, detail)
+}
+
+// LooksRemote reports whether s names an image in a registry rather than a store tag: its
+// first path part is a host the way Docker tells one (it has a dot or a port, or is
+// localhost), as in "registry.example/serpent/stage3:1" or "127.0.0.1:5000/x".
+func LooksRemote(s string) bool {
+	first, _, ok := strings.Cut(s, "/")
+	return ok && (strings.ContainsAny(first, ".:") || first == "localhost")
 }

@@ -3,10 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
-	"io"
-	stdlog "log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +13,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -24,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
@@ -54,17 +51,8 @@ func testImage(t *testing.T, p v1.Platform) v1.Image {
 	return img
 }
 
-// serve starts an in-memory registry, with wrap around its handler when given, and returns
-// its host:port (loopback, so plain HTTP).
 func serve(t *testing.T, wrap func(http.Handler) http.Handler) string {
-	t.Helper()
-	var h http.Handler = ggcrregistry.New(ggcrregistry.Logger(stdlog.New(io.Discard, "", 0)))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	return registrytest.InMemory(t, wrap)
 }
 
 func newStore(t *testing.T) *store.Store {
@@ -76,7 +64,7 @@ func newStore(t *testing.T) *store.Store {
 	return st
 }
 
-func ref(t *testing.T, c *Client, s string) name.Reference {
+func ref(t testing.TB, c *Client, s string) name.Reference {
 	t.Helper()
 	r, err := c.ParseReference(s)
 	if err != nil {

@@ -1,0 +1,44 @@
+package build
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/registry"
+)
+
+// Push pushes the images a build made of stage target, one per platform, to ref as one
+// multi-platform index whose entries carry each image's platform and nothing else. Layers
+// already in a cache repository of the same registry are mounted from there.
+func Push(ctx context.Context, opts Options, rep *Report, target string, ref name.Reference) (registry.Pushed, error) {
+	var imgs []v1.Image
+	var names []string
+	for _, r := range rep.Steps {
+		if r.Step.Name() != target {
+			continue
+		}
+		img, err := opts.Store.ImageByDigest(r.Descriptor)
+		if err != nil {
+			return registry.Pushed{}, err
+		}
+		imgs, names = append(imgs, img), append(names, r.Step.Tag.String())
+	}
+	if len(imgs) == 0 {
+		return registry.Pushed{}, fmt.Errorf("push %s: the build made no image of %s", ref, target)
+	}
+	idx, err := image.Index(imgs, names)
+	if err != nil {
+		return registry.Pushed{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	var mounts []name.Repository
+	if opts.CacheTo != nil {
+		mounts = append(mounts, opts.CacheTo.Repo)
+	}
+	for _, c := range opts.CacheFrom {
+		mounts = append(mounts, c.Repo)
+	}
+	return opts.Registry.Push(ctx, idx, ref, registry.PushOptions{MountFrom: mounts})
+}

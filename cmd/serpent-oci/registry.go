@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/spf13/pflag"
+)
+
+// registryFlags are the flags of every command that talks to a registry.
+type registryFlags struct {
+	insecure []string
+}
+
+func (r *registryFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&r.insecure, "insecure-registry", nil, "registry HOST[:PORT] to reach over plain HTTP or unverified TLS (repeatable; loopback needs none)")
+}
+
+func (r *registryFlags) client(progress io.Writer) *registry.Client {
+	return registry.New(registry.Options{Insecure: r.insecure, Progress: progress})
+}
+
+// cacheFlags are --cache-from and --cache-to.
+type cacheFlags struct {
+	from []string
+	to   string
+}
+
+func (c *cacheFlags) register(fs *pflag.FlagSet, to bool) {
+	fs.StringArrayVar(&c.from, "cache-from", nil, "repository (REGISTRY/REPO) to pull stages from by cache key before building them (repeatable)")
+	if to {
+		fs.StringVar(&c.to, "cache-to", "", "repository (REGISTRY/REPO) to push every stage image to under its cache key")
+	}
+}
+
+func caches(client *registry.Client, repos []string) ([]*registry.Cache, error) {
+	var out []*registry.Cache
+	for _, s := range repos {
+		r, err := client.ParseRepository(s)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		out = append(out, &registry.Cache{Client: client, Repo: r})
+	}
+	return out, nil
+}
+
+func pushCommand() *command {
+	var (
+		plat platform.List
+		rf   registryFlags
+	)
+	return &command{
+		name:    "push",
+		args:    "TAG REF",
+		summary: "Push an image from the store to a registry",
+		long: `TAG is a store tag. With one platform (TAG@PLATFORM, or --platform P, or a tag that has one)
+its image is pushed as it is; a tag with several platforms (or --platform P,Q) goes out as one
+multi-platform index whose entries carry each image's platform. Blobs the registry has are not
+uploaded again; the manifest goes last, so an interrupted push leaves REF as it was.
+Credentials come from the Docker config (serpent-oci login, docker login, credential helpers).`,
+		example: `serpent-oci push stage3 registry.example/serpent/stage3:2026.11
+serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:arm64`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "platforms of TAG to push, comma-separated (default: all it has)")
+			rf.register(fs)
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 2 {
+				return usagef("push: want TAG and REF, got %d arguments", len(args))
+			}
+			client := rf.client(e.stderr)
+			ref, err := client.ParseReference(args[1])
+			if err != nil {
+				return usageError{err}
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			what, err := pushable(st, args[0], plat)
+			if err != nil {
+				return err
+			}
+			p, err := client.Push(ctx, what, ref, registry.PushOptions{})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s@%s\n", ref.Context(), p.Descriptor.Digest)
+			fmt.Fprintf(e.stderr, "pushed %s: %s uploaded\n", ref, humanBytes(p.Uploaded))
+			return nil
+		},
+	}
+}
+
+// pushable is what `push TAG` sends: one image, the index tagged TAG, or an index made of
+// the images TAG has for the platforms asked (all, without --platform).
+func pushable(st *store.Store, arg string, plat platform.List) (partial.Describable, error) {
+	ref, err := store.ParseRef(arg)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if ref.Platform != nil || len(plat) == 1 {
+		if ref, err = refArg(arg, plat[:min(len(plat), 1)]); err != nil {
+			return nil, err
+		}
+		img, _, err := st.Image(ref)
+		return img, err
+	}
+	tags, err := st.Tags()
+	if err != nil {
+		return nil, err
+	}
+	var imgs []v1.Image
+	var names []string
+	for _, t := range tags {
+		if t.Ref.Name != ref.Name {
+			continue
+		}
+		if t.Ref.Platform == nil {
+			if len(plat) == 0 {
+				return st.Index(ref.Name)
+			}
+			continue
+		}
+		if len(plat) > 0 && !slices.ContainsFunc(plat, func(p v1.Platform) bool { return platform.Equal(p, *t.Ref.Platform) }) {
+			continue
+		}
+		img, err := st.ImageByDigest(t.Descriptor)
+		if err != nil {
+			return nil, err
+		}
+		imgs, names = append(imgs, img), append(names, t.Ref.String())
+	}
+	switch {
+	case len(imgs) == 0:
+		_, err := st.Resolve(ref)
+		if err == nil {
+			err = fmt.Errorf("%s has none of the platforms %s", ref, plat)
+		}
+		return nil, err
+	case len(imgs) < len(plat):
+		return nil, fmt.Errorf("%s has %s only, not all of %s", ref, strings.Join(names, ", "), plat.String())
+	case len(imgs) == 1:
+		return imgs[0], nil
+	}
+	return image.Index(imgs, names)
+}
+
+func pullCommand() *command {
+	var (
+		plat platform.List
+		tag  string
+		rf   registryFlags
+	)
+	return &command{
+		name:    "pull",
+		args:    "REF",
+		summary: "Pull an image from a registry into the store",
+		long: `REF is REGISTRY/REPO[:TAG][@DIGEST]. From a multi-platform index the image of each platform
+asked is pulled (default: this machine's); a plain image must be for the platform asked. Each
+is tagged NAME@PLATFORM in the store, NAME being --tag or the last part of the repository.
+Blobs the store has are not fetched again; broken transfers are retried; the tag is set last.`,
+		example: `serpent-oci pull registry.example/serpent/stage3:2026.11 --platform linux/arm64
+serpent-oci pull registry.example/serpent/stage3:2026.11 --platform linux/amd64,linux/arm64 --tag base`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "platforms to pull, comma-separated (default: the host's)")
+			fs.StringVar(&tag, "tag", "", "store tag name (default: the repository's last part)")
+			rf.register(fs)
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("pull: want one REF, got %d arguments", len(args))
+			}
+			client := rf.client(e.stderr)
+			ref, err := client.ParseReference(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			if tag == "" {
+				tag = path.Base(ref.Context().RepositoryStr())
+			}
+			if _, err := store.ParseRef(tag); err != nil {
+				return usagef("pull: --tag: %v", err)
+			}
+			if len(plat) == 0 {
+				plat = platform.List{platform.Host()}
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			for _, p := range plat {
+				d, err := client.Pull(ctx, st, ref, p, tag)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s %s\n", store.Ref{Name: tag}.WithPlatform(&p), d.Digest)
+			}
+			return nil
+		},
+	}
+}
+
+func loginCommand() *command {
+	var (
+		user, password string
+		stdin          bool
+		rf             registryFlags
+	)
+	return &command{
+		name:    "login",
+		args:    "REGISTRY",
+		summary: "Check and store credentials for a registry",
+		long: `The credentials are checked against the registry first, then stored as docker login stores
+them: in the credential helper the Docker config names, else in $DOCKER_CONFIG/config.json
+(default ~/.docker/config.json). push, pull and build read them from there.`,
+		example: `echo "$TOKEN" | serpent-oci login registry.example -u builder --password-stdin`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVarP(&user, "username", "u", "", "user name")
+			fs.BoolVar(&stdin, "password-stdin", false, "read the password from standard input")
+			fs.StringVarP(&password, "password", "p", "", "password (visible to other users of the machine: prefer --password-stdin)")
+			rf.register(fs)
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("login: want one REGISTRY, got %d arguments", len(args))
+			}
+			if stdin == (password != "") {
+				return usagef("login: give the password with --password-stdin (or --password)")
+			}
+			if stdin {
+				line, err := bufio.NewReader(e.stdin).ReadString('\n')
+				if err != nil && !errors.Is(err, io.EOF) {
+					return fmt.Errorf("login: read the password: %w", err)
+				}
+				password = strings.TrimRight(line, "\r\n")
+			}
+			file, err := rf.client(nil).Login(ctx, args[0], user, password)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "Login succeeded: %s (credentials in %s)\n", args[0], file)
+			return nil
+		},
+	}
+}
+
+func logoutCommand() *command {
+	return &command{
+		name:    "logout",
+		args:    "REGISTRY",
+		summary: "Remove stored credentials for a registry",
+		long:    `Removes what login (or docker login) stored for REGISTRY, from its credential helper or the Docker config.`,
+		example: `serpent-oci logout registry.example`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("logout: want one REGISTRY, got %d arguments", len(args))
+			}
+			return registry.New(registry.Options{}).Logout(args[0])
+		},
+	}
+}
+
+func indexCommand() *command {
+	var (
+		from []string
+		rf   registryFlags
+	)
+	return &command{
+		name:    "index",
+		args:    "create REF --from SRC...",
+		summary: "Join per-platform images in a registry into one multi-platform index",
+		long: `For builds spread over machines: each builds its platform and pushes it (or shares a
+--cache-to repository); one last step joins them. Each --from is an image, or an index whose
+platform images are all taken. Blobs are mounted across repositories of one registry rather
+than copied; no platform may appear twice.`,
+		example: `serpent-oci index create registry.example/serpent/stage3:2026.11 \
+    --from registry.example/ci/stage3:amd64 --from registry.example/ci/stage3:arm64`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringArrayVar(&from, "from", nil, "an image or index to take (repeatable)")
+			rf.register(fs)
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 2 || args[0] != "create" {
+				return usagef("index: want create REF")
+			}
+			if len(from) == 0 {
+				return usagef("index create: give the images to join with --from")
+			}
+			client := rf.client(e.stderr)
+			dst, err := client.ParseReference(args[1])
+			if err != nil {
+				return usageError{err}
+			}
+			var srcs []name.Reference
+			for _, f := range from {
+				r, err := client.ParseReference(f)
+				if err != nil {
+					return usageError{err}
+				}
+				srcs = append(srcs, r)
+			}
+			p, err := client.JoinIndex(ctx, dst, srcs)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s@%s\n", dst.Context(), p.Descriptor.Digest)
+			return nil
+		},
+	}
+}

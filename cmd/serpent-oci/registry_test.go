@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder/buildertest"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+// registryEnv is a process environment that trusts d's CA through SSL_CERT_FILE and keeps
+// credentials in a Docker config of the test's own.
+func registryEnv(t *testing.T, d *registrytest.Distribution) []string {
+	home := t.TempDir()
+	return append(os.Environ(), "SSL_CERT_FILE="+d.CAFile, "DOCKER_CONFIG="+filepath.Join(home, ".docker"), "HOME="+home)
+}
+
+// runBinary runs the serpent-oci binary (a process of its own: TLS roots and the Docker
+// config are read as a user's command reads them) and returns its exit code and output.
+func runBinary(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env, cmd.Stdin = env, strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+func resolve(t *testing.T, dir, tag string, p v1.Platform) v1.Hash {
+	t.Helper()
+	st, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.Resolve(store.Ref{Name: tag}.WithPlatform(&p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Digest
+}
+
+func TestRegistryCommands(t *testing.T) {
+	d := registrytest.StartDistribution(t)
+	env := registryEnv(t, d)
+	src := filepath.Join(t.TempDir(), "src")
+	st, err := store.Open(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range buildertest.Platforms {
+		buildertest.Busybox(t, st, p)
+	}
+	repo := d.Addr + "/serpent/busybox"
+
+	// Without credentials, then with a wrong password, then logged in.
+	code, _, stderr := runBinary(t, env, "", "--store", src, "push", "busybox", repo+":1")
+	if code != 1 || !strings.Contains(stderr, "registry "+d.Addr+" refused the credentials") {
+		t.Fatalf("push before login: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runBinary(t, env, "wrong-"+d.Password+"\n", "login", d.Addr, "-u", d.User, "--password-stdin")
+	if code != 1 || !strings.Contains(stderr, "registry "+d.Addr+" refused the credentials") || strings.Contains(stderr, d.Password) {
+		t.Fatalf("login with a wrong password: exit %d\n%s", code, stderr)
+	}
+	code, out, stderr := runBinary(t, env, d.Password+"\n", "login", d.Addr, "-u", d.User, "--password-stdin")
+	if code != 0 || !strings.Contains(out, "Login succeeded") {
+		t.Fatalf("login: exit %d\n%s%s", code, out, stderr)
+	}
+
+	// A tag with two platforms goes out as one index; each platform comes back as it was.
+	code, out, stderr = runBinary(t, env, "", "--store", src, "push", "busybox", repo+":1")
+	if code != 0 || !strings.HasPrefix(out, repo+"@sha256:") {
+		t.Fatalf("push: exit %d\n%s%s", code, out, stderr)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	code, out, stderr = runBinary(t, env, "", "--store", dst, "pull", repo+":1", "--platform", "linux/amd64,linux/arm64", "--tag", "bb")
+	if code != 0 {
+		t.Fatalf("pull: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, p := range buildertest.Platforms {
+		if a, b := resolve(t, src, "busybox", p), resolve(t, dst, "bb", p); a != b {
+			t.Errorf("%s: pushed %s, pulled %s", platform.String(p), a, b)
+		}
+	}
+
+	// Spread over machines: each pushes its platform, one step joins them.
+	for _, p := range buildertest.Platforms {
+		code, _, stderr = runBinary(t, env, "", "--store", src, "push", "busybox@"+platform.String(p), d.Addr+"/ci/"+p.Architecture+":7")
+		if code != 0 {
+			t.Fatalf("push %s: exit %d\n%s", platform.String(p), code, stderr)
+		}
+	}
+	code, out, stderr = runBinary(t, env, "", "index", "create", repo+":joined", "--from", d.Addr+"/ci/amd64:7", "--from", d.Addr+"/ci/arm64:7")
+	if code != 0 || !strings.HasPrefix(out, repo+"@sha256:") {
+		t.Fatalf("index create: exit %d\n%s%s", code, out, stderr)
+	}
+	joined := filepath.Join(t.TempDir(), "joined")
+	for _, p := range buildertest.Platforms {
+		if code, _, stderr = runBinary(t, env, "", "--store", joined, "pull", repo+":joined", "--platform", platform.String(p)); code != 0 {
+			t.Fatalf("pull joined %s: exit %d\n%s", platform.String(p), code, stderr)
+		}
+		if a, b := resolve(t, src, "busybox", p), resolve(t, joined, "busybox", p); a != b {
+			t.Errorf("joined index, %s: %s, want %s", platform.String(p), b, a)
+		}
+	}
+
+	// The CA is trusted through SSL_CERT_FILE only: without it, a clear refusal.
+	var noCA []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "SSL_CERT_FILE=") {
+			noCA = append(noCA, kv)
+		}
+	}
+	code, _, stderr = runBinary(t, noCA, "", "--store", dst, "pull", repo+":1", "--platform", "linux/amd64")
+	if code != 1 || !strings.Contains(stderr, "TLS certificate not trusted") {
+		t.Fatalf("pull without the CA: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr = runBinary(t, env, "", "--store", dst, "pull", repo+":1", "--platform", "linux/riscv64")
+	if code != 1 || !strings.Contains(stderr, "no image for linux/riscv64") {
+		t.Fatalf("pull of a platform the index lacks: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
+	buildertest.RequireRunc(t)
+	d := registrytest.StartDistribution(t)
+	env := registryEnv(t, d)
+	if code, _, stderr := runBinary(t, env, d.Password, "login", d.Addr, "-u", d.User, "--password-stdin"); code != 0 {
+		t.Fatalf("login: %s", stderr)
+	}
+	set, mirror := buildertest.RecipeSet(t)
+	newStore := func() string {
+		dir := filepath.Join(t.TempDir(), "store")
+		st, err := store.Open(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+		return dir
+	}
+	cache := d.Addr + "/serpent/cache"
+	first := newStore()
+	common := []string{"build", "target-native", "--stages", set, "--platform", "linux/arm64", "--progress", "plain", "--source-mirror", mirror}
+	code, out, stderr := runBinary(t, env, "", append([]string{"--store", first},
+		append(common, "--sources-dir", filepath.Join(t.TempDir(), "src"), "--cache-to", cache, "--push", d.Addr+"/serpent/target-native:1")...)...)
+	if code != 0 || !strings.Contains(out, "3 stages, 3 built, 0 pulled") || !strings.Contains(stderr, "pushed "+d.Addr+"/serpent/target-native@sha256:") {
+		t.Fatalf("build --cache-to --push: exit %d\n%s%s", code, out, stderr)
+	}
+
+	second := newStore()
+	code, out, stderr = runBinary(t, env, "", append([]string{"--store", second},
+		append(common, "--sources-dir", filepath.Join(t.TempDir(), "src"), "--cache-from", cache)...)...)
+	if code != 0 || !strings.Contains(out, "3 stages, 0 built, 3 pulled") || strings.Count(out, "pulled (in cache "+cache+")") != 3 {
+		t.Fatalf("build --cache-from in a new store: exit %d\n%s%s", code, out, stderr)
+	}
+	if logs, _ := os.ReadDir(filepath.Join(second, ".serpent", "logs")); len(logs) != 0 {
+		t.Errorf("%d containers ran in a build the cache served", len(logs))
+	}
+	arm64 := platform.MustParse("linux/arm64")
+	if a, b := resolve(t, first, "target-native", arm64), resolve(t, second, "target-native", arm64); a != b {
+		t.Errorf("target-native: built %s, pulled %s", a, b)
+	}
+	// What --push sent is the built image, in an index for its platform.
+	third := filepath.Join(t.TempDir(), "third")
+	if code, _, stderr := runBinary(t, env, "", "--store", third, "pull", d.Addr+"/serpent/target-native:1", "--platform", "linux/arm64"); code != 0 {
+		t.Fatalf("pull the pushed target: %s", stderr)
+	}
+	if a, b := resolve(t, first, "target-native", arm64), resolve(t, third, "target-native", arm64); a != b {
+		t.Errorf("pushed target-native is %s, built %s", b, a)
+	}
+}

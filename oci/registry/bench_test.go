@@ -1,0 +1,145 @@
+package registry
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+var (
+	benchStore = flag.String("bench.store", "", "store holding the image BenchmarkPushPull moves (default: a made-up one of -bench.mb MB)")
+	benchImage = flag.String("bench.image", "", "its tag, NAME@OS/ARCH (with -bench.store)")
+	benchMB    = flag.Int("bench.mb", 256, "size of the made-up image's layers, MB, in four incompressible layers")
+)
+
+// BenchmarkPushPull pushes one image from a store to a real registry on loopback (Debian's
+// docker-registry, TLS and a password, as in the end-to-end tests) and pulls it back into a
+// fresh store, and in the same run copies the same image between the same places with
+// `skopeo copy`; skopeo's time is reported as a ratio to ours (above 1: we are faster). It
+// then pushes the image again and fails unless that uploads no blob byte at all.
+func BenchmarkPushPull(b *testing.B) {
+	ctx := context.Background()
+	d := registrytest.StartDistribution(b)
+	b.Setenv("DOCKER_CONFIG", b.TempDir())
+	c := New(Options{Transport: d.Transport()})
+	if _, err := c.Login(ctx, d.Addr, d.User, d.Password); err != nil {
+		b.Fatal(err)
+	}
+	st, tag, img := benchSource(b)
+	size, _ := image.Size(img)
+	certDir := b.TempDir()
+	ca, _ := os.ReadFile(d.CAFile)
+	if err := os.WriteFile(filepath.Join(certDir, "ca.crt"), ca, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	creds := d.User + ":" + d.Password
+	refName := tag.Name + "@" + platform.Slug(*tag.Platform)
+
+	var push, pull time.Duration
+	var round int
+	for b.Loop() {
+		round++
+		dst := ref(b, c, fmt.Sprintf("%s/ours/r%d:1", d.Addr, round))
+		start := time.Now()
+		if _, err := c.Push(ctx, img, dst, PushOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		push = time.Since(start)
+		fresh, err := store.Open(ctx, b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		if _, err := c.Pull(ctx, fresh, dst, *tag.Platform, "pulled"); err != nil {
+			b.Fatal(err)
+		}
+		pull = time.Since(start)
+	}
+	b.StopTimer()
+	again, err := c.Push(ctx, img, ref(b, c, d.Addr+"/ours/r1:1"), PushOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	skopeo := func(args ...string) time.Duration {
+		start := time.Now()
+		if out, err := exec.Command("skopeo", append([]string{"copy", "-q"}, args...)...).CombinedOutput(); err != nil {
+			b.Fatalf("skopeo copy %v: %v\n%s", args, err, out)
+		}
+		return time.Since(start)
+	}
+	skPush := skopeo("--dest-cert-dir", certDir, "--dest-creds", creds, "oci:"+st.Dir()+":"+refName, "docker://"+d.Addr+"/skopeo/r1:1")
+	skPull := skopeo("--src-cert-dir", certDir, "--src-creds", creds, "docker://"+d.Addr+"/skopeo/r1:1", "oci:"+filepath.Join(b.TempDir(), "layout")+":pulled")
+
+	fmt.Printf("\npush and pull of %s (%d MB compressed) on loopback, TLS, docker-registry\n", tag, size>>20)
+	fmt.Printf("  %-22s %8.2fs   skopeo copy %8.2fs  %5.2fx serpent-oci's time\n", "push (new repository)", push.Seconds(), skPush.Seconds(), skPush.Seconds()/push.Seconds())
+	fmt.Printf("  %-22s %8.2fs   skopeo copy %8.2fs  %5.2fx serpent-oci's time\n", "pull (fresh store)", pull.Seconds(), skPull.Seconds(), skPull.Seconds()/pull.Seconds())
+	fmt.Printf("  %-22s %d blob bytes uploaded\n", "second push", again.Uploaded)
+	b.ReportMetric(skPush.Seconds()/push.Seconds(), "x-skopeo-push")
+	b.ReportMetric(skPull.Seconds()/pull.Seconds(), "x-skopeo-pull")
+	b.ReportMetric(float64(again.Uploaded), "B-second-push")
+	if again.Uploaded != 0 {
+		b.Fatalf("the second push of the same image uploaded %d blob bytes", again.Uploaded)
+	}
+}
+
+// benchSource is the image to move: -bench.image from -bench.store, or a made-up one.
+func benchSource(b *testing.B) (*store.Store, store.Ref, v1.Image) {
+	b.Helper()
+	ctx := context.Background()
+	if *benchStore != "" {
+		st, err := store.Open(ctx, *benchStore)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := store.ParseRef(*benchImage)
+		if err != nil || r.Platform == nil {
+			b.Fatalf("-bench.image %q: want NAME@OS/ARCH (%v)", *benchImage, err)
+		}
+		img, _, err := st.Image(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st, r, img
+	}
+	st, err := store.Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	img, err := image.Scratch(amd64, time.Unix(0, 0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 4 {
+		l, err := random.Layer(int64(*benchMB)<<20/4, types.OCILayer)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, l); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := store.Ref{Name: "bench"}.WithPlatform(&amd64)
+	if _, err := st.WriteImage(ctx, img, r); err != nil {
+		b.Fatal(err)
+	}
+	stored, _, err := st.Image(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, r, stored
+}
