@@ -60,6 +60,7 @@ bench: bench-go bench-bootstrap
 # The benchmarks of the Go packages alone (minutes, not the bootstrap's half hour).
 bench-go:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./oci/layer/ ./builder/ ./builder/build/ -args -bench.tree=$(BENCH_TREE)
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./oci/registry/
 
 clean:
 	rm -rf bin

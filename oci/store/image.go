@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // WriteImage stores img (its layers, config and manifest, each skipped when already present)
@@ -34,6 +35,9 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image, ref Ref) (v1.Descr
 	return d, nil
 }
 
+// layerJobs is how many layers of an image are written at once.
+const layerJobs = 4
+
 // writeImageBlobs stores img's blobs and returns a descriptor of its manifest carrying the
 // platform from its config.
 func (s *Store) writeImageBlobs(ctx context.Context, img v1.Image) (v1.Descriptor, error) {
@@ -41,10 +45,14 @@ func (s *Store) writeImageBlobs(ctx context.Context, img v1.Image) (v1.Descripto
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("list layers: %w", err)
 	}
+	// Layers are written side by side: from a registry each is its own download.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(layerJobs)
 	for _, l := range layers {
-		if err := s.writeLayer(ctx, l); err != nil {
-			return v1.Descriptor{}, err
-		}
+		g.Go(func() error { return s.writeLayer(gctx, l) })
+	}
+	if err := g.Wait(); err != nil {
+		return v1.Descriptor{}, err
 	}
 	cfgName, err := img.ConfigName()
 	if err != nil {
