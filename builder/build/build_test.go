@@ -314,3 +314,44 @@ func TestCacheToThenCacheFrom(t *testing.T) {
 		t.Errorf("build with a changed last stage: %s", got)
 	}
 }
+
+func TestBaseImageFromRegistry(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	host := registrytest.InMemory(t, nil)
+	client := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
+	amd64 := platform.MustParse("linux/amd64")
+	busybox, _, err := f.st.Image(store.Ref{Name: "busybox"}.WithPlatform(&amd64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := client.ParseReference(host + "/library/busybox:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Push(ctx, busybox, ref, registry.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Untag(ctx, store.Ref{Name: "busybox"}); err != nil {
+		t.Fatal(err)
+	}
+	withRemoteBase := func(o *build.Options) {
+		o.Registry, o.Images = client, map[string]string{"busybox": ref.String()}
+	}
+	rep, err := f.build(t, "target-root", withRemoteBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got != "host-tools:built target-root:built" || rep.Steps[0].Step.Base != ref.String() {
+		t.Fatalf("build on a registry base: %s, base %s", got, rep.Steps[0].Step.Base)
+	}
+	want, _ := busybox.Digest()
+	if rep.Steps[0].Step.BaseDigest != want {
+		t.Errorf("base digest %s, pushed %s", rep.Steps[0].Step.BaseDigest, want)
+	}
+	// Without a registry client the same name is a store tag, and the store has none.
+	f.st.Untag(ctx, store.Ref{Name: "host-tools-for-linux-arm64"})
+	if _, err := f.build(t, "target-root", func(o *build.Options) { o.Images = map[string]string{"busybox": ref.String()} }); err == nil || !strings.Contains(err.Error(), "starts from image") {
+		t.Errorf("registry base without a registry client: %v", err)
+	}
+}
