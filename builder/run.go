@@ -145,12 +145,19 @@ type RunOptions struct {
 	Terminal bool // interactive: the process gets a terminal (output is then not logged)
 	Timeout  time.Duration
 
-	Capture     Capture
-	CaptureDir  string      // with CaptureDir: the directory in the container
-	DirPlat     v1.Platform // with CaptureDir: the new image's platform
-	CreatedBy   string      // history entry of the new layer
-	Layer       layer.WriteOptions
-	Tag         *store.Ref        // where the result is tagged (required with a capture)
+	// Prepare, when set, is called with the root filesystem's path (on the host) before the
+	// container starts: what it writes there is part of the run's changes. With Prepare and
+	// no Args, no container runs at all (a spin's copy step).
+	Prepare func(ctx context.Context, root string) error
+
+	Capture    Capture
+	CaptureDir string      // with CaptureDir: the directory in the container
+	DirPlat    v1.Platform // with CaptureDir: the new image's platform
+	CreatedBy  string      // history entry of the new layer
+	Layer      layer.WriteOptions
+	// Tag is where the result is tagged. Without one, the result's layer is stored and the
+	// image (Result.Image) returned untagged, for the caller to build on.
+	Tag         *store.Ref
 	Annotations map[string]string // added to the result's manifest
 	// AnnotationFiles maps annotation keys to files the run writes (absolute paths in the
 	// container): each file's content becomes that annotation of the result.
@@ -202,11 +209,8 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 	if opts.Name == "" {
 		opts.Name = "run"
 	}
-	if len(opts.Args) == 0 {
+	if len(opts.Args) == 0 && opts.Prepare == nil {
 		return res, errors.New("run: no command given")
-	}
-	if opts.Capture != CaptureNone && opts.Tag == nil {
-		return res, errors.New("run: a capture needs a tag")
 	}
 	if opts.Capture == CaptureDir && !filepath.IsAbs(opts.CaptureDir) {
 		return res, fmt.Errorf("run: captured directory %q must be absolute", opts.CaptureDir)
@@ -268,7 +272,15 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 			fre.Kept = kept
 		}
 	}()
+	if opts.Prepare != nil {
+		if err := opts.Prepare(ctx, ws.Root()); err != nil {
+			return res, fmt.Errorf("run %s: %w", opts.Name, err)
+		}
+	}
 	res.Prepare = time.Since(start)
+	if len(opts.Args) == 0 {
+		return res, r.capture(ctx, ws, nil, opts, &res)
+	}
 
 	cfg, err := opts.Base.ConfigFile()
 	if err != nil {
@@ -332,18 +344,24 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 	if err := readAnnotationFiles(ws.Root(), &opts); err != nil {
 		return res, fmt.Errorf("run %s: %w", opts.Name, err)
 	}
-	start = time.Now()
+	return res, r.capture(ctx, ws, missing, opts, &res)
+}
+
+// capture makes the run's result, as opts.Capture says.
+func (r *Runner) capture(ctx context.Context, ws rootfs.Workspace, missing []string, opts RunOptions, res *Result) error {
+	start := time.Now()
+	var err error
 	switch opts.Capture {
 	case CaptureLayer:
-		err = r.captureLayer(ctx, ws, missing, opts, &res)
+		err = r.captureLayer(ctx, ws, missing, opts, res)
 	case CaptureDir:
-		err = r.captureDir(ctx, ws, opts, &res)
+		err = r.captureDir(ctx, ws, opts, res)
 	}
 	res.Capture = time.Since(start)
 	if err != nil {
-		return res, fmt.Errorf("run %s: capture: %w", opts.Name, err)
+		return fmt.Errorf("run %s: capture: %w", opts.Name, err)
 	}
-	return res, nil
+	return nil
 }
 
 // maxAnnotation bounds an annotation read from a file: manifests are meant to stay small.
@@ -407,7 +425,7 @@ func (r *Runner) captureLayer(ctx context.Context, ws rootfs.Workspace, missing 
 	if err != nil {
 		return err
 	}
-	img, err := mutate.Append(opts.Base, mutate.Addendum{
+	img, err := mutate.Append(image.WithoutAnnotations(opts.Base), mutate.Addendum{
 		Layer:     l,
 		MediaType: opts.Layer.Compression.MediaType(),
 		History: v1.History{
@@ -476,12 +494,16 @@ func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunO
 	if len(annotations) > 0 {
 		img = mutate.Annotations(img, annotations).(v1.Image)
 	}
+	res.Image = img
+	res.LayerBytes, _ = l.Size()
+	if opts.Tag == nil {
+		return nil
+	}
 	d, err := r.store.WriteImage(ctx, img, *opts.Tag)
 	if err != nil {
 		return err
 	}
-	res.Descriptor, res.Image = d, img
-	res.LayerBytes, _ = l.Size()
+	res.Descriptor = d
 	return nil
 }
 

@@ -149,7 +149,7 @@ func loadTargets(fsys fs.FS, set *Set) error {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return yamlError(TargetsFile, err)
+		return YAMLError(TargetsFile, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return &Error{File: TargetsFile, Line: 1, Msg: "want a mapping of platform to variables"}
@@ -175,7 +175,9 @@ func loadTargets(fsys fs.FS, set *Set) error {
 	return nil
 }
 
-func yamlError(file string, err error) error {
+// YAMLError turns a YAML decoding error into an *Error naming file and line, with the Go
+// type names of the raw structs (rawRecipe, rawSource, ...) said as what they are in a file.
+func YAMLError(file string, err error) error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	line := 0
@@ -189,11 +191,17 @@ func yamlError(file string, err error) error {
 			}
 		}
 	}
-	msg = strings.ReplaceAll(msg, "in type stages.rawRecipe", "in a recipe")
-	msg = strings.ReplaceAll(msg, "in type stages.rawSource", "in a source")
-	msg = strings.ReplaceAll(msg, "in type stages.rawDebian", "in a debian origin")
+	msg = rawTypeRE.ReplaceAllStringFunc(msg, func(m string) string {
+		name := strings.ToLower(rawTypeRE.FindStringSubmatch(m)[1])
+		if name == "debian" {
+			name = "debian origin"
+		}
+		return "in a " + name
+	})
 	return &Error{File: file, Line: line, Msg: msg}
 }
+
+var rawTypeRE = regexp.MustCompile(`in type [a-z]+\.raw([A-Z][A-Za-z]*)`)
 
 func loadRecipe(fsys fs.FS, file string, set *Set) (*Recipe, error) {
 	data, err := fs.ReadFile(fsys, file)
@@ -212,7 +220,7 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&raw); err != nil {
-		return nil, yamlError(file, err)
+		return nil, YAMLError(file, err)
 	}
 	var doc yaml.Node
 	_ = yaml.Unmarshal(data, &doc)

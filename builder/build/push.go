@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 )
 
@@ -29,10 +28,6 @@ func Push(ctx context.Context, opts Options, rep *Report, target string, ref nam
 	if len(imgs) == 0 {
 		return registry.Pushed{}, fmt.Errorf("push %s: the build made no image of %s", ref, target)
 	}
-	idx, err := image.Index(imgs, names)
-	if err != nil {
-		return registry.Pushed{}, fmt.Errorf("push %s: %w", ref, err)
-	}
 	var mounts []name.Repository
 	if opts.CacheTo != nil {
 		mounts = append(mounts, opts.CacheTo.Repo)
@@ -40,5 +35,5 @@ func Push(ctx context.Context, opts Options, rep *Report, target string, ref nam
 	for _, c := range opts.CacheFrom {
 		mounts = append(mounts, c.Repo)
 	}
-	return opts.Registry.Push(ctx, idx, ref, registry.PushOptions{MountFrom: mounts})
+	return opts.Registry.PushImages(ctx, imgs, names, ref, registry.PushOptions{MountFrom: mounts})
 }

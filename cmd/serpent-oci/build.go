@@ -108,6 +108,7 @@ func buildCommand() *command {
 		keep     bool
 		progress string
 		push     string
+		spin     string
 	)
 	return &command{
 		name:    "build",
@@ -124,11 +125,19 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 		flags: func(fs *pflag.FlagSet) {
 			g.register(fs, true)
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed stage's files (unmounted) and print where")
+			fs.StringVar(&spin, "spin", "", "build the spin defined in this file instead of a stage (as `spin build FILE`; TARGET is then not given)")
 			fs.StringVar(&push, "push", "", "push TARGET's images, one per platform, as one multi-platform index to this reference")
 			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
+			if spin != "" {
+				if len(args) != 0 {
+					return usagef("build --spin: no TARGET stage with a spin")
+				}
+				f := spinFlags{plat: g.plat, push: push, epoch: g.epoch, reg: g.reg}
+				return f.build(ctx, e, spin)
+			}
 			if len(args) != 1 {
 				return usagef("build: want one TARGET stage, got %d arguments", len(args))
 			}

@@ -55,7 +55,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		buildCommand(), planCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
+		buildCommand(), spinCommand(), planCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(),
 		pushCommand(), pullCommand(), indexCommand(), loginCommand(), logoutCommand(),
 		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), versionCommand(),

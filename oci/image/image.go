@@ -67,3 +67,22 @@ func Size(img v1.Image) (int64, error) {
 	}
 	return n, nil
 }
+
+// WithoutAnnotations is img as the base of a new image: the manifest annotations describe the
+// manifest they are in (its stage, its cache key, its base), so an image built on img must
+// not inherit them. go-containerregistry's mutate copies the base's manifest, annotations
+// included, and can add annotations but not remove them; this drops them at the source.
+// Only the manifest read by mutate changes: use the result as a base for mutate, nothing else.
+func WithoutAnnotations(img v1.Image) v1.Image { return &unannotated{img} }
+
+type unannotated struct{ v1.Image }
+
+func (u *unannotated) Manifest() (*v1.Manifest, error) {
+	m, err := u.Image.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	m = m.DeepCopy()
+	m.Annotations = nil
+	return m, nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/progress"
 )
 
@@ -177,4 +178,17 @@ func (m *mountableIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 		return nil, err
 	}
 	return &mountableIndex{inner: idx, from: m.from}, nil
+}
+
+// PushImages pushes images, one per platform, to ref as one multi-platform index whose
+// entries carry each image's platform and nothing else. names label the images in errors.
+func (c *Client) PushImages(ctx context.Context, imgs []v1.Image, names []string, ref name.Reference, o PushOptions) (Pushed, error) {
+	if len(imgs) == 0 {
+		return Pushed{}, fmt.Errorf("push %s: no image to push", ref)
+	}
+	idx, err := image.Index(imgs, names)
+	if err != nil {
+		return Pushed{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	return c.Push(ctx, idx, ref, o)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -169,6 +170,22 @@ func (s *Store) ImageByDigest(d v1.Descriptor) (v1.Image, error) {
 		return nil, fmt.Errorf("manifest %s: %w", d.Digest, ErrNotFound)
 	}
 	return partial.CompressedToImage(&storedImage{s: s, desc: d})
+}
+
+// ImageByHash returns the image whose manifest has digest h, whatever its tags (the media type
+// is read from the manifest itself).
+func (s *Store) ImageByHash(h v1.Hash) (v1.Image, error) {
+	raw, err := s.readBlob(h)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", h, ErrNotFound)
+	}
+	var m struct {
+		MediaType types.MediaType `json:"mediaType"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || !m.MediaType.IsImage() {
+		return nil, fmt.Errorf("blob %s is not an image manifest", h)
+	}
+	return s.ImageByDigest(v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(raw))})
 }
 
 // Index returns the image index tagged name.

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/images"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/spf13/pflag"
+)
+
+// spinFlags are the flags of `spin build` (and of `build --spin`).
+type spinFlags struct {
+	plat  platform.List
+	tag   string
+	push  string
+	pull  bool
+	epoch string
+	reg   registryFlags
+}
+
+func (f *spinFlags) register(fs *pflag.FlagSet, withPlatform bool) {
+	if withPlatform {
+		fs.Var(&f.plat, "platform", "platforms to build, comma-separated (default: the spin's platforms, else the host's)")
+	}
+	fs.StringVar(&f.tag, "tag", "", "store tag of the result (default: the spin's name)")
+	fs.StringVar(&f.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH of the result (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+	fs.BoolVar(&f.pull, "pull", false, "resolve the base reference afresh instead of using the digest recorded at the last build")
+	if withPlatform {
+		fs.StringVar(&f.push, "push", "", "push the result, one image per platform, as one multi-platform index to this reference")
+		f.reg.register(fs)
+	}
+}
+
+func spinCommand() *command {
+	var f spinFlags
+	return &command{
+		name:    "spin",
+		args:    "build FILE",
+		summary: "Build a custom image (a spin) layered on a published base",
+		long: `A spin is a YAML definition: from (a registry reference or a store tag, optionally pinned
+@sha256:...), platforms, and steps in order. copy (files or directories beside the definition,
+with to, mode and owner) and run (a script inside the image, under qemu for a foreign
+platform, network off unless network: true) each make one layer; env, workdir, entrypoint,
+cmd and labels change the config. Every step leaves a history entry; the image carries
+org.opencontainers.image.base.name and .base.digest. A step whose base and inputs did not
+change reuses its layer. Without --pull the base digest recorded at the last build is used.
+See images/examples/.`,
+		example: `serpent-oci spin build images/examples/devbox.yaml --platform linux/amd64,linux/arm64
+serpent-oci spin build my-spin.yaml --pull --push registry.example/me/spin:1`,
+		flags: func(fs *pflag.FlagSet) { f.register(fs, true) },
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 2 || args[0] != "build" {
+				return usagef("spin: want build FILE")
+			}
+			return f.build(ctx, e, args[1])
+		},
+	}
+}
+
+func (f *spinFlags) build(ctx context.Context, e *env, file string) error {
+	s, err := images.Load(file)
+	if err != nil {
+		return err
+	}
+	epoch, err := parseEpoch(f.epoch)
+	if err != nil {
+		return err
+	}
+	client := f.reg.client(e.stderr)
+	var pushRef name.Reference
+	if f.push != "" {
+		if pushRef, err = client.ParseReference(f.push); err != nil {
+			return usagef("spin: --push: %v", err)
+		}
+	}
+	st, err := e.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	runner, err := builder.NewRunner(st, builder.WithConsole(e.stderr))
+	if err != nil {
+		return err
+	}
+	if _, err := runner.Recover(ctx); err != nil {
+		return err
+	}
+	opts := images.Options{
+		Store: st, Runner: runner, Registry: client, Platforms: f.plat, Tag: f.tag, Pull: f.pull, Epoch: epoch,
+		Events: func(ev images.Event) {
+			what := "done"
+			if ev.Reused {
+				what = "reused"
+			}
+			fmt.Fprintf(e.stderr, "[%s] step %d/%d %s: %s in %s\n", platform.String(ev.Platform), ev.Step.Index+1, len(s.Steps),
+				ev.Step.Describe(), what, ev.Took.Round(time.Millisecond))
+		},
+	}
+	results, err := images.Build(ctx, s, opts)
+	if len(results) > 0 {
+		printSpinSummary(e.stdout, results)
+	}
+	if err != nil {
+		return err
+	}
+	if pushRef != nil {
+		p, err := images.Push(ctx, opts, results, pushRef)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "pushed %s@%s (%s uploaded)\n", pushRef.Context(), p.Descriptor.Digest, humanBytes(p.Uploaded))
+	}
+	return nil
+}
+
+func printSpinSummary(w io.Writer, results []images.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TAG\tDIGEST\tBASE\tSTEPS RUN\tREUSED")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s@%s\t%d\t%d\n", r.Tag, shortDigest(r.Descriptor.Digest), r.BaseName, shortDigest(r.BaseDigest), r.Ran, r.Reused)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,100 @@
+package images
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadErrorsNameFileLineAndField(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "motd"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := "from: stage3\nplatforms: [linux/arm64]\nsteps:\n  - copy: motd\n    to: /etc/motd\n"
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown step kind", "from: stage3\nsteps:\n  - copy: motd\n    to: /etc/motd\n  - install: vim\n",
+			"spin.yaml:5: steps[1]: unknown step kind (keys: install); want one of: cmd, copy, entrypoint, env, labels, run, workdir"},
+		{"missing file", "from: stage3\nsteps:\n  - copy: nothere\n    to: /etc/x\n",
+			"spin.yaml:3: steps[0].copy: nothere: no such file or directory beside the definition"},
+		{"copy from outside", "from: stage3\nsteps:\n  - copy: ../etc/passwd\n    to: /etc/x\n",
+			`spin.yaml:3: steps[0].copy: "../etc/passwd": want a path beside the definition, not outside it`},
+		{"relative destination", "from: stage3\nsteps:\n  - copy: motd\n    to: etc/motd\n",
+			`spin.yaml:4: steps[0].to: "etc/motd": want an absolute path in the image`},
+		{"bad mode", "from: stage3\nsteps:\n  - copy: motd\n    to: /etc/motd\n    mode: rw-r--r--\n",
+			`spin.yaml:5: steps[0].mode: "rw-r--r--": want an octal mode such as "0644"`},
+		{"bad owner", "from: stage3\nsteps:\n  - copy: motd\n    to: /etc/motd\n    owner: root\n",
+			`spin.yaml:5: steps[0].owner: "root": want UID:GID, numeric`},
+		{"field of another kind", "from: stage3\nsteps:\n  - run: true\n    to: /x\n",
+			"spin.yaml:4: steps[0].to: not a field of a run step (it has: network)"},
+		{"two kinds", "from: stage3\nsteps:\n  - run: true\n    env: {A: b}\n",
+			"spin.yaml:4: steps[0]: has both run and env: one kind a step"},
+		{"no from", "steps:\n  - run: true\n", "spin.yaml:1: from: missing"},
+		{"no steps", "from: stage3\n", "spin.yaml:1: steps: missing: a spin needs at least one step"},
+		{"unknown top-level field", "from: stage3\nfrum: x\nsteps:\n  - run: true\n", "spin.yaml:2: field frum not found in a spin"},
+		{"bad platform", "from: stage3\nplatforms: [linux/z80]\nsteps:\n  - run: true\n", "spin.yaml:2: platforms[0]:"},
+		{"bad env name", "from: stage3\nsteps:\n  - env: {1A: b}\n", "spin.yaml:3: steps[0].env.1A: not a valid variable name"},
+		{"empty script", "from: stage3\nsteps:\n  - run: \"  \"\n", "spin.yaml:3: steps[0].run: empty script"},
+		{"relative workdir", "from: stage3\nsteps:\n  - workdir: work\n", `spin.yaml:3: steps[0].workdir: "work": want an absolute path`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("spin.yaml", dir, []byte(tc.yaml))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error:\n  %v\nwant it to start with:\n  %s", err, tc.want)
+			}
+		})
+	}
+	s, err := Parse("spin.yaml", dir, []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "spin" || s.From != "stage3" || len(s.Steps) != 1 || s.Steps[0].Kind != Copy || s.Steps[0].Dst != "/etc/motd" {
+		t.Errorf("parsed %+v", s)
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	files, _ := filepath.Glob("examples/*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("examples: %v", files)
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+}
+
+func TestStepKeysFollowInputs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(content string) {
+		if err := os.WriteFile(filepath.Join(dir, "f"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	def := []byte("from: b\nsteps:\n  - copy: f\n    to: /f\n  - run: echo x # comment in the script\n")
+	write("one")
+	a, err := Parse("s.yaml", dir, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Parse("s.yaml", dir, def)
+	write("two")
+	c, _ := Parse("s.yaml", dir, def)
+	if digestJSON(meaningOf(&a.Steps[0])) != digestJSON(meaningOf(&b.Steps[0])) {
+		t.Error("the same copy step has two keys")
+	}
+	if digestJSON(meaningOf(&a.Steps[0])) == digestJSON(meaningOf(&c.Steps[0])) {
+		t.Error("a copy step's key ignores the content of the file it copies")
+	}
+	if err := os.Chmod(filepath.Join(dir, "f"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := Parse("s.yaml", dir, def)
+	if digestJSON(meaningOf(&c.Steps[0])) == digestJSON(meaningOf(&d.Steps[0])) {
+		t.Error("a copy step's key ignores the mode of the file it copies")
+	}
+}
