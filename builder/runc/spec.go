@@ -47,6 +47,7 @@ var buildCapabilities = []string{
 
 // Spec returns the runtime configuration for opts.
 func Spec(opts SpecOptions) (*specs.Spec, error) {
+	umask := uint32(0o022)
 	if !path.IsAbs(opts.Rootfs) {
 		return nil, fmt.Errorf("runtime spec: rootfs %q is not absolute", opts.Rootfs)
 	}
@@ -66,10 +67,11 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 		Version: specs.Version,
 		Process: &specs.Process{
 			Terminal: opts.Terminal,
-			User:     specs.User{UID: 0, GID: 0},
-			Args:     opts.Args,
-			Env:      MergeEnv(opts.Env),
-			Cwd:      cwd,
+			// An explicit umask: what a build writes must not depend on the caller's.
+			User: specs.User{UID: 0, GID: 0, Umask: &umask},
+			Args: opts.Args,
+			Env:  MergeEnv(opts.Env),
+			Cwd:  cwd,
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},

@@ -73,6 +73,9 @@ cp /sources/make-dfsg_4.3-4.1.dsc /sources/make-dfsg_4.3.orig.tar.gz /sources/ma
 	quiet dpkg-source --no-check -x make-dfsg_4.3-4.1.dsc make-4.3
 	cd make-4.3
 	quiet autoreconf -fi
+	# autom4te's cache is a Perl dump whose hash order changes from run to run (found by
+	# comparing two builds): nothing needs it once configure exists.
+	rm -rf autom4te.cache
 	# Kept for stage2.5 and stage3, which rebuild make natively and have no autotools.
 	cp -a . "$OUT/usr/src/make-4.3"
 	quiet ./configure --host="$TARGET" --prefix=/usr --disable-nls --without-guile CC="$CC" CFLAGS="$SERPENT_TARGET_CFLAGS"
