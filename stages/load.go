@@ -63,11 +63,12 @@ func (s *Set) Names() []string {
 }
 
 type rawSource struct {
-	Name   string     `yaml:"name"`
-	SHA256 string     `yaml:"sha256"`
-	File   string     `yaml:"file"`
-	URL    string     `yaml:"url"`
-	Debian *rawDebian `yaml:"debian"`
+	Name    string     `yaml:"name"`
+	SHA256  string     `yaml:"sha256"`
+	File    string     `yaml:"file"`
+	URL     string     `yaml:"url"`
+	Debian  *rawDebian `yaml:"debian"`
+	License string     `yaml:"license"`
 }
 
 type rawDebian struct {
@@ -313,7 +314,7 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		if !sha256RE.MatchString(s.SHA256) {
 			return fail(at(field("sha256"), "sources", i, "sha256"), "%q is not 64 lower-case hex digits", s.SHA256)
 		}
-		src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL}
+		src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL, License: s.License}
 		if s.Debian != nil {
 			if s.Debian.Package == "" || s.Debian.Version == "" || s.Debian.File == "" {
 				return fail(at(field("debian"), "sources", i, "debian"), "needs package, version and file")

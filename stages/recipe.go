@@ -80,6 +80,9 @@ type Source struct {
 	File   string        `json:"file"` // the name it has in /sources
 	URL    string        `json:"url,omitempty"`
 	Debian *DebianSource `json:"debian,omitempty"`
+	// License is the source's licence as an SPDX expression, where the recipe states it
+	// (for the SBOM; it changes no cache key).
+	License string `json:"license,omitempty"`
 }
 
 // DebianSource is a file of a Debian source package, fetched with `apt-get source

@@ -135,6 +135,13 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 		if err != nil {
 			return rep, err
 		}
+		sbom, err := SBOM(s, res.Descriptor, epochOf(opts.PlanOptions))
+		if err != nil {
+			return rep, err
+		}
+		if _, err := opts.Store.WriteReferrer(ctx, res.Descriptor, SPDXMediaType, SPDXMediaType, sbom, nil); err != nil {
+			return rep, fmt.Errorf("stage %s: store its SBOM: %w", s.Name(), err)
+		}
 		if opts.CacheTo != nil && s.Key != "" {
 			img, err := opts.Store.ImageByDigest(res.Descriptor)
 			if err != nil {
@@ -223,10 +230,7 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	if r.Script != "" {
 		args = []string{"/bin/sh", "-e", "/recipe/" + filepath.ToSlash(filepath.Join(filepath.Dir(r.File), r.Script))}
 	}
-	epoch := opts.Epoch
-	if epoch.IsZero() {
-		epoch = layer.DefaultSourceDateEpoch
-	}
+	epoch := epochOf(opts.PlanOptions)
 	env := []string{
 		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch.Unix(), 10),
 		"LC_ALL=C", "TZ=UTC",
@@ -246,10 +250,7 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 		Tag:             &s.Tag,
 		KeepFailed:      opts.KeepFailed,
 		AnnotationFiles: r.Annotate,
-		Annotations: map[string]string{
-			AnnotationKey: s.Key, AnnotationRecipeDigest: s.RecipeDigest,
-			AnnotationStage: r.Name, AnnotationTarget: platform.String(s.Target.Platform),
-		},
+		Annotations:     provenance(opts.PlanOptions, s, epoch),
 	}
 	if r.Output.Kind == stages.Rootfs {
 		ro.Capture, ro.CaptureDir, ro.DirPlat = builder.CaptureDir, r.Output.Dir, s.Target.Platform
@@ -264,6 +265,14 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	res.Descriptor = run.Descriptor
 	res.Size = imageSize(opts, &run.Descriptor)
 	return res, nil
+}
+
+// epochOf is the build's SOURCE_DATE_EPOCH.
+func epochOf(opts PlanOptions) time.Time {
+	if opts.Epoch.IsZero() {
+		return layer.DefaultSourceDateEpoch
+	}
+	return opts.Epoch
 }
 
 func imageSize(opts Options, d *v1.Descriptor) int64 {

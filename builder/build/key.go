@@ -17,7 +17,7 @@ import (
 // FormatVersion is part of every cache key. Bump it whenever the builder would produce other
 // bytes from the same inputs (the layer writer, the compression, the image config, the way a
 // stage is run), so that old cached stages are not taken for new ones.
-const FormatVersion = "serpent-oci/stage/1"
+const FormatVersion = "serpent-oci/stage/2"
 
 // Annotations on every stage image, from which a later plan tells why a stage must be rebuilt.
 const (

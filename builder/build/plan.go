@@ -41,6 +41,9 @@ type PlanOptions struct {
 	// Registry, when set, resolves `from: image:REF` that the store lacks and REF names a
 	// registry (REGISTRY/REPO:TAG), and pulls from CacheFrom.
 	Registry *registry.Client
+	// RecipeSource is org.opencontainers.image.source of the stages (where the recipes
+	// live; EmbeddedSource for the built-in set, "" to leave it out).
+	RecipeSource string
 	// CacheFrom are repositories of stage images by cache key, asked in order for a stage
 	// the store lacks (--cache-from).
 	CacheFrom []*registry.Cache

@@ -10,11 +10,13 @@ import (
 )
 
 // Push pushes the images a build made of stage target, one per platform, to ref as one
-// multi-platform index whose entries carry each image's platform and nothing else. Layers
-// already in a cache repository of the same registry are mounted from there.
+// multi-platform index whose entries carry each image's platform and nothing else, then each
+// image's SBOM as a referrer of it (never as an index entry). Layers already in a cache
+// repository of the same registry are mounted from there.
 func Push(ctx context.Context, opts Options, rep *Report, target string, ref name.Reference) (registry.Pushed, error) {
 	var imgs []v1.Image
 	var names []string
+	var descs []v1.Descriptor
 	for _, r := range rep.Steps {
 		if r.Step.Name() != target {
 			continue
@@ -23,7 +25,7 @@ func Push(ctx context.Context, opts Options, rep *Report, target string, ref nam
 		if err != nil {
 			return registry.Pushed{}, err
 		}
-		imgs, names = append(imgs, img), append(names, r.Step.Tag.String())
+		imgs, names, descs = append(imgs, img), append(names, r.Step.Tag.String()), append(descs, r.Descriptor)
 	}
 	if len(imgs) == 0 {
 		return registry.Pushed{}, fmt.Errorf("push %s: the build made no image of %s", ref, target)
@@ -35,5 +37,28 @@ func Push(ctx context.Context, opts Options, rep *Report, target string, ref nam
 	for _, c := range opts.CacheFrom {
 		mounts = append(mounts, c.Repo)
 	}
-	return opts.Registry.PushImages(ctx, imgs, names, ref, registry.PushOptions{MountFrom: mounts})
+	p, err := opts.Registry.PushImages(ctx, imgs, names, ref, registry.PushOptions{MountFrom: mounts})
+	if err != nil {
+		return p, err
+	}
+	return p, pushSBOMs(ctx, opts, descs, ref.Context())
+}
+
+// pushSBOMs pushes the SBOM of every image descs name to repo, as referrers of the images.
+func pushSBOMs(ctx context.Context, opts Options, descs []v1.Descriptor, repo name.Repository) error {
+	var arts []v1.Image
+	for _, d := range descs {
+		refs, err := opts.Store.Referrers(d.Digest, SPDXMediaType)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			a, err := opts.Store.ReferrerImage(r)
+			if err != nil {
+				return err
+			}
+			arts = append(arts, a)
+		}
+	}
+	return opts.Registry.PushReferrers(ctx, repo, arts)
 }

@@ -80,6 +80,9 @@ func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer
 		plats = platform.List{platform.Host()}
 	}
 	opts = build.PlanOptions{Store: st, Set: set, Platforms: plats, Epoch: epoch, NoCache: g.noCache, Rebuild: g.rebuild}
+	if g.stagesDir == "" {
+		opts.RecipeSource = build.EmbeddedSource
+	}
 	if g.seed != "" {
 		opts.Images = map[string]string{"seed": g.seed}
 	}

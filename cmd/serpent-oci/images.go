@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
@@ -292,7 +294,7 @@ serpent-oci inspect busybox@linux/amd64 --format json | jq .config.history`,
 			if err != nil {
 				return err
 			}
-			_, img, d, err := e.image(ctx, ref)
+			st, img, d, err := e.image(ctx, ref)
 			if err != nil {
 				return err
 			}
@@ -314,12 +316,16 @@ serpent-oci inspect busybox@linux/amd64 --format json | jq .config.history`,
 					Config     *v1.ConfigFile `json:"config"`
 				}{ref.WithPlatform(d.Platform).String(), d, m, cfg})
 			}
-			return printInspect(e, ref.WithPlatform(d.Platform), d, m, cfg)
+			referrers, err := st.Referrers(d.Digest, "")
+			if err != nil {
+				return err
+			}
+			return printInspect(e, ref.WithPlatform(d.Platform), d, m, cfg, referrers)
 		},
 	}
 }
 
-func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v1.ConfigFile) error {
+func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v1.ConfigFile, referrers []v1.Descriptor) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Tag:\t%s\n", ref)
 	fmt.Fprintf(tw, "Digest:\t%s\n", d.Digest)
@@ -340,7 +346,24 @@ func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v
 		fmt.Fprintf(tw, "Working dir:\t%s\n", cfg.Config.WorkingDir)
 	}
 	printMap(tw, "Labels", cfg.Config.Labels)
-	printMap(tw, "Annotations", m.Annotations)
+	// Annotations that hold JSON (sources, components, spin steps) are shown indented after
+	// the table rather than as one long line in it.
+	plain, structured := map[string]string{}, map[string]string{}
+	for k, v := range m.Annotations {
+		var buf bytes.Buffer
+		if (strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{")) && json.Indent(&buf, []byte(v), "    ", "  ") == nil {
+			plain[k], structured[k] = "(below)", buf.String()
+		} else {
+			plain[k] = v
+		}
+	}
+	printMap(tw, "Annotations", plain)
+	for _, k := range slices.Sorted(maps.Keys(structured)) {
+		fmt.Fprintf(tw, "  %s:\n    %s\n", k, structured[k])
+	}
+	for _, r := range referrers {
+		fmt.Fprintf(tw, "Referrer:\t%s %s\n", r.ArtifactType, r.Digest)
+	}
 	var total int64
 	fmt.Fprintf(tw, "Layers:\t%d\n", len(m.Layers))
 	for i, l := range m.Layers {
@@ -377,4 +400,46 @@ func prefixed(p, s string) string {
 		return ""
 	}
 	return p + s
+}
+
+func sbomCommand() *command {
+	var plat platform.List
+	return &command{
+		name:    "sbom",
+		args:    "TAG",
+		summary: "Print a stage image's SBOM (SPDX 2.3 JSON)",
+		long: `Every stage image gets an SPDX 2.3 document: the image, its base and every source its recipe
+names, with checksums, origins and licences. It is stored beside the image as an OCI referrer
+(an artifact whose subject is the image) and pushed with it.`,
+		example: `serpent-oci sbom stage3 --platform linux/arm64 | jq '.packages[].name'`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "which platform of TAG, when it has several")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("sbom: want one TAG, got %d arguments", len(args))
+			}
+			ref, err := refArg(args[0], plat)
+			if err != nil {
+				return err
+			}
+			st, _, d, err := e.image(ctx, ref)
+			if err != nil {
+				return err
+			}
+			refs, err := st.Referrers(d.Digest, build.SPDXMediaType)
+			if err != nil {
+				return err
+			}
+			if len(refs) == 0 {
+				return fmt.Errorf("%s (%s) has no SBOM in the store: images made by `build` have one", ref, d.Digest)
+			}
+			data, err := st.ReferrerData(refs[len(refs)-1])
+			if err != nil {
+				return err
+			}
+			_, err = e.stdout.Write(append(bytes.TrimRight(data, "\n"), '\n'))
+			return err
+		},
+	}
 }

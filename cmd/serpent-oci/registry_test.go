@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,9 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
@@ -181,4 +185,29 @@ func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
 	if a, b := resolve(t, first, "target-native", arm64), resolve(t, third, "target-native", arm64); a != b {
 		t.Errorf("pushed target-native is %s, built %s", b, a)
 	}
+
+	// The index holds the image alone; its SBOM went out as a referrer of it.
+	client := registry.New(registry.Options{Transport: d.Transport(), Keychain: basicKeychain{d.User, d.Password}})
+	pushed, _ := client.ParseReference(d.Addr + "/serpent/target-native:1")
+	desc, err := remote.Get(pushed, remote.WithTransport(d.Transport()), remote.WithAuth(&authn.Basic{Username: d.User, Password: d.Password}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(desc.Manifest, &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 1 || idx.Manifests[0].Platform == nil || idx.Manifests[0].ArtifactType == "application/spdx+json" {
+		t.Fatalf("pushed index: %+v", idx.Manifests)
+	}
+	refs, err := client.Referrers(context.Background(), pushed.Context().Digest(idx.Manifests[0].Digest.String()), "application/spdx+json")
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("SBOM referrers of the pushed image: %v %v", refs, err)
+	}
+}
+
+type basicKeychain struct{ user, password string }
+
+func (k basicKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return &authn.Basic{Username: k.user, Password: k.password}, nil
 }

@@ -192,3 +192,46 @@ func (c *Client) PushImages(ctx context.Context, imgs []v1.Image, names []string
 	}
 	return c.Push(ctx, idx, ref, o)
 }
+
+// PushReferrers pushes artifacts (manifests whose subject is an image already in repo, such
+// as SBOMs) to repo by digest. A registry with the OCI referrers API lists them itself; for
+// one without it (distribution 2.x), the referrers tag (sha256-HEX) is kept up to date, the
+// OCI 1.1 fallback that clients know to read.
+func (c *Client) PushReferrers(ctx context.Context, repo name.Repository, arts []v1.Image) error {
+	for _, a := range arts {
+		h, err := a.Digest()
+		if err != nil {
+			return err
+		}
+		ref := repo.Digest(h.String())
+		opts := append(c.remoteOptions(ctx), remote.WithReferrersTagFallback(true))
+		if err := remote.Write(ref, a, opts...); err != nil {
+			return c.describe("push referrer", ref, repo.RegistryStr(), err)
+		}
+	}
+	return nil
+}
+
+// Referrers lists the artifacts that refer to the manifest ref names (through the referrers
+// API, or the fallback tag), of artifactType ("" for any).
+func (c *Client) Referrers(ctx context.Context, ref name.Digest, artifactType string) ([]v1.Descriptor, error) {
+	opts := c.remoteOptions(ctx)
+	if artifactType != "" {
+		opts = append(opts, remote.WithFilter("artifactType", artifactType))
+	}
+	idx, err := remote.Referrers(ref, opts...)
+	if err != nil {
+		return nil, c.describe("list referrers of", ref, ref.RegistryStr(), err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var out []v1.Descriptor
+	for _, d := range m.Manifests {
+		if artifactType == "" || d.ArtifactType == artifactType {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}

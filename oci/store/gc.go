@@ -17,6 +17,7 @@ type GCResult struct {
 	Blobs     int   // unreachable blobs removed
 	TempFiles int   // temporary files of interrupted writes removed
 	Derived   int   // entries of derived data (snapshots) whose blob is gone
+	Referrers int   // artifacts (SBOMs) whose subject no tag reaches any more
 	Bytes     int64 // space freed
 }
 
@@ -34,13 +35,43 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("gc: %w", err)
 	}
+	// What the tags reach, then the referrers of what they reach; referrers of anything else
+	// leave index.json with their subject.
+	tagged, referrers := splitReferrers(idx)
 	reachable := map[v1.Hash]bool{}
-	errs := s.walkReachable(idx, func(_ string, d v1.Descriptor) bool {
+	mark := func(_ string, d v1.Descriptor) bool {
 		reachable[d.Digest] = true
 		return true
-	})
+	}
+	errs := s.walkReachable(tagged, mark)
+	live := &v1.IndexManifest{}
+	dangling := map[v1.Hash]bool{}
+	for _, r := range referrers.Manifests {
+		if h, err := v1.NewHash(r.Annotations[AnnotationSubject]); err == nil && reachable[h] {
+			live.Manifests = append(live.Manifests, r)
+		} else {
+			dangling[r.Digest] = true
+		}
+	}
+	errs = append(errs, s.walkReachable(live, mark)...)
 	if len(errs) > 0 {
 		return res, fmt.Errorf("gc: refusing to collect a store that fsck would fail: %w", errs[0])
+	}
+	if len(dangling) > 0 {
+		err := s.updateIndex(ctx, func(idx *v1.IndexManifest) (bool, error) {
+			kept := idx.Manifests[:0]
+			for _, e := range idx.Manifests {
+				if !dangling[e.Digest] || e.Annotations[AnnotationSubject] == "" {
+					kept = append(kept, e)
+				}
+			}
+			idx.Manifests = kept
+			return true, nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("gc: %w", err)
+		}
+		res.Referrers = len(dangling)
 	}
 	blobDir := filepath.Join(s.root, "blobs", "sha256")
 	entries, err := os.ReadDir(blobDir)

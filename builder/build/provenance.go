@@ -1,0 +1,173 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+// Provenance annotations on every stage image, beside the key, recipe digest, stage, target
+// and base digest. None holds a time of the build, a host name or a path: two builds of the
+// same recipes give the same manifest.
+const (
+	AnnotationSources  = "os.serpent.oci.sources" // JSON: every source, name, file, sha256, origin, licence
+	AnnotationBuilder  = "os.serpent.oci.builder" // the builder's format version (what decides the bytes)
+	AnnotationCreated  = "org.opencontainers.image.created"
+	AnnotationSource   = "org.opencontainers.image.source"
+	AnnotationRevision = "org.opencontainers.image.revision"
+	AnnotationVersion  = "org.opencontainers.image.version"
+)
+
+// EmbeddedSource is org.opencontainers.image.source of stages built from the recipes built
+// into serpent-oci.
+const EmbeddedSource = "https://github.com/serpent-os/serpent-oci"
+
+// provenance is the annotations that say what a stage image was made from.
+func provenance(opts PlanOptions, s *Step, epoch time.Time) map[string]string {
+	srcs, _ := json.Marshal(s.Recipe.Sources)
+	a := map[string]string{
+		AnnotationKey: s.Key, AnnotationRecipeDigest: s.RecipeDigest,
+		AnnotationStage: s.Name(), AnnotationTarget: platform.String(s.Target.Platform),
+		AnnotationSources: string(srcs),
+		AnnotationBuilder: FormatVersion,
+		AnnotationCreated: epoch.UTC().Format(time.RFC3339),
+		// The version of a stage is its recipe: the same recipe, the same stage.
+		AnnotationVersion: s.RecipeDigest,
+		// The recipe set's content digest: a revision that names the recipes in any VCS or
+		// none, and that does not move when a commit changes nothing they build.
+		AnnotationRevision: SetDigest(opts.Set),
+	}
+	if opts.RecipeSource != "" {
+		a[AnnotationSource] = opts.RecipeSource
+	}
+	return a
+}
+
+// SetDigest is the digest of a recipe set's meaning: every recipe's digest and the target table.
+func SetDigest(set *stages.Set) string {
+	recipes := map[string]string{}
+	for name, r := range set.Recipes {
+		recipes[name] = RecipeDigest(r)
+	}
+	targets := map[string]map[string]string{}
+	for p, t := range set.Targets {
+		targets[p] = t.Vars
+	}
+	return digestJSON(struct {
+		Recipes map[string]string
+		Targets map[string]map[string]string
+	}{recipes, targets})
+}
+
+// SBOM media and artifact type.
+const SPDXMediaType = "application/spdx+json"
+
+type spdxDoc struct {
+	SPDXVersion       string             `json:"spdxVersion"`
+	DataLicense       string             `json:"dataLicense"`
+	SPDXID            string             `json:"SPDXID"`
+	Name              string             `json:"name"`
+	DocumentNamespace string             `json:"documentNamespace"`
+	CreationInfo      spdxCreation       `json:"creationInfo"`
+	Packages          []spdxPackage      `json:"packages"`
+	Relationships     []spdxRelationship `json:"relationships"`
+}
+
+type spdxCreation struct {
+	Created  string   `json:"created"`
+	Creators []string `json:"creators"`
+	Comment  string   `json:"comment,omitempty"`
+}
+
+type spdxPackage struct {
+	Name                  string         `json:"name"`
+	SPDXID                string         `json:"SPDXID"`
+	VersionInfo           string         `json:"versionInfo,omitempty"`
+	PackageFileName       string         `json:"packageFileName,omitempty"`
+	DownloadLocation      string         `json:"downloadLocation"`
+	FilesAnalyzed         bool           `json:"filesAnalyzed"`
+	Checksums             []spdxChecksum `json:"checksums,omitempty"`
+	LicenseDeclared       string         `json:"licenseDeclared"`
+	LicenseConcluded      string         `json:"licenseConcluded"`
+	CopyrightText         string         `json:"copyrightText"`
+	SourceInfo            string         `json:"sourceInfo,omitempty"`
+	PrimaryPackagePurpose string         `json:"primaryPackagePurpose,omitempty"`
+	Comment               string         `json:"comment,omitempty"`
+}
+
+type spdxChecksum struct {
+	Algorithm     string `json:"algorithm"`
+	ChecksumValue string `json:"checksumValue"`
+}
+
+type spdxRelationship struct {
+	Element string `json:"spdxElementId"`
+	Type    string `json:"relationshipType"`
+	Related string `json:"relatedSpdxElement"`
+}
+
+var spdxIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+
+// SBOM is an SPDX 2.3 JSON document for the stage image d made by step s: the image, its base,
+// and every source the recipe names as packages (checksums, origin, and licence where the
+// recipe states it). It is the same bytes whenever the same image is described.
+func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
+	doc := spdxDoc{
+		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
+		Name:              s.Name() + " for " + platform.String(s.Target.Platform),
+		DocumentNamespace: EmbeddedSource + "/spdx/" + s.Name() + "/" + platform.Slug(s.Target.Platform) + "/" + d.Digest.Hex,
+		CreationInfo: spdxCreation{
+			Created:  epoch.UTC().Format(time.RFC3339),
+			Creators: []string{"Tool: serpent-oci-" + strings.ReplaceAll(FormatVersion, "/", "-")},
+			Comment:  "Created is the stage's SOURCE_DATE_EPOCH, not the time of the build.",
+		},
+	}
+	img := spdxPackage{
+		Name: s.Name(), SPDXID: "SPDXRef-Image", VersionInfo: s.RecipeDigest,
+		DownloadLocation: "NOASSERTION", LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+		Checksums:             []spdxChecksum{{"SHA256", d.Digest.Hex}},
+		PrimaryPackagePurpose: "CONTAINER",
+		Comment:               fmt.Sprintf("OCI image manifest %s for %s; cache key %s", d.Digest, platform.String(s.Output), s.Key),
+	}
+	doc.Packages = append(doc.Packages, img)
+	doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image"})
+	if s.BaseDigest.Hex != "" {
+		doc.Packages = append(doc.Packages, spdxPackage{
+			Name: s.Base, SPDXID: "SPDXRef-Base", DownloadLocation: "NOASSERTION",
+			LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+			Checksums: []spdxChecksum{{"SHA256", s.BaseDigest.Hex}}, PrimaryPackagePurpose: "CONTAINER",
+			Comment: "the image this stage ran in: OCI image manifest " + s.BaseDigest.String(),
+		})
+		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "DESCENDANT_OF", "SPDXRef-Base"})
+	}
+	for _, src := range s.Recipe.Sources {
+		p := spdxPackage{
+			Name: src.Name, SPDXID: "SPDXRef-Source-" + spdxIDUnsafe.ReplaceAllString(src.Name, "-"),
+			PackageFileName: src.File, DownloadLocation: "NOASSERTION",
+			Checksums:       []spdxChecksum{{"SHA256", src.SHA256}},
+			LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+			PrimaryPackagePurpose: "SOURCE",
+		}
+		if src.URL != "" {
+			p.DownloadLocation = src.URL
+		}
+		if src.License != "" {
+			p.LicenseDeclared = src.License
+		}
+		if src.Debian != nil {
+			p.SourceInfo = fmt.Sprintf("Debian source package %s version %s, file %s (fetched with apt-get source)", src.Debian.Package, src.Debian.Version, src.Debian.File)
+			if p.PackageFileName == "" {
+				p.PackageFileName = src.Debian.File
+			}
+		}
+		doc.Packages = append(doc.Packages, p)
+		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "GENERATED_FROM", p.SPDXID})
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// AnnotationSubject marks an index.json entry as a referrer of the manifest it names: an
+// artifact (an SBOM, a signature) about an image rather than an image. Such entries carry no
+// tag; they live as long as their subject does (gc drops them with it).
+const AnnotationSubject = "os.serpent.oci.subject"
+
+// emptyConfig is the OCI empty descriptor's content, an artifact's config.
+var emptyConfig = []byte("{}")
+
+// WriteReferrer stores data as an OCI 1.1 artifact of artifactType whose subject is the
+// manifest subject describes: a manifest with the empty config, data as its one layer (of
+// mediaType) and subject set, listed in index.json as a referrer of subject. The same
+// artifact written twice is stored once.
+func (s *Store) WriteReferrer(ctx context.Context, subject v1.Descriptor, artifactType string, mediaType types.MediaType, data []byte, annotations map[string]string) (v1.Descriptor, error) {
+	release, err := s.Hold(ctx)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer release()
+	cfgHash, cfgSize, err := s.WriteBlob(ctx, bytes.NewReader(emptyConfig), nil)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	h, size, err := s.WriteBlob(ctx, bytes.NewReader(data), nil)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	sub := v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  artifactType,
+		Config:        v1.Descriptor{MediaType: "application/vnd.oci.empty.v1+json", Digest: cfgHash, Size: cfgSize, Data: emptyConfig},
+		Layers:        []v1.Descriptor{{MediaType: mediaType, Digest: h, Size: size}},
+		Subject:       &sub,
+		Annotations:   annotations,
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mh, msize, err := s.WriteBlob(ctx, bytes.NewReader(raw), nil)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	d := v1.Descriptor{
+		MediaType: types.OCIManifestSchema1, Digest: mh, Size: msize, ArtifactType: artifactType,
+		Annotations: map[string]string{AnnotationSubject: subject.Digest.String()},
+	}
+	err = s.updateIndex(ctx, func(idx *v1.IndexManifest) (bool, error) {
+		for _, e := range idx.Manifests {
+			if e.Digest == d.Digest {
+				return false, nil
+			}
+		}
+		idx.Manifests = append(idx.Manifests, d)
+		return true, nil
+	})
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write referrer of %s: %w", subject.Digest, err)
+	}
+	return d, nil
+}
+
+// Referrers lists the artifacts stored about the manifest subject, of artifactType ("" for
+// any), in the order they were written.
+func (s *Store) Referrers(subject v1.Hash, artifactType string) ([]v1.Descriptor, error) {
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	var out []v1.Descriptor
+	for _, e := range idx.Manifests {
+		if e.Annotations[AnnotationSubject] == subject.String() && (artifactType == "" || e.ArtifactType == artifactType) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// ReferrerData returns the one layer of the artifact d describes.
+func (s *Store) ReferrerData(d v1.Descriptor) ([]byte, error) {
+	raw, err := s.readBlob(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil || len(m.Layers) != 1 {
+		return nil, fmt.Errorf("artifact %s: not a one-layer manifest", d.Digest)
+	}
+	return s.readBlob(m.Layers[0].Digest)
+}
+
+// ReferrerImage returns the artifact d describes as an image (for a push: a manifest whose
+// subject is set goes out as a referrer).
+func (s *Store) ReferrerImage(d v1.Descriptor) (v1.Image, error) {
+	return s.ImageByDigest(v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size})
+}
+
+// splitReferrers parts index.json's entries into the rest and referrers.
+func splitReferrers(idx *v1.IndexManifest) (rest, referrers *v1.IndexManifest) {
+	rest, referrers = &v1.IndexManifest{}, &v1.IndexManifest{}
+	for _, e := range idx.Manifests {
+		if e.Annotations[AnnotationSubject] != "" {
+			referrers.Manifests = append(referrers.Manifests, e)
+		} else {
+			rest.Manifests = append(rest.Manifests, e)
+		}
+	}
+	return rest, referrers
+}
