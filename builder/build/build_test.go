@@ -355,3 +355,62 @@ func TestBaseImageFromRegistry(t *testing.T) {
 		t.Errorf("registry base without a registry client: %v", err)
 	}
 }
+
+func TestVerifyRebuild(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.build(t, "target-native"); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(deep bool) []build.Verification {
+		t.Helper()
+		set, err := stages.Load(os.DirFS(f.set))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := build.Options{
+			PlanOptions: build.PlanOptions{Store: f.st, Set: set, Platforms: []v1.Platform{arm64}},
+			Runner:      f.runner,
+			Sources:     &sources.Cache{Dir: f.cacheDir, Mirrors: []string{f.mirror}},
+		}
+		vs, err := build.Verify(context.Background(), opts, "target-native", deep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs
+	}
+	vs := verify(false)
+	if len(vs) != 1 || !vs[0].Reproducible() || vs[0].Step.Name() != "target-native" {
+		t.Fatalf("verify of the test set: %+v", vs)
+	}
+	vs = verify(true)
+	if len(vs) != 3 {
+		t.Fatalf("verify --deep: %d stages", len(vs))
+	}
+	for _, v := range vs {
+		if !v.Reproducible() {
+			var b strings.Builder
+			v.Report(&b)
+			t.Errorf("verify --deep: %s", b.String())
+		}
+	}
+	if tags, _ := f.st.Tags(); len(tags) != 4 {
+		t.Errorf("verify left tags in the store: %v", tags)
+	}
+
+	// A stage that writes the time into a file is not reproducible, and verify says where.
+	edit(t, filepath.Join(f.set, "target-native.sh"), "cat \"$GREETING_FILE\"", "cat \"$GREETING_FILE\"\nsleep 1\ndate > /etc/built-at")
+	if _, err := f.build(t, "target-native"); err != nil {
+		t.Fatal(err)
+	}
+	vs = verify(false)
+	if len(vs) != 1 || vs[0].Reproducible() {
+		t.Fatalf("verify of a stage that writes the date: reproducible")
+	}
+	var b strings.Builder
+	vs[0].Report(&b)
+	report := b.String()
+	if len(vs[0].Differences) != 1 || vs[0].Differences[0].Path != "etc/built-at" ||
+		!strings.Contains(report, "etc/built-at: content (differs only in an embedded timestamp") {
+		t.Errorf("report:\n%s", report)
+	}
+}

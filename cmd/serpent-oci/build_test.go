@@ -35,6 +35,14 @@ func TestBuildAndPlanCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 stages, 0 built") {
 		t.Fatalf("cached build: exit %d\n%s", code, out)
 	}
+	code, out, stderr = cli(t, append([]string{"verify", "target-root", "--rebuild", "--source-mirror", mirror}, common...)...)
+	if code != 0 || !strings.Contains(out, "target-root for linux/arm64: reproducible: rebuilt as sha256:") {
+		t.Fatalf("verify --rebuild: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = cli(t, append([]string{"sbom", "target-root@linux/arm64"}, "--store", storeDir)...)
+	if code != 0 || !strings.Contains(out, `"spdxVersion": "SPDX-2.3"`) || !strings.Contains(out, `"name": "busybox"`) {
+		t.Fatalf("sbom: exit %d\n%s", code, out)
+	}
 	code, out, _ = cli(t, append([]string{"sources", "list", "target-native"}, common...)...)
 	if code != 0 || !strings.Contains(out, "greeting  greeting.txt") {
 		t.Fatalf("sources list: exit %d\n%s", code, out)

@@ -55,7 +55,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		buildCommand(), spinCommand(), planCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
+		buildCommand(), spinCommand(), planCommand(), verifyCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(), sbomCommand(),
 		pushCommand(), pullCommand(), indexCommand(), loginCommand(), logoutCommand(),
 		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), versionCommand(),

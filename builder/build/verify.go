@@ -1,0 +1,183 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+// Verification is a stage rebuilt and compared with the image the store has for it.
+type Verification struct {
+	Step        *Step
+	Want, Got   v1.Descriptor // the store's image, the rebuild
+	Differences []layer.Difference
+	// Metadata lists what differs outside the layers: config, annotations.
+	Metadata []string
+}
+
+// Reproducible reports whether the rebuild is the same image.
+func (v Verification) Reproducible() bool { return v.Want.Digest == v.Got.Digest }
+
+// Verify rebuilds target for every platform of opts in a scratch store and compares each
+// rebuild with the image the store has (which must be up to date with its recipe: plan would
+// reuse it). Without deep, the rebuild runs on the store's own base image; with deep, every
+// stage of the chain is rebuilt, each on the rebuild before it. The scratch store is removed
+// afterwards. A difference is not an error: it is in the result, listed by path.
+func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Verification, error) {
+	steps, err := Plan(ctx, opts.PlanOptions, target)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
+		if s.Action != Reuse && (deep || s.Name() == target) {
+			return nil, fmt.Errorf("verify: %s for %s is not built from its current recipe (%s): build it first", s.Name(), platform.String(s.Target.Platform), s.Reason)
+		}
+	}
+	dir, err := opts.Store.TempDir("verify")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	scratch, err := store.Open(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	runner, err := builder.NewRunner(scratch, builder.WithConsole(opts.Runner.Console()))
+	if err != nil {
+		return nil, err
+	}
+	sopts := opts
+	sopts.Store, sopts.Runner, sopts.CacheTo = scratch, runner, nil
+	sopts.PlanOptions.Store = scratch
+	var rebuild []*Step
+	for _, s := range steps {
+		if deep || s.Name() == target {
+			r := *s
+			r.Action, r.Reason = Build, "verify --rebuild"
+			rebuild = append(rebuild, &r)
+		}
+	}
+	paths, err := fetchSources(ctx, opts.Sources, rebuild)
+	if err != nil {
+		return nil, err
+	}
+	var out []Verification
+	var prevGot *v1.Descriptor // with deep: the rebuild of the stage before, on the same platform
+	for _, r := range rebuild {
+		s := *r
+		if deep && r.baseStep != nil && prevGot != nil {
+			img, err := scratch.ImageByDigest(*prevGot)
+			if err != nil {
+				return out, err
+			}
+			r.BaseImage, r.BaseDigest = img, prevGot.Digest
+			r.Key = Key(r.RecipeDigest, r.BaseDigest, r.Target, r.RunsOn, opts.Epoch)
+		}
+		res, err := runStep(ctx, sopts, r, paths)
+		if err != nil {
+			return out, err
+		}
+		v := Verification{Step: &s, Want: *s.Existing, Got: res.Descriptor}
+		if !v.Reproducible() {
+			if err := compare(opts.Store, scratch, &v); err != nil {
+				return out, err
+			}
+		}
+		out = append(out, v)
+		prevGot = &res.Descriptor
+	}
+	return out, nil
+}
+
+// compare fills v with what differs between the store's image and the rebuild: the layers
+// the stage made (those after its base's), entry by entry, then config and annotations.
+func compare(st, scratch *store.Store, v *Verification) error {
+	want, err := st.ImageByDigest(v.Want)
+	if err != nil {
+		return err
+	}
+	got, err := scratch.ImageByDigest(v.Got)
+	if err != nil {
+		return err
+	}
+	wl, err := want.Layers()
+	if err != nil {
+		return err
+	}
+	gl, err := got.Layers()
+	if err != nil {
+		return err
+	}
+	if len(wl) != len(gl) {
+		v.Metadata = append(v.Metadata, fmt.Sprintf("%d layers, rebuilt %d", len(wl), len(gl)))
+	}
+	for i := 0; i < len(wl) && i < len(gl); i++ {
+		dw, _ := wl[i].Digest()
+		dg, _ := gl[i].Digest()
+		if dw == dg {
+			continue
+		}
+		diffs, err := diffLayers(wl[i], gl[i])
+		if err != nil {
+			return fmt.Errorf("compare layer %d: %w", i, err)
+		}
+		if len(diffs) == 0 {
+			v.Metadata = append(v.Metadata, fmt.Sprintf("layer %d: same entries, other bytes (order or compression)", i))
+		}
+		v.Differences = append(v.Differences, diffs...)
+	}
+	wm, _ := want.Manifest()
+	gm, _ := got.Manifest()
+	for _, k := range slices.Sorted(maps.Keys(wm.Annotations)) {
+		if wm.Annotations[k] != gm.Annotations[k] {
+			v.Metadata = append(v.Metadata, "annotation "+k)
+		}
+	}
+	wc, _ := want.RawConfigFile()
+	gc, _ := got.RawConfigFile()
+	if string(wc) != string(gc) {
+		v.Metadata = append(v.Metadata, "image config")
+	}
+	return nil
+}
+
+func diffLayers(a, b v1.Layer) ([]layer.Difference, error) {
+	ra, err := a.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	defer ra.Close()
+	rb, err := b.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rb.Close()
+	return layer.Diff(ra, rb)
+}
+
+// Report prints a verification in lines: the stage, whether it is reproducible, and what
+// differs.
+func (v Verification) Report(w io.Writer) {
+	name := v.Step.Name() + " for " + platform.String(v.Step.Target.Platform)
+	if v.Reproducible() {
+		fmt.Fprintf(w, "%s: reproducible: rebuilt as %s\n", name, v.Got.Digest)
+		return
+	}
+	fmt.Fprintf(w, "%s: NOT reproducible: the store has %s, the rebuild is %s\n", name, v.Want.Digest, v.Got.Digest)
+	for _, d := range v.Differences {
+		fmt.Fprintf(w, "  %s\n", d)
+	}
+	if len(v.Metadata) > 0 {
+		fmt.Fprintf(w, "  also differs: %s\n", strings.Join(v.Metadata, "; "))
+	}
+}
