@@ -8,11 +8,16 @@ GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 # The platform `make bootstrap` builds; CI_PLATFORMS are those CI builds from a cold store.
 PLATFORM ?= linux/arm64
 CI_PLATFORMS ?= linux/amd64 linux/arm64
+# What `make repro` builds twice from cold and compares; CI_REPRO_PLATFORMS are those CI checks
+# (against the store bootstrap-check just built cold, so only the second build costs time).
+REPRO_STAGE ?= stage3
+REPRO_PLATFORMS ?= linux/amd64 linux/arm64
+CI_REPRO_PLATFORMS ?= linux/arm64
 
 # The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
 BENCH_TREE ?= /usr/share
 
-.PHONY: all build deps check vet fmt test bench demo seed bootstrap bootstrap-all bootstrap-check bench-bootstrap bench-go clean
+.PHONY: all build deps check vet fmt test bench demo seed bootstrap bootstrap-all bootstrap-check repro bench-bootstrap bench-go clean
 
 all: build
 
@@ -45,7 +50,12 @@ bootstrap-all: deps build seed
 
 # stage3 from a cold store of its own, with the checks CI runs on the result.
 bootstrap-check: build
-	.ci/bootstrap-check.sh $(BIN) $(CI_PLATFORMS)
+	REPRO_PLATFORMS="$(CI_REPRO_PLATFORMS)" .ci/bootstrap-check.sh $(BIN) $(CI_PLATFORMS)
+
+# REPRO_STAGE for each of REPRO_PLATFORMS built twice from cold, in two stores, a minute apart:
+# every stage's digest must be equal.
+repro: deps build
+	.ci/repro.sh $(BIN) $(REPRO_STAGE) $(REPRO_PLATFORMS)
 
 # Every stage rebuilt for both platforms: stage times, the engine's share, emulated/native.
 bench-bootstrap: build seed

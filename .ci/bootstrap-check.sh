@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds stage3 from a cold store (its own) for each platform given, and checks each result:
 # every stage image has the right platform, stage3's files are target ELF linked against musl,
-# and a C program compiled inside stage3 runs (the self-hosting proof).
+# and a C program compiled inside stage3 runs (the self-hosting proof). With REPRO_PLATFORMS
+# set, those platforms are built again from cold in a second store and compared (repro.sh).
 # Usage: .ci/bootstrap-check.sh [bin/serpent-oci] PLATFORM...
 set -euo pipefail
 bin="$(realpath "${1:-bin/serpent-oci}")"
@@ -40,5 +41,13 @@ for p in "${platforms[@]}"; do
 		sh -c "'$bin' run stage3 --platform '$p' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -q 'stage3 | self-hosted'"
 done
 echo "bootstrap of ${platforms[*]} from a cold store: $(( $(date +%s) - start ))s"
+if [ -n "${REPRO_PLATFORMS:-}" ]; then
+	# The same stages again, from cold in a second store: every digest must match this one's.
+	t0=$(date +%s)
+	# shellcheck disable=SC2086 # a list of platforms
+	check "stage3 for ${REPRO_PLATFORMS} is bit-identical in a second cold build" \
+		env REPRO_STORE_A="$store" "$(dirname "$0")/repro.sh" "$bin" stage3 $REPRO_PLATFORMS
+	echo "second build and comparison: $(( $(date +%s) - t0 ))s"
+fi
 echo "bootstrap: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -99,6 +99,36 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 	return out, nil
 }
 
+// Compare compares target's images (with deep, every stage of its chain) in the store of
+// opts with those tagged alike in other: two builds made apart, as `make repro` does.
+func Compare(ctx context.Context, opts PlanOptions, target string, deep bool, other *store.Store) ([]Verification, error) {
+	steps, err := Plan(ctx, opts, target)
+	if err != nil {
+		return nil, err
+	}
+	var out []Verification
+	for _, s := range steps {
+		if !deep && s.Name() != target {
+			continue
+		}
+		if s.Existing == nil {
+			return out, fmt.Errorf("compare: the store has no %s", s.Tag)
+		}
+		d, err := other.Resolve(s.Tag)
+		if err != nil {
+			return out, fmt.Errorf("compare: %s: %w", other.Dir(), err)
+		}
+		v := Verification{Step: s, Want: *s.Existing, Got: d}
+		if !v.Reproducible() {
+			if err := compare(opts.Store, other, &v); err != nil {
+				return out, err
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // compare fills v with what differs between the store's image and the rebuild: the layers
 // the stage made (those after its base's), entry by entry, then config and annotations.
 func compare(st, scratch *store.Store, v *Verification) error {
@@ -170,10 +200,10 @@ func diffLayers(a, b v1.Layer) ([]layer.Difference, error) {
 func (v Verification) Report(w io.Writer) {
 	name := v.Step.Name() + " for " + platform.String(v.Step.Target.Platform)
 	if v.Reproducible() {
-		fmt.Fprintf(w, "%s: reproducible: rebuilt as %s\n", name, v.Got.Digest)
+		fmt.Fprintf(w, "%s: reproducible: both builds are %s\n", name, v.Got.Digest)
 		return
 	}
-	fmt.Fprintf(w, "%s: NOT reproducible: the store has %s, the rebuild is %s\n", name, v.Want.Digest, v.Got.Digest)
+	fmt.Fprintf(w, "%s: NOT reproducible: one build is %s, the other %s\n", name, v.Want.Digest, v.Got.Digest)
 	for _, d := range v.Differences {
 		fmt.Fprintf(w, "  %s\n", d)
 	}

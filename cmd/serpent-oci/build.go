@@ -17,6 +17,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
+	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/stages"
 	"github.com/spf13/pflag"
 )
@@ -447,34 +448,46 @@ func verifyCommand() *command {
 	var (
 		g             graphFlags
 		rebuild, deep bool
+		against       string
 	)
 	return &command{
 		name:    "verify",
-		args:    "TARGET --rebuild",
+		args:    "TARGET --rebuild | --against STORE",
 		summary: "Rebuild a stage in a scratch store and check it comes out bit-identical",
 		long: `The stage's image in the store must be built from its current recipe. verify --rebuild builds
 it again, in a scratch store removed afterwards, on the store's own image of its base (with
 --deep, every stage of its chain is rebuilt, each on the rebuild before it), and compares
 digests. Where they differ it lists the paths whose content, mode, owner or link target
 differ, with a hint of how (for example: only in an embedded timestamp), and what else
-differs (annotations, config). Exit code 1 when a stage is not reproducible.`,
+differs (annotations, config). --against STORE compares with the images another store holds
+under the same tags instead of rebuilding (two builds made apart: make repro). Exit code 1
+when a stage is not reproducible.`,
 		example: `serpent-oci verify stage3 --rebuild --platform linux/arm64
 serpent-oci verify stage2 --rebuild --deep --platform linux/amd64,linux/arm64`,
 		flags: func(fs *pflag.FlagSet) {
 			g.register(fs, false)
 			fs.BoolVar(&rebuild, "rebuild", false, "rebuild the stage and compare (the only kind of verification so far)")
-			fs.BoolVar(&deep, "deep", false, "rebuild every stage of the chain, not only TARGET")
+			fs.BoolVar(&deep, "deep", false, "rebuild (or compare) every stage of the chain, not only TARGET")
+			fs.StringVar(&against, "against", "", "compare with this other store's images instead of rebuilding")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
 				return usagef("verify: want one TARGET stage, got %d arguments", len(args))
 			}
-			if !rebuild {
-				return usagef("verify: give --rebuild (verify rebuilds the stage to compare it)")
+			if rebuild == (against != "") {
+				return usagef("verify: give --rebuild, or --against STORE")
 			}
 			po, err := g.planOptions(ctx, e, e.stderr)
 			if err != nil {
 				return err
+			}
+			if against != "" {
+				other, err := store.Open(ctx, against)
+				if err != nil {
+					return err
+				}
+				vs, err := build.Compare(ctx, po, args[0], deep, other)
+				return reportVerifications(e, vs, err)
 			}
 			cache, err := g.sourceCache(e.stderr)
 			if err != nil {
@@ -488,20 +501,24 @@ serpent-oci verify stage2 --rebuild --deep --platform linux/amd64,linux/arm64`,
 				return err
 			}
 			vs, err := build.Verify(ctx, build.Options{PlanOptions: po, Runner: runner, Sources: cache}, args[0], deep)
-			failed := 0
-			for _, v := range vs {
-				v.Report(e.stdout)
-				if !v.Reproducible() {
-					failed++
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if failed > 0 {
-				return &exitCodeError{code: 1, err: fmt.Errorf("verify: %d of %d stages are not reproducible", failed, len(vs))}
-			}
-			return nil
+			return reportVerifications(e, vs, err)
 		},
 	}
+}
+
+func reportVerifications(e *env, vs []build.Verification, err error) error {
+	failed := 0
+	for _, v := range vs {
+		v.Report(e.stdout)
+		if !v.Reproducible() {
+			failed++
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("verify: %d of %d stages are not reproducible", failed, len(vs))
+	}
+	return nil
 }

@@ -36,7 +36,7 @@ func TestBuildAndPlanCommands(t *testing.T) {
 		t.Fatalf("cached build: exit %d\n%s", code, out)
 	}
 	code, out, stderr = cli(t, append([]string{"verify", "target-root", "--rebuild", "--source-mirror", mirror}, common...)...)
-	if code != 0 || !strings.Contains(out, "target-root for linux/arm64: reproducible: rebuilt as sha256:") {
+	if code != 0 || !strings.Contains(out, "target-root for linux/arm64: reproducible: both builds are sha256:") {
 		t.Fatalf("verify --rebuild: exit %d\n%s%s", code, out, stderr)
 	}
 	code, out, _ = cli(t, append([]string{"sbom", "target-root@linux/arm64"}, "--store", storeDir)...)

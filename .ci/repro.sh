@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Reproducibility check: builds STAGE for each PLATFORM twice, from cold, in two stores at
+# different paths, from different working directories, with the clocks at least a minute
+# apart, and asserts that every stage of the chain has the same manifest digest in both
+# (serpent-oci verify --against --deep, which lists the differing paths otherwise).
+# Store A is $REPRO_STORE_A when set (a store a cold build just filled, as in CI), else new.
+# Usage: .ci/repro.sh [bin/serpent-oci] STAGE PLATFORM...
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bin="$(realpath "${1:-bin/serpent-oci}")"
+stage="${2:-stage3}"
+shift 2 || true
+platforms=("${@:-linux/arm64}")
+plist="$(IFS=,; echo "${platforms[*]}")"
+tmp="$(mktemp -d /var/tmp/serpent-oci-repro.XXXXXX)"
+trap 'rm -rf "$tmp"' EXIT
+
+build_in() { # build_in STORE: the seed, then STAGE for every platform, from a directory of its own
+	mkdir -p "$tmp/wd-$(basename "$1")"
+	(
+		cd "$tmp/wd-$(basename "$1")"
+		export SERPENT_OCI_STORE="$1"
+		"$here/../stages/seed/make-seed.sh" "$bin"
+		"$bin" build "$stage" --platform "$plist" --progress plain
+	)
+}
+
+start=$(date +%s)
+a="${REPRO_STORE_A:-}"
+if [ -z "$a" ]; then
+	a="$tmp/a-store"
+	echo "repro: first build of $stage for $plist in $a"
+	build_in "$a"
+fi
+wait=$(( start + 60 - $(date +%s) ))
+[ "$wait" -le 0 ] || { echo "repro: waiting ${wait}s so that the builds are a minute apart"; sleep "$wait"; }
+b="$tmp/second/b-store"
+echo "repro: second build of $stage for $plist in $b, $(( $(date +%s) - start ))s after the first began"
+build_in "$b"
+echo "repro: comparing every stage of $stage for $plist"
+SERPENT_OCI_STORE="$a" "$bin" verify "$stage" --against "$b" --deep --platform "$plist"
+echo "repro: $stage for $plist is bit-identical in two cold builds"
