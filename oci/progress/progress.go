@@ -29,11 +29,19 @@ type Meter struct {
 // New returns a meter for a transfer of total bytes (0 or less: unknown) labelled like
 // "pulling stage3", or nil when w is nil.
 func New(w io.Writer, label string, total int64) *Meter {
+	return NewEvery(w, label, total, DefaultInterval)
+}
+
+// NewEvery is New with a line at most every interval.
+func NewEvery(w io.Writer, label string, total int64, interval time.Duration) *Meter {
 	if w == nil {
 		return nil
 	}
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
 	now := time.Now()
-	return &Meter{w: w, label: label, total: total, interval: DefaultInterval, now: time.Now, start: now, last: now}
+	return &Meter{w: w, label: label, total: total, interval: interval, now: time.Now, start: now, last: now}
 }
 
 // SetTotal sets the number of bytes expected, when it becomes known later.

@@ -103,7 +103,7 @@ func (c *Client) Store(ctx context.Context, st *store.Store, img v1.Image, ref n
 	for _, l := range m.Layers {
 		total += l.Size
 	}
-	meter := progress.New(c.opts.Progress, "pulling "+ref.String(), total)
+	meter := progress.NewEvery(c.opts.Progress, "pulling "+ref.String(), total, c.opts.ProgressInterval)
 	b, tries := c.opts.Backoff, c.opts.Backoff.Steps
 	for try := 1; ; try++ {
 		var d v1.Descriptor

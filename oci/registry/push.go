@@ -80,7 +80,7 @@ func (c *Client) Push(ctx context.Context, t partial.Describable, ref name.Refer
 // watch turns the remote package's progress updates into progress lines; wait returns once
 // the updates channel is closed (the remote package closes it when the transfer ends).
 func (c *Client) watch(label string) (chan<- v1.Update, func()) {
-	m := progress.New(c.opts.Progress, label, 0)
+	m := progress.NewEvery(c.opts.Progress, label, 0, c.opts.ProgressInterval)
 	if m == nil {
 		return nil, func() {}
 	}

@@ -42,6 +42,8 @@ type Options struct {
 	Transport http.RoundTripper
 	// Progress receives a line every few seconds of a long push or pull (nil: none).
 	Progress io.Writer
+	// ProgressInterval is the least time between two progress lines (default 3 s).
+	ProgressInterval time.Duration
 	// Jobs is how many blobs move at once (default 4).
 	Jobs int
 	// Backoff is how often and how long to retry (default: 5 tries, 1 s doubling).

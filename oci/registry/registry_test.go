@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/progress"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
@@ -420,4 +421,49 @@ func TestCacheTag(t *testing.T) {
 			t.Errorf("CacheTag(%q) = %q is not a valid tag: %v", tc.stage, got, err)
 		}
 	}
+}
+
+// slow delays every request, so that a transfer lasts long enough to report progress.
+type slow struct{ inner http.RoundTripper }
+
+func (s slow) RoundTrip(r *http.Request) (*http.Response, error) {
+	time.Sleep(20 * time.Millisecond)
+	return s.inner.RoundTrip(r)
+}
+
+func TestProgressLines(t *testing.T) {
+	ctx := context.Background()
+	host := serve(t, nil)
+	var out strings.Builder
+	c := New(Options{Keychain: authn.NewMultiKeychain(), Progress: &out, ProgressInterval: time.Millisecond, Transport: slow{http.DefaultTransport}})
+	img := testImage(t, amd64)
+	dst := ref(t, c, host+"/serpent/progress:1")
+	if _, err := c.Push(ctx, img, dst, PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pull(ctx, newStore(t), dst, amd64, "p"); err != nil {
+		t.Fatal(err)
+	}
+	size, _ := image.Size(img)
+	for _, want := range []string{"pushing " + dst.String() + ": ", "pulling " + dst.String() + ": ", " MiB/s)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("progress output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// The last pull line has every byte of the layers.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	layers := size - int64(len(mustRawConfig(t, img)))
+	if !strings.Contains(last, progress.MiB(layers)+" of "+progress.MiB(layers)) {
+		t.Errorf("last progress line %q, want all %s", last, progress.MiB(layers))
+	}
+}
+
+func mustRawConfig(t *testing.T, img v1.Image) []byte {
+	t.Helper()
+	b, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
