@@ -55,7 +55,9 @@ func newFixtureB(t testing.TB) *fixture {
 
 func (f *fixture) buildB(b *testing.B) (*build.Report, error) { return f.build(b, "target-native") }
 
-func (f *fixture) build(t testing.TB, target string, mutate ...func(*build.Options)) (*build.Report, error) {
+// options are the build options of the fixture's store, recipe set (as it is on disk now),
+// runner and sources, for arm64.
+func (f *fixture) options(t testing.TB, mutate ...func(*build.Options)) build.Options {
 	t.Helper()
 	set, err := stages.Load(os.DirFS(f.set))
 	if err != nil {
@@ -69,7 +71,12 @@ func (f *fixture) build(t testing.TB, target string, mutate ...func(*build.Optio
 	for _, m := range mutate {
 		m(&opts)
 	}
-	return build.Run(context.Background(), opts, target)
+	return opts
+}
+
+func (f *fixture) build(t testing.TB, target string, mutate ...func(*build.Options)) (*build.Report, error) {
+	t.Helper()
+	return build.Run(context.Background(), f.options(t, mutate...), target)
 }
 
 // actions lists each step as "stage:action" in build order.
@@ -363,16 +370,7 @@ func TestVerifyRebuild(t *testing.T) {
 	}
 	verify := func(deep bool) []build.Verification {
 		t.Helper()
-		set, err := stages.Load(os.DirFS(f.set))
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts := build.Options{
-			PlanOptions: build.PlanOptions{Store: f.st, Set: set, Platforms: []v1.Platform{arm64}},
-			Runner:      f.runner,
-			Sources:     &sources.Cache{Dir: f.cacheDir, Mirrors: []string{f.mirror}},
-		}
-		vs, err := build.Verify(context.Background(), opts, "target-native", deep)
+		vs, err := build.Verify(context.Background(), f.options(t), "target-native", deep)
 		if err != nil {
 			t.Fatal(err)
 		}
