@@ -461,16 +461,23 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return os.Chmod(dst, mode) // the umask does not apply
 }
 
-// Push sends the results, one per platform, to ref as one multi-platform index.
+// Push sends the results, one per platform, to ref as one multi-platform index. The base's
+// layers are mounted from the base's repository when it is on the same registry.
 func Push(ctx context.Context, opts Options, results []Result, ref name.Reference) (registry.Pushed, error) {
 	var imgs []v1.Image
 	var names []string
+	var po registry.PushOptions
 	for _, r := range results {
 		img, err := opts.Store.ImageByDigest(r.Descriptor)
 		if err != nil {
 			return registry.Pushed{}, err
 		}
 		imgs, names = append(imgs, img), append(names, r.Tag.String())
+		if registry.LooksRemote(r.BaseName) {
+			if base, err := opts.Registry.ParseReference(r.BaseName); err == nil {
+				po.MountFrom = append(po.MountFrom, base.Context())
+			}
+		}
 	}
-	return opts.Registry.PushImages(ctx, imgs, names, ref, registry.PushOptions{})
+	return opts.Registry.PushImages(ctx, imgs, names, ref, po)
 }
