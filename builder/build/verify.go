@@ -23,6 +23,8 @@ type Verification struct {
 	Differences []layer.Difference
 	// Metadata lists what differs outside the layers: config, annotations.
 	Metadata []string
+	// SameLayers: every layer is the same blob, only the config or manifest differs.
+	SameLayers bool
 }
 
 // Reproducible reports whether the rebuild is the same image.
@@ -151,12 +153,14 @@ func compare(st, scratch *store.Store, v *Verification) error {
 	if len(wl) != len(gl) {
 		v.Metadata = append(v.Metadata, fmt.Sprintf("%d layers, rebuilt %d", len(wl), len(gl)))
 	}
+	sameLayers := len(wl) == len(gl)
 	for i := 0; i < len(wl) && i < len(gl); i++ {
 		dw, _ := wl[i].Digest()
 		dg, _ := gl[i].Digest()
 		if dw == dg {
 			continue
 		}
+		sameLayers = false
 		diffs, err := diffLayers(wl[i], gl[i])
 		if err != nil {
 			return fmt.Errorf("compare layer %d: %w", i, err)
@@ -166,9 +170,15 @@ func compare(st, scratch *store.Store, v *Verification) error {
 		}
 		v.Differences = append(v.Differences, diffs...)
 	}
+	v.SameLayers = sameLayers
 	wm, _ := want.Manifest()
 	gm, _ := got.Manifest()
-	for _, k := range slices.Sorted(maps.Keys(wm.Annotations)) {
+	keys := maps.Clone(wm.Annotations)
+	if keys == nil {
+		keys = map[string]string{}
+	}
+	maps.Copy(keys, gm.Annotations)
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		if wm.Annotations[k] != gm.Annotations[k] {
 			v.Metadata = append(v.Metadata, "annotation "+k)
 		}
@@ -207,7 +217,10 @@ func (v Verification) Report(w io.Writer) {
 	for _, d := range v.Differences {
 		fmt.Fprintf(w, "  %s\n", d)
 	}
-	if len(v.Metadata) > 0 {
+	switch {
+	case v.SameLayers:
+		fmt.Fprintf(w, "  every layer is identical; what differs: %s\n", strings.Join(v.Metadata, "; "))
+	case len(v.Metadata) > 0:
 		fmt.Fprintf(w, "  also differs: %s\n", strings.Join(v.Metadata, "; "))
 	}
 }
