@@ -41,24 +41,5 @@ func Push(ctx context.Context, opts Options, rep *Report, target string, ref nam
 	if err != nil {
 		return p, err
 	}
-	return p, pushSBOMs(ctx, opts, descs, ref.Context())
-}
-
-// pushSBOMs pushes the SBOM of every image descs name to repo, as referrers of the images.
-func pushSBOMs(ctx context.Context, opts Options, descs []v1.Descriptor, repo name.Repository) error {
-	var arts []v1.Image
-	for _, d := range descs {
-		refs, err := opts.Store.Referrers(d.Digest, SPDXMediaType)
-		if err != nil {
-			return err
-		}
-		for _, r := range refs {
-			a, err := opts.Store.ReferrerImage(r)
-			if err != nil {
-				return err
-			}
-			arts = append(arts, a)
-		}
-	}
-	return opts.Registry.PushReferrers(ctx, repo, arts)
+	return p, opts.Registry.PushStoredReferrers(ctx, opts.Store, descs, SPDXMediaType, ref.Context())
 }

@@ -99,6 +99,14 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 			if err != nil {
 				return err
 			}
+			// The images' SBOMs (and any other artifact about them) go with them.
+			subjects, err := imageDescriptors(what)
+			if err != nil {
+				return err
+			}
+			if err := client.PushStoredReferrers(ctx, st, subjects, "", ref.Context()); err != nil {
+				return err
+			}
 			fmt.Fprintf(e.stdout, "%s@%s\n", ref.Context(), p.Descriptor.Digest)
 			fmt.Fprintf(e.stderr, "pushed %s: %s uploaded\n", ref, humanBytes(p.Uploaded))
 			return nil
@@ -322,4 +330,20 @@ than copied; no platform may appear twice.`,
 			return nil
 		},
 	}
+}
+
+// imageDescriptors lists the image manifests t is or holds.
+func imageDescriptors(t partial.Describable) ([]v1.Descriptor, error) {
+	if idx, ok := t.(v1.ImageIndex); ok {
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		return m.Manifests, nil
+	}
+	d, err := partial.Descriptor(t)
+	if err != nil {
+		return nil, err
+	}
+	return []v1.Descriptor{*d}, nil
 }

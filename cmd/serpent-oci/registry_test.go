@@ -204,6 +204,15 @@ func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
 	if err != nil || len(refs) != 1 {
 		t.Fatalf("SBOM referrers of the pushed image: %v %v", refs, err)
 	}
+	// `push` sends them too, to another repository.
+	if code, _, stderr := runBinary(t, env, "", "--store", first, "push", "target-native", d.Addr+"/other/tn:1"); code != 0 {
+		t.Fatalf("push: %s", stderr)
+	}
+	other, _ := client.ParseReference(d.Addr + "/other/tn:1")
+	refs, err = client.Referrers(context.Background(), other.Context().Digest(idx.Manifests[0].Digest.String()), "application/spdx+json")
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("SBOM referrers after push: %v %v", refs, err)
+	}
 }
 
 type basicKeychain struct{ user, password string }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/progress"
+	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
 // PushOptions tunes a push.
@@ -234,4 +235,24 @@ func (c *Client) Referrers(ctx context.Context, ref name.Digest, artifactType st
 		}
 	}
 	return out, nil
+}
+
+// PushStoredReferrers pushes to repo the artifacts of artifactType that st holds about each of
+// subjects (images already pushed there), as referrers of them.
+func (c *Client) PushStoredReferrers(ctx context.Context, st *store.Store, subjects []v1.Descriptor, artifactType string, repo name.Repository) error {
+	var arts []v1.Image
+	for _, d := range subjects {
+		refs, err := st.Referrers(d.Digest, artifactType)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			a, err := st.ReferrerImage(r)
+			if err != nil {
+				return err
+			}
+			arts = append(arts, a)
+		}
+	}
+	return c.PushReferrers(ctx, repo, arts)
 }
