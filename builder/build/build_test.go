@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
@@ -319,6 +321,18 @@ func TestCacheToThenCacheFrom(t *testing.T) {
 	}
 	if got := actions(rep4); got != "host-tools:pulled target-root:pulled target-native:built" {
 		t.Errorf("build with a changed last stage: %s", got)
+	}
+
+	// A cache that cannot be reached is a miss: the build goes on.
+	down := registry.New(registry.Options{Keychain: authn.NewMultiKeychain(), Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 1}})
+	gone, _ := down.ParseRepository("127.0.0.1:1/serpent/cache")
+	fourth := newFixture(t)
+	rep5, err := fourth.build(t, "target-root", func(o *build.Options) { o.Registry, o.CacheFrom = down, []*registry.Cache{{Client: down, Repo: gone}} })
+	if err != nil {
+		t.Fatalf("build with an unreachable cache: %v", err)
+	}
+	if got := actions(rep5); got != "host-tools:built target-root:built" {
+		t.Errorf("build with an unreachable cache: %s", got)
 	}
 }
 

@@ -264,7 +264,9 @@ func lookInCaches(ctx context.Context, opts PlanOptions, s *Step) error {
 	for _, c := range opts.CacheFrom {
 		img, ref, err := c.Find(ctx, s.Name(), s.Key)
 		if err != nil {
-			return fmt.Errorf("stage %s: %w", s.Name(), err)
+			// A cache that cannot be read is a cache miss, as in BuildKit: the build goes on.
+			log.G(ctx).WithError(err).Warnf("stage %s: cache %s unreadable: building instead", s.Name(), c)
+			continue
 		}
 		if img == nil {
 			continue

@@ -97,10 +97,7 @@ func New(opts Options) *Client {
 // ParseReference reads an image reference (REGISTRY/REPO[:TAG][@DIGEST]), marking registries
 // named in Options.Insecure as reachable over plain HTTP.
 func (c *Client) ParseReference(s string) (name.Reference, error) {
-	ref, err := name.ParseReference(s, name.StrictValidation)
-	if err != nil {
-		ref, err = name.ParseReference(s)
-	}
+	ref, err := name.ParseReference(s)
 	if err != nil {
 		return nil, fmt.Errorf("image reference %q: %w", s, err)
 	}
