@@ -99,6 +99,12 @@ func Build(ctx context.Context, s *Spin, opts Options) ([]Result, error) {
 	if len(plats) == 0 {
 		plats = []v1.Platform{platform.Host()}
 	}
+	// The layers of steps stay untagged until the image is: keep gc out until then.
+	release, err := opts.Store.Hold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	bases := make([]base, len(plats))
 	prevs := make([]v1.Image, len(plats))
 	for i, p := range plats {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
@@ -160,10 +161,25 @@ func TestSpinOnARegistryBase(t *testing.T) {
 
 	st := newStore(t)
 	opts := r.opts(st)
+	// gc waits while a spin builds: its steps' layers are not tagged until the end.
+	var gcErr error
+	gcTried := false
+	opts.Events = func(images.Event) {
+		if !gcTried {
+			gcTried = true
+			gctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			_, gcErr = st.GC(gctx)
+		}
+	}
 	results, err := images.Build(ctx, s, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !gcTried || !errors.Is(gcErr, context.DeadlineExceeded) {
+		t.Errorf("gc during a spin build: %v, want it to wait", gcErr)
+	}
+	opts.Events = nil
 	if len(results) != 2 {
 		t.Fatalf("%d results", len(results))
 	}
