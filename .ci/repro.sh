@@ -36,7 +36,7 @@ if [ -z "$a" ]; then
 	[ "$wait" -le 0 ] || { echo "repro: waiting ${wait}s so that the builds are a minute apart"; sleep "$wait"; }
 fi
 b="$tmp/second/b-store"
-echo "repro: second build of $stage for $plist in $b, $(( $(date +%s) - start ))s after the first began"
+echo "repro: second build of $stage for $plist in $b (the first is in $a)"
 build_in "$b"
 echo "repro: comparing every stage of $stage for $plist"
 SERPENT_OCI_STORE="$a" "$bin" verify "$stage" --against "$b" --deep --platform "$plist"
