@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -23,26 +24,18 @@ var emptyConfig = []byte("{}")
 // mediaType) and subject set, listed in index.json as a referrer of subject. The same
 // artifact written twice is stored once.
 func (s *Store) WriteReferrer(ctx context.Context, subject v1.Descriptor, artifactType string, mediaType types.MediaType, data []byte, annotations map[string]string) (v1.Descriptor, error) {
-	release, err := s.Hold(ctx)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	defer release()
-	cfgHash, cfgSize, err := s.WriteBlob(ctx, bytes.NewReader(emptyConfig), nil)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	h, size, err := s.WriteBlob(ctx, bytes.NewReader(data), nil)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
+	// The artifact's manifest is known before anything is written: a referrer the store has
+	// already (every rebuild or reuse of a stage writes its SBOM again) costs no I/O but a
+	// read of index.json.
+	cfgHash, cfgSize, _ := v1.SHA256(bytes.NewReader(emptyConfig))
+	dataHash, dataSize, _ := v1.SHA256(bytes.NewReader(data))
 	sub := v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  artifactType,
 		Config:        v1.Descriptor{MediaType: "application/vnd.oci.empty.v1+json", Digest: cfgHash, Size: cfgSize, Data: emptyConfig},
-		Layers:        []v1.Descriptor{{MediaType: mediaType, Digest: h, Size: size}},
+		Layers:        []v1.Descriptor{{MediaType: mediaType, Digest: dataHash, Size: dataSize}},
 		Subject:       &sub,
 		Annotations:   annotations,
 	}
@@ -50,13 +43,27 @@ func (s *Store) WriteReferrer(ctx context.Context, subject v1.Descriptor, artifa
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	mh, msize, err := s.WriteBlob(ctx, bytes.NewReader(raw), nil)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
+	mh, msize, _ := v1.SHA256(bytes.NewReader(raw))
 	d := v1.Descriptor{
 		MediaType: types.OCIManifestSchema1, Digest: mh, Size: msize, ArtifactType: artifactType,
 		Annotations: map[string]string{AnnotationSubject: subject.Digest.String()},
+	}
+	if have, err := s.Referrers(subject.Digest, artifactType); err == nil && slices.ContainsFunc(have, func(e v1.Descriptor) bool { return e.Digest == mh }) {
+		return d, nil
+	}
+
+	release, err := s.Hold(ctx)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer release()
+	for _, b := range []struct {
+		h    v1.Hash
+		data []byte
+	}{{cfgHash, emptyConfig}, {dataHash, data}, {mh, raw}} {
+		if _, _, err := s.WriteBlob(ctx, bytes.NewReader(b.data), &b.h); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("write referrer of %s: %w", subject.Digest, err)
+		}
 	}
 	err = s.updateIndex(ctx, func(idx *v1.IndexManifest) (bool, error) {
 		for _, e := range idx.Manifests {
