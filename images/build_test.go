@@ -311,15 +311,12 @@ func TestSpinOnABaseSerpentOCIDidNotBuild(t *testing.T) {
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	buildertest.BusyboxRootfs(t, amd64, rootfs)
 	layout := filepath.Join(t.TempDir(), "layout")
-	certDir := t.TempDir()
-	ca, _ := os.ReadFile(r.reg.CAFile)
-	os.WriteFile(filepath.Join(certDir, "ca.crt"), ca, 0o644)
 	ref := r.reg.Addr + "/foreign/busybox:umoci"
 	for _, args := range [][]string{
 		{"umoci", "init", "--layout", layout},
 		{"umoci", "new", "--image", layout + ":bb"},
 		{"umoci", "insert", "--image", layout + ":bb", rootfs, "/"},
-		{"skopeo", "copy", "-q", "--dest-cert-dir", certDir, "--dest-creds", r.reg.User + ":" + r.reg.Password, "oci:" + layout + ":bb", "docker://" + ref},
+		{"skopeo", "copy", "-q", "--dest-cert-dir", r.reg.CertDir, "--dest-creds", r.reg.User + ":" + r.reg.Password, "oci:" + layout + ":bb", "docker://" + ref},
 	} {
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, out)

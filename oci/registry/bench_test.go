@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -41,11 +40,6 @@ func BenchmarkPushPull(b *testing.B) {
 	}
 	st, tag, img := benchSource(b)
 	size, _ := image.Size(img)
-	certDir := b.TempDir()
-	ca, _ := os.ReadFile(d.CAFile)
-	if err := os.WriteFile(filepath.Join(certDir, "ca.crt"), ca, 0o644); err != nil {
-		b.Fatal(err)
-	}
 	creds := d.User + ":" + d.Password
 	refName := tag.Name + "@" + platform.Slug(*tag.Platform)
 
@@ -82,8 +76,8 @@ func BenchmarkPushPull(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	skPush := skopeo("--dest-cert-dir", certDir, "--dest-creds", creds, "oci:"+st.Dir()+":"+refName, "docker://"+d.Addr+"/skopeo/r1:1")
-	skPull := skopeo("--src-cert-dir", certDir, "--src-creds", creds, "docker://"+d.Addr+"/skopeo/r1:1", "oci:"+filepath.Join(b.TempDir(), "layout")+":pulled")
+	skPush := skopeo("--dest-cert-dir", d.CertDir, "--dest-creds", creds, "oci:"+st.Dir()+":"+refName, "docker://"+d.Addr+"/skopeo/r1:1")
+	skPull := skopeo("--src-cert-dir", d.CertDir, "--src-creds", creds, "docker://"+d.Addr+"/skopeo/r1:1", "oci:"+filepath.Join(b.TempDir(), "layout")+":pulled")
 
 	fmt.Printf("\npush and pull of %s (%d MB compressed) on loopback, TLS, docker-registry\n", tag, size>>20)
 	fmt.Printf("  %-22s %8.2fs   skopeo copy %8.2fs  %5.2fx serpent-oci's time\n", "push (new repository)", push.Seconds(), skPush.Seconds(), skPush.Seconds()/push.Seconds())

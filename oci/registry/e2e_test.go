@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,10 +56,7 @@ func TestDistributionTwoPlatformIndex(t *testing.T) {
 	}
 
 	// skopeo, with its own TLS and credential handling, reads what we pushed.
-	certDir := t.TempDir()
-	ca, _ := os.ReadFile(d.CAFile)
-	os.WriteFile(filepath.Join(certDir, "ca.crt"), ca, 0o644)
-	out, err := exec.Command("skopeo", "inspect", "--raw", "--cert-dir", certDir, "--creds", d.User+":"+d.Password, "docker://"+dst.String()).Output()
+	out, err := exec.Command("skopeo", "inspect", "--raw", "--cert-dir", d.CertDir, "--creds", d.User+":"+d.Password, "docker://"+dst.String()).Output()
 	if err != nil {
 		t.Fatalf("skopeo inspect --raw: %v", err)
 	}

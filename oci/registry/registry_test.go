@@ -52,10 +52,6 @@ func testImage(t *testing.T, p v1.Platform) v1.Image {
 	return img
 }
 
-func serve(t *testing.T, wrap func(http.Handler) http.Handler) string {
-	return registrytest.InMemory(t, wrap)
-}
-
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), t.TempDir())
@@ -85,7 +81,7 @@ func digest(t *testing.T, img interface{ Digest() (v1.Hash, error) }) v1.Hash {
 
 func TestPushPullRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	host := serve(t, nil)
+	host := registrytest.InMemory(t, nil)
 	c := New(Options{Keychain: authn.NewMultiKeychain()})
 	img := testImage(t, arm64)
 	dst := ref(t, c, host+"/serpent/stage3:test")
@@ -134,7 +130,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 
 func TestIndexPushAndPlatformPick(t *testing.T) {
 	ctx := context.Background()
-	host := serve(t, nil)
+	host := registrytest.InMemory(t, nil)
 	c := New(Options{Keychain: authn.NewMultiKeychain()})
 	imgs := []v1.Image{testImage(t, amd64), testImage(t, arm64)}
 	idx, err := image.Index(imgs, []string{"a", "b"})
@@ -193,7 +189,7 @@ func TestIndexRefusesDuplicatesAndNoPlatform(t *testing.T) {
 
 func TestJoinIndex(t *testing.T) {
 	ctx := context.Background()
-	host := serve(t, nil)
+	host := registrytest.InMemory(t, nil)
 	c := New(Options{Keychain: authn.NewMultiKeychain()})
 	a, b := testImage(t, amd64), testImage(t, arm64)
 	ra, rb := ref(t, c, host+"/ci/amd64:1"), ref(t, c, host+"/ci/arm64:1")
@@ -243,7 +239,7 @@ func basicAuth(user, pass string) func(http.Handler) http.Handler {
 
 func TestLoginAndCredentialErrors(t *testing.T) {
 	ctx := context.Background()
-	host := serve(t, basicAuth("builder", "s3cret-pass"))
+	host := registrytest.InMemory(t, basicAuth("builder", "s3cret-pass"))
 	cfgDir := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", cfgDir)
 	t.Setenv("HOME", t.TempDir())
@@ -287,7 +283,7 @@ func TestLoginAndCredentialErrors(t *testing.T) {
 
 func TestNotFound(t *testing.T) {
 	ctx := context.Background()
-	host := serve(t, nil)
+	host := registrytest.InMemory(t, nil)
 	c := New(Options{Keychain: authn.NewMultiKeychain()})
 	_, err := c.Pull(ctx, newStore(t), ref(t, c, host+"/nothing/here:1"), amd64, "x")
 	if !IsNotFound(err) || !strings.Contains(err.Error(), host) {
@@ -324,7 +320,7 @@ func flaky(n int32) (func(http.Handler) http.Handler, *atomic.Int32) {
 func TestRetriesOn5xxAndBrokenConnections(t *testing.T) {
 	ctx := context.Background()
 	wrap, seen := flaky(1)
-	host := serve(t, wrap)
+	host := registrytest.InMemory(t, wrap)
 	c := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: fastBackoff})
 	img := testImage(t, amd64)
 	dst := ref(t, c, host+"/serpent/flaky:1")
@@ -379,7 +375,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestCache(t *testing.T) {
 	ctx := context.Background()
-	host := serve(t, nil)
+	host := registrytest.InMemory(t, nil)
 	c := New(Options{Keychain: authn.NewMultiKeychain()})
 	repo, err := c.ParseRepository(host + "/serpent/cache")
 	if err != nil {
@@ -433,7 +429,7 @@ func (s slow) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func TestProgressLines(t *testing.T) {
 	ctx := context.Background()
-	host := serve(t, nil)
+	host := registrytest.InMemory(t, nil)
 	var out strings.Builder
 	c := New(Options{Keychain: authn.NewMultiKeychain(), Progress: &out, ProgressInterval: time.Millisecond, Transport: slow{http.DefaultTransport}})
 	img := testImage(t, amd64)

@@ -30,6 +30,7 @@ import (
 type Distribution struct {
 	Addr     string // 127.0.0.1:PORT
 	CAFile   string // the CA's certificate, PEM (for SSL_CERT_FILE)
+	CertDir  string // a directory holding it as ca.crt (for skopeo's --cert-dir)
 	Roots    *x509.CertPool
 	User     string
 	Password string
@@ -51,6 +52,17 @@ func StartDistribution(t testing.TB) *Distribution {
 	d := &Distribution{t: t, Dir: filepath.Join(dir, "storage"), User: "builder", Password: "pw-" + randomHex(t, 8)}
 	d.Addr = freeLoopbackAddr(t)
 	d.CAFile, d.Roots = writeCerts(t, dir)
+	d.CertDir = filepath.Join(dir, "certs")
+	ca, err := os.ReadFile(d.CAFile)
+	if err == nil {
+		err = os.Mkdir(d.CertDir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(d.CertDir, "ca.crt"), ca, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(d.Password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
