@@ -17,7 +17,7 @@ CI_REPRO_PLATFORMS ?= linux/arm64
 # The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
 BENCH_TREE ?= /usr/share
 
-.PHONY: all build deps check vet fmt test bench demo seed bootstrap bootstrap-all bootstrap-check repro bench-bootstrap bench-go clean
+.PHONY: all build deps check vet fmt test flake bench demo seed bootstrap bootstrap-all bootstrap-check repro bench-bootstrap bench-go clean
 
 all: build
 
@@ -32,8 +32,14 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
+# Every test in a new order each run, so that a test that leans on another's leftovers fails.
 test:
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -shuffle=on -timeout 30m ./...
+
+# The suite N times over (each shuffled), listing every test that ever failed: `make flake N=20`.
+N ?= 20
+flake: deps
+	GO=$(GO) .ci/flake.sh $(N)
 
 check: deps vet test
 

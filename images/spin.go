@@ -214,12 +214,20 @@ func parseStep(file, dir string, i int, n *yaml.Node) (Step, error) {
 	if n.Kind != yaml.MappingNode {
 		return fail(n.Line, field, "want a mapping with one of: %s", kindNames())
 	}
+	// Keys are visited in the order they stand in the file, so that an error names the same
+	// key (and line) on every run.
+	var keys []string
 	values := map[string]*yaml.Node{}
 	lines := map[string]int{}
 	for k := 0; k+1 < len(n.Content); k += 2 {
-		values[n.Content[k].Value], lines[n.Content[k].Value] = n.Content[k+1], n.Content[k].Line
+		key := n.Content[k].Value
+		if _, dup := values[key]; dup {
+			return fail(n.Content[k].Line, field+"."+key, "given twice (first on line %d)", lines[key])
+		}
+		keys = append(keys, key)
+		values[key], lines[key] = n.Content[k+1], n.Content[k].Line
 	}
-	for k := range values {
+	for _, k := range keys {
 		if _, ok := kinds[Kind(k)]; ok {
 			if st.Kind != "" {
 				return fail(lines[k], field, "has both %s and %s: one kind a step", st.Kind, k)
@@ -228,14 +236,9 @@ func parseStep(file, dir string, i int, n *yaml.Node) (Step, error) {
 		}
 	}
 	if st.Kind == "" {
-		var keys []string
-		for k := range values {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		return fail(n.Line, field, "unknown step kind (keys: %s); want one of: %s", strings.Join(keys, ", "), kindNames())
+		return fail(n.Line, field, "unknown step kind (keys: %s); want one of: %s", strings.Join(slices.Sorted(slices.Values(keys)), ", "), kindNames())
 	}
-	for k := range values {
+	for _, k := range keys {
 		if Kind(k) != st.Kind && !slices.Contains(kinds[st.Kind], k) {
 			return fail(lines[k], field+"."+k, "not a field of a %s step (it has: %s)", st.Kind, strings.Join(kinds[st.Kind], ", "))
 		}

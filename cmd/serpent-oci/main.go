@@ -19,6 +19,11 @@ import (
 )
 
 func main() {
+	// SIGINT and SIGTERM cancel ctx: every command stops at its next check, removes what it
+	// had half written and exits 1 ("interrupted"); a write whose tag is already set is done
+	// and exits 0. This is the first thing main does, before any file is opened, so a signal
+	// that arrives earlier (during the Go runtime's start) ends a process that has written
+	// nothing, and the default action is as harmless as the handler would be.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

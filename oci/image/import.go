@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/pausepoint"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
@@ -40,6 +41,9 @@ func Import(ctx context.Context, st *store.Store, src string, ref store.Ref, opt
 		return fail(err)
 	}
 	defer release()
+	if err := pausepoint.Reach(ctx, pausepoint.BeforeBlobs); err != nil {
+		return fail(err)
+	}
 
 	root := src
 	if !fi.IsDir() {

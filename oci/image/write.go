@@ -7,6 +7,7 @@ import (
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/pausepoint"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
@@ -18,7 +19,7 @@ func WriteLayer(ctx context.Context, st *store.Store, root string, opts layer.Wr
 		return nil, err
 	}
 	defer w.Abort()
-	res, err := layer.Write(ctx, root, w, opts)
+	res, err := layer.Write(ctx, root, pausepoint.Writer(ctx, pausepoint.MidBlob, w), opts)
 	if err != nil {
 		return nil, err
 	}

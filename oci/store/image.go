@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/serpent-os/serpent-oci/oci/pausepoint"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -30,9 +31,15 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image, ref Ref) (v1.Descr
 	if ref.Platform != nil && !platformEqual(ref.Platform, d.Platform) {
 		return v1.Descriptor{}, fmt.Errorf("write image %s: its config says platform %s", ref, fmtPlatform(d.Platform))
 	}
+	// An interrupt that came while the blobs were written stops here: nothing is tagged.
+	if err := pausepoint.Reach(ctx, pausepoint.BeforeTag); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write image %s: %w", ref, err)
+	}
 	if err := s.SetTag(ctx, ref.WithPlatform(d.Platform), d); err != nil {
 		return v1.Descriptor{}, err
 	}
+	// Once tagged the image is written: an interrupt after this moment does not undo it.
+	_ = pausepoint.Reach(ctx, pausepoint.AfterTag)
 	return d, nil
 }
 
