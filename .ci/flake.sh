@@ -18,8 +18,7 @@ for i in $(seq 1 "$n"); do
 		status=FAIL
 		failed_runs=$((failed_runs + 1))
 	fi
-	seeds=$(grep -c '^-test.shuffle' "$log" || true)
-	echo "flake: run $i/$n: $status ($(( $(date +%s) - start )) s, $seeds packages shuffled; $log)"
+	echo "flake: run $i/$n: $status ($(( $(date +%s) - start )) s; $log)"
 done
 # A failing test prints "--- FAIL: Name"; a package that died without one (panic, timeout,
 # build failure) prints "FAIL<tab>package".

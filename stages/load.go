@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +47,55 @@ func (t Target) Env() []string {
 type Set struct {
 	Recipes map[string]*Recipe
 	Targets map[string]Target // by platform.String
+	// Profile is the profile loaded ("" for the set's own recipes alone), and Images the
+	// image names its profile.yaml maps (`from: image:seed` builds on seed-full in the full
+	// profile), as --seed does for seed.
+	Profile string
+	Images  map[string]string
+}
+
+// DefaultProfile is the set's own recipes, with no profile directory over them.
+const DefaultProfile = "small"
+
+// ProfilesDir holds a recipe set's profiles: profiles/NAME/ has a profile.yaml and recipes
+// (with their scripts) that replace or add to the set's own. files: entries stay relative to
+// the set's root, so a profile's recipe can use the set's shared files.
+const ProfilesDir = "profiles"
+
+// ProfileFile describes a profile.
+const ProfileFile = "profile.yaml"
+
+type rawProfile struct {
+	Description string            `yaml:"description"`
+	Images      map[string]string `yaml:"images"`
+}
+
+// Profiles lists the profiles of the set at fsys: DefaultProfile, then each directory under
+// ProfilesDir that has a ProfileFile, by name.
+func Profiles(fsys fs.FS) []string {
+	out := []string{DefaultProfile}
+	entries, _ := fs.ReadDir(fsys, ProfilesDir)
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != DefaultProfile {
+			if _, err := fs.Stat(fsys, path.Join(ProfilesDir, e.Name(), ProfileFile)); err == nil {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	return out
+}
+
+// LoadProfile is Load with the profile's recipes over the set's own: a recipe in
+// profiles/NAME/ replaces the set's recipe of the same name or adds a stage. The default
+// profile is the set as it is.
+func LoadProfile(fsys fs.FS, profile string) (*Set, error) {
+	if profile == "" || profile == DefaultProfile {
+		return Load(fsys)
+	}
+	if !slices.Contains(Profiles(fsys), profile) {
+		return nil, fmt.Errorf("profile %q: no such profile (profiles: %s)", profile, strings.Join(Profiles(fsys), ", "))
+	}
+	return load(fsys, profile)
 }
 
 // Target returns the target row for p.
@@ -92,6 +144,7 @@ type rawRecipe struct {
 	Tools       []string          `yaml:"tools"`
 	Files       []string          `yaml:"files"`
 	Annotate    map[string]string `yaml:"annotate"`
+	Cache       []string          `yaml:"cache"`
 }
 
 var (
@@ -103,27 +156,39 @@ var (
 
 // Load reads and validates the recipe set at the root of fsys. It reports every problem it
 // finds, each naming its file, line and field.
-func Load(fsys fs.FS) (*Set, error) {
-	set := &Set{Recipes: map[string]*Recipe{}, Targets: map[string]Target{}}
+func Load(fsys fs.FS) (*Set, error) { return load(fsys, "") }
+
+func load(fsys fs.FS, profile string) (*Set, error) {
+	set := &Set{Recipes: map[string]*Recipe{}, Targets: map[string]Target{}, Profile: profile}
 	var errs []error
 	if err := loadTargets(fsys, set); err != nil {
 		errs = append(errs, err)
 	}
-	entries, err := fs.ReadDir(fsys, ".")
-	if err != nil {
-		return nil, fmt.Errorf("read recipe set: %w", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || name == TargetsFile || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-			continue
-		}
-		r, err := loadRecipe(fsys, name, set)
-		if err != nil {
+	dirs := []string{"."}
+	if profile != "" {
+		dir := path.Join(ProfilesDir, profile)
+		if err := loadProfileFile(fsys, path.Join(dir, ProfileFile), set); err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		set.Recipes[r.Name] = r
+		dirs = append(dirs, dir)
+	}
+	for _, dir := range dirs {
+		entries, err := fs.ReadDir(fsys, dir)
+		if err != nil {
+			return nil, fmt.Errorf("read recipe set: %w", err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || name == TargetsFile || (dir != "." && name == ProfileFile) || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+				continue
+			}
+			r, err := loadRecipe(fsys, path.Join(dir, name), set)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			set.Recipes[r.Name] = r // a profile's recipe replaces the set's
+		}
 	}
 	if len(errs) == 0 {
 		errs = append(errs, set.checkGraph(fsys)...)
@@ -203,6 +268,28 @@ func YAMLError(file string, err error) error {
 }
 
 var rawTypeRE = regexp.MustCompile(`in type [a-z]+\.raw([A-Z][A-Za-z]*)`)
+
+func loadProfileFile(fsys fs.FS, file string, set *Set) error {
+	data, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		return &Error{File: file, Msg: "missing: a profile directory needs its " + ProfileFile}
+	}
+	var raw rawProfile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return YAMLError(file, err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(raw.Images)) {
+		if !stageNameRE.MatchString(k) || raw.Images[k] == "" {
+			var doc yaml.Node
+			_ = yaml.Unmarshal(data, &doc)
+			return &Error{File: file, Line: lineOf(&doc, "images", k), Field: "images." + k, Msg: "want an image name mapped to a store tag or registry reference"}
+		}
+	}
+	set.Images = raw.Images
+	return nil
+}
 
 func loadRecipe(fsys fs.FS, file string, set *Set) (*Recipe, error) {
 	data, err := fs.ReadFile(fsys, file)
@@ -348,12 +435,15 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		return fail(at("script"), "missing: a script file beside the recipe (script:) or an inline one (run:)")
 	}
 	r.Script, r.Run = raw.Script, raw.Run
-	for k := range raw.Env {
+	// Maps are checked in sorted order, so that of several bad keys the same one is named on
+	// every run.
+	for _, k := range slices.Sorted(maps.Keys(raw.Env)) {
 		if !envKeyRE.MatchString(k) {
 			return fail(at("env", "env", k), "%q is not a variable name", k)
 		}
 	}
-	for k, p := range raw.Annotate {
+	for _, k := range slices.Sorted(maps.Keys(raw.Annotate)) {
+		p := raw.Annotate[k]
 		if !annotationKeyRE.MatchString(k) {
 			return fail(at("annotate", "annotate", k), "%q is not an annotation key (reverse domain, like org.example.key)", k)
 		}
@@ -362,6 +452,16 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		}
 	}
 	r.Annotate = raw.Annotate
+	if len(raw.Cache) > maxCacheMounts {
+		return fail(at("cache", "cache"), "%d cache directories: at most %d", len(raw.Cache), maxCacheMounts)
+	}
+	for i, c := range raw.Cache {
+		e := at(fmt.Sprintf("cache[%d]", i), "cache", i)
+		if err := checkCachePath(c, r.Cache); err != nil {
+			return fail(e, "%q: %v", c, err)
+		}
+		r.Cache = append(r.Cache, c)
+	}
 	r.Files = map[string][]byte{}
 	for i, f := range raw.Files {
 		if !fs.ValidPath(f) {
@@ -370,6 +470,38 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	}
 	r.rawFiles = raw.Files
 	return r, nil
+}
+
+// maxCacheMounts bounds a recipe's cache directories.
+const maxCacheMounts = 8
+
+// checkCachePath accepts an absolute, clean path for a cache directory that is not one the
+// runner mounts itself, and not inside or around another of the recipe's caches.
+func checkCachePath(c string, earlier []string) error {
+	switch {
+	case !path.IsAbs(c):
+		return errors.New("want an absolute path in the stage's container")
+	case path.Clean(c) != c:
+		return fmt.Errorf("want it written plainly (%s)", path.Clean(c))
+	case c == "/":
+		return errors.New("the root cannot be a cache")
+	}
+	for _, reserved := range []string{"/proc", "/dev", "/sys", "/recipe", "/sources", "/tmp"} {
+		if within(c, reserved) || within(reserved, c) {
+			return fmt.Errorf("overlaps %s, which the runner mounts itself", reserved)
+		}
+	}
+	for _, e := range earlier {
+		if within(c, e) || within(e, c) {
+			return fmt.Errorf("overlaps the cache %s", e)
+		}
+	}
+	return nil
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
 func parseOutput(n *yaml.Node) (Output, error) {

@@ -113,6 +113,18 @@ func TestLoadRejects(t *testing.T) {
 			`two.yaml:1: name: "three" differs from the file name "two"`},
 		{"missing files entry", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nfiles: [patches]\n"),
 			"two.yaml:6: files[0]: patches: file does not exist"},
+		{"two bad env names", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nenv: {2B: x, 1A: y}\n"),
+			`two.yaml:6: env: "1A" is not a variable name`},
+		{"relative cache", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\ncache: [var/cache]\n"),
+			`two.yaml:6: cache[0]: "var/cache": want an absolute path in the stage's container`},
+		{"cache over a runner mount", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\ncache: [/ccache, /sources/x]\n"),
+			`two.yaml:6: cache[1]: "/sources/x": overlaps /sources, which the runner mounts itself`},
+		{"cache inside a cache", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\ncache: [/var/cache, /var/cache/ccache]\n"),
+			`two.yaml:6: cache[1]: "/var/cache/ccache": overlaps the cache /var/cache`},
+		{"cache not clean", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\ncache: [/var/../etc]\n"),
+			`two.yaml:6: cache[0]: "/var/../etc": want it written plainly (/etc)`},
+		{"cache of the root", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\ncache: [/]\n"),
+			`two.yaml:6: cache[0]: "/": the root cannot be a cache`},
 		{"no targets", nil, "targets.yaml: missing"},
 	}
 	for _, tt := range tests {
@@ -162,5 +174,79 @@ func TestEmbeddedSetLoads(t *testing.T) {
 				t.Errorf("%s: source %s has no origin", name, src.Name)
 			}
 		}
+	}
+}
+
+func TestLoadProfile(t *testing.T) {
+	fsys := set(map[string]string{
+		"one.yaml": one, "one.sh": "true\n",
+		"two.yaml": "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: echo small\n",
+		// The profile replaces two, adds three, and maps the image busybox.
+		"profiles/big/profile.yaml": "description: a bigger one\nimages: {busybox: busybox-big}\n",
+		"profiles/big/two.yaml":     "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nscript: two.sh\nfiles: [one.sh]\n",
+		"profiles/big/two.sh":       "echo big\n",
+		"profiles/big/three.yaml":   "from: two\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: echo three\n",
+		"profiles/nofile/x.yaml":    "not a profile: it has no profile.yaml\n",
+	})
+	if got := strings.Join(Profiles(fsys), " "); got != "small big" {
+		t.Errorf("Profiles: %s, want small big", got)
+	}
+	small, err := LoadProfile(fsys, "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(small.Names(), " "); got != "one two" || small.Recipes["two"].Run != "echo small" || small.Images != nil {
+		t.Errorf("small: %s, two runs %q, images %v", got, small.Recipes["two"].Run, small.Images)
+	}
+	big, err := LoadProfile(fsys, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := big.Recipes["two"]
+	if got := strings.Join(big.Names(), " "); got != "one three two" || big.Profile != "big" {
+		t.Errorf("big: stages %s, profile %q", got, big.Profile)
+	}
+	if two.File != "profiles/big/two.yaml" || string(two.Files["profiles/big/two.sh"]) != "echo big\n" || two.Files["one.sh"] == nil {
+		t.Errorf("big's two: file %s, files %v", two.File, two.Files)
+	}
+	if big.Images["busybox"] != "busybox-big" {
+		t.Errorf("big's images: %v", big.Images)
+	}
+	if _, err := LoadProfile(fsys, "nofile"); err == nil || !strings.Contains(err.Error(), `profile "nofile": no such profile (profiles: small, big)`) {
+		t.Errorf("a directory without profile.yaml: %v", err)
+	}
+	fsys["profiles/big/profile.yaml"] = &fstest.MapFile{Data: []byte("images: {busybox: \"\"}\n")}
+	if _, err := LoadProfile(fsys, "big"); err == nil || !strings.Contains(err.Error(), "profiles/big/profile.yaml:1: images.busybox: want an image name") {
+		t.Errorf("an empty image mapping: %v", err)
+	}
+}
+
+func TestEmbeddedProfilesLoad(t *testing.T) {
+	profiles := Profiles(Embedded())
+	if strings.Join(profiles, " ") != "small full" {
+		t.Fatalf("embedded profiles: %v", profiles)
+	}
+	for _, p := range profiles {
+		t.Run(p, func(t *testing.T) {
+			s, err := LoadProfile(Embedded(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range s.Names() {
+				for _, src := range s.Recipes[name].Sources {
+					if src.URL == "" && src.Debian == nil {
+						t.Errorf("%s: source %s has no origin", name, src.Name)
+					}
+				}
+			}
+		})
+	}
+	full, err := LoadProfile(Embedded(), "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	llvm, ok := full.Recipes["llvm"]
+	if !ok || llvm.From.Ref != "stage1" || len(llvm.Cache) == 0 || full.Images["seed"] != "seed-full" {
+		t.Errorf("the full profile's llvm stage: %+v; images %v", llvm, full.Images)
 	}
 }

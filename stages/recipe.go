@@ -123,6 +123,12 @@ type Recipe struct {
 	// Annotate maps an annotation key to a file the stage writes (an absolute path in its
 	// container): the file's content becomes that annotation of the stage's image.
 	Annotate map[string]string `json:"annotate,omitempty"`
+	// Cache lists directories (absolute paths in the stage's container) that persist from one
+	// build of the stage to the next for the same platforms, such as a compiler cache: the
+	// runner mounts them read-write from outside the image. They are never captured and never
+	// part of the cache key (BuildKit's RUN --mount=type=cache): a stage must build the same
+	// bytes with a cold or a warm cache.
+	Cache []string `json:"-"`
 
 	// File is the recipe's path in its set; Files are the files the stage is given at
 	// /recipe (its script, patches), by path relative to the recipe set.

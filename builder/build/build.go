@@ -226,6 +226,11 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	for _, src := range r.Sources {
 		mounts = append(mounts, runc.Mount{Source: paths[src.SHA256], Destination: "/sources/" + src.File, ReadOnly: true})
 	}
+	caches, err := cacheMounts(opts.Store, s)
+	if err != nil {
+		return res, err
+	}
+	mounts = append(mounts, caches...)
 	args := []string{"/bin/sh", "-e", "-c", r.Run}
 	if r.Script != "" {
 		args = []string{"/bin/sh", "-e", "/recipe/" + filepath.ToSlash(filepath.Join(filepath.Dir(r.File), r.Script))}

@@ -74,14 +74,18 @@ type Step struct {
 // Name is the stage's name.
 func (s *Step) Name() string { return s.Recipe.Name }
 
-// TagFor names the image a stage makes: the stage's name where the image is for the target
-// itself, NAME-for-OS-ARCH where it is not (a cross toolchain on the host: stage1 built on amd64
-// for arm64 is stage1-for-linux-arm64@linux/amd64, and never collides with the stage1 for
-// amd64, stage1@linux/amd64).
-func TagFor(stage string, target, output v1.Platform) store.Ref {
+// TagFor names the image a stage of profile makes: the stage's name where the image is for
+// the target itself, NAME-for-OS-ARCH where it is not (a cross toolchain on the host: stage1
+// built on amd64 for arm64 is stage1-for-linux-arm64@linux/amd64, and never collides with the
+// stage1 for amd64, stage1@linux/amd64). A profile other than the default puts its name in
+// front (full/stage3@linux/arm64), so that the profiles' images never replace each other.
+func TagFor(profile, stage string, target, output v1.Platform) store.Ref {
 	name := stage
 	if !platform.Equal(target, output) {
-		name = stage + "-for-" + platform.Slug(target)
+		name += "-for-" + platform.Slug(target)
+	}
+	if profile != "" && profile != stages.DefaultProfile {
+		name = profile + "/" + name
 	}
 	return store.Ref{Name: name}.WithPlatform(&output)
 }
@@ -131,7 +135,7 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 			if r.Output.Kind == stages.Rootfs {
 				s.Output = p
 			}
-			s.Tag = TagFor(r.Name, p, s.Output)
+			s.Tag = TagFor(opts.Set.Profile, r.Name, p, s.Output)
 			if err := resolveBase(ctx, opts, s, prev); err != nil {
 				return nil, err
 			}
@@ -177,8 +181,11 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 		}
 		return nil
 	}
+	// --seed REF (opts.Images) wins over the profile's own mapping, which wins over the name.
 	name := r.From.Ref
 	if alias, ok := opts.Images[name]; ok {
+		name = alias
+	} else if alias, ok := opts.Set.Images[name]; ok {
 		name = alias
 	}
 	ref, err := store.ParseRef(name)

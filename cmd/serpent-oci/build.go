@@ -29,6 +29,7 @@ type graphFlags struct {
 	mirrors    []string
 	sourcesDir string
 	seed       string
+	profile    string
 	epoch      string
 	noCache    bool
 	rebuild    []string
@@ -41,6 +42,7 @@ func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
 	fs.StringVar(&g.stagesDir, "stages", "", "recipe set directory (default: the recipes built into serpent-oci)")
 	fs.StringArrayVar(&g.mirrors, "source-mirror", nil, "directory of source files, matched by name or sha256 (repeatable)")
 	fs.StringVar(&g.sourcesDir, "sources-dir", "", "source cache (default $SERPENT_OCI_SOURCES or ~/.cache/serpent-oci/sources)")
+	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
 	fs.StringVar(&g.seed, "seed", "", "image to use for `from: image:seed`: a store tag, or a registry reference")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
 	if cache {
@@ -53,9 +55,12 @@ func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
 
 func (g *graphFlags) loadSet() (*stages.Set, error) {
 	if g.stagesDir != "" {
-		return stages.Load(os.DirFS(g.stagesDir))
+		if _, err := os.Stat(g.stagesDir); err != nil {
+			return nil, fmt.Errorf("--stages %s: %w", g.stagesDir, err)
+		}
+		return stages.LoadProfile(os.DirFS(g.stagesDir), g.profile)
 	}
-	set, err := stages.Load(stages.Embedded())
+	set, err := stages.LoadProfile(stages.Embedded(), g.profile)
 	if err != nil {
 		return nil, fmt.Errorf("the recipe set built into serpent-oci: %w", err)
 	}

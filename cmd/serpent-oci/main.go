@@ -63,7 +63,7 @@ func commands() []*command {
 		buildCommand(), spinCommand(), planCommand(), verifyCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(), sbomCommand(),
 		pushCommand(), pullCommand(), indexCommand(), loginCommand(), logoutCommand(),
-		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), versionCommand(),
+		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), cacheCommand(), versionCommand(),
 	}
 }
 

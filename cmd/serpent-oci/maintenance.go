@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"text/tabwriter"
+
+	"github.com/serpent-os/serpent-oci/builder/build"
 
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/spf13/pflag"
@@ -164,4 +167,50 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+func cacheCommand() *command {
+	return &command{
+		name:    "cache",
+		args:    "list|prune [STAGE]",
+		summary: "List or remove the stages' cache directories (a recipe's cache:, such as ccache's)",
+		long: `A recipe's cache: directories persist from one build of the stage to the next, per stage
+and platform pair, so that an interrupted long build resumes warm. They never enter an image
+or a cache key: removing them changes how long the next build takes, not what it builds.
+prune without STAGE removes every stage's.`,
+		example: `serpent-oci cache list
+serpent-oci cache prune llvm`,
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) < 1 || len(args) > 2 || (args[0] != "list" && args[0] != "prune") || (args[0] == "list" && len(args) != 1) {
+				return usagef("cache: want list, or prune [STAGE]")
+			}
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			if args[0] == "list" {
+				all, err := build.CacheMounts(st)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "STAGE\tPLATFORMS\tSIZE\tDIRECTORY")
+				for _, c := range all {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Stage, c.Platforms, humanBytes(c.Bytes), c.Dir)
+				}
+				return tw.Flush()
+			}
+			stage := ""
+			if len(args) == 2 {
+				stage = args[1]
+			}
+			removed, err := build.PruneCacheMounts(st, stage)
+			var freed int64
+			for _, c := range removed {
+				freed += c.Bytes
+			}
+			fmt.Fprintf(e.stdout, "removed %d cache directories, freed %s\n", len(removed), humanBytes(freed))
+			return err
+		},
+	}
 }

@@ -1,0 +1,116 @@
+# llvm (full profile): LLVM 14.0.6 cross-built on the host by stage1 for the target, installed
+# into /serpent/llvm with prefix /usr; stage2 copies it into the target's root.
+#
+# Two builds: the host's llvm-tblgen and clang-tblgen from the same source (the seed has
+# Debian's llvm-tblgen, no clang-tblgen), then the cross build with stage1's wrappers and a
+# CMake toolchain file. Both go through ccache, whose directory is a cache: mount.
+. /recipe/lib.sh
+clear_flags
+
+for d in /usr/lib/llvm-*/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
+PATH="/serpent/bin:$PATH"
+export PATH
+for tool in clang clang++ cmake ninja ccache "$TARGET-clang" "$TARGET-clang++" llvm-ar llvm-ranlib llvm-nm llvm-strip llvm-objcopy; do
+	command -v "$tool" >/dev/null || { echo "llvm: $tool is missing: llvm runs in stage1 on the full profile's seed" >&2; exit 1; }
+done
+case "$SERPENT_TARGET_ARCH" in
+x86_64) LLVM_TARGET=X86 ;;
+aarch64) LLVM_TARGET=AArch64 ;;
+*) echo "llvm: no LLVM target for $SERPENT_TARGET_ARCH" >&2; exit 1 ;;
+esac
+
+# ccache: content checks (the wrappers are scripts), no limit that would evict this build.
+export CCACHE_DIR=/var/cache/ccache CCACHE_COMPILERCHECK=content CCACHE_MAXSIZE=20G CCACHE_NOHASHDIR=1
+ccache --zero-stats >/dev/null
+
+SYSROOT=/serpent/sysroot
+DEST=/serpent/llvm
+W=/tmp/llvm
+src=llvm-toolchain-14_14.0.6
+mkdir -p "$W"
+cd "$W"
+
+log "LLVM 14.0.6 sources (llvm, clang, lld and what they include)"
+unpack "/sources/$src.orig.tar.xz" "$src/llvm" "$src/clang" "$src/lld" "$src/cmake" "$src/libunwind/include" "$src/third-party"
+for p in /recipe/profiles/full/patches/llvm-*.patch; do
+	log "patch: $(head -n 1 "$p")"
+	quiet patch -d "$src" -p1 -i "$p"
+done
+
+log "host tools: llvm-tblgen and clang-tblgen from this source"
+quiet cmake -G Ninja -S "$src/llvm" -B host-tblgen -Wno-dev \
+	-DCMAKE_BUILD_TYPE=Release \
+	-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	-DLLVM_ENABLE_PROJECTS=clang -DLLVM_TARGETS_TO_BUILD="$LLVM_TARGET" \
+	-DLLVM_INCLUDE_TESTS=OFF -DLLVM_INCLUDE_BENCHMARKS=OFF -DLLVM_INCLUDE_EXAMPLES=OFF \
+	-DLLVM_ENABLE_ZLIB=OFF -DLLVM_ENABLE_TERMINFO=OFF -DLLVM_ENABLE_LIBXML2=OFF -DLLVM_APPEND_VC_REV=OFF
+quiet ninja -C host-tblgen -j "$JOBS" llvm-tblgen clang-tblgen
+
+log "cross configure for $TARGET ($LLVM_TARGET)"
+cat > toolchain.cmake <<CMAKE
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR $SERPENT_TARGET_ARCH)
+set(CMAKE_SYSROOT $SYSROOT)
+set(CMAKE_C_COMPILER /serpent/bin/$TARGET-clang)
+set(CMAKE_CXX_COMPILER /serpent/bin/$TARGET-clang++)
+set(CMAKE_ASM_COMPILER /serpent/bin/$TARGET-clang)
+set(CMAKE_AR $(command -v llvm-ar) CACHE FILEPATH "")
+set(CMAKE_RANLIB $(command -v llvm-ranlib) CACHE FILEPATH "")
+set(CMAKE_NM $(command -v llvm-nm) CACHE FILEPATH "")
+set(CMAKE_STRIP $(command -v llvm-strip) CACHE FILEPATH "")
+set(CMAKE_OBJCOPY $(command -v llvm-objcopy) CACHE FILEPATH "")
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+CMAKE
+# stage1's wrappers pass link flags on every call; unsilenced, compile-only checks that use
+# -Werror fail on "argument unused during compilation" (and -fPIC looks unsupported).
+XFLAGS="$SERPENT_TARGET_CFLAGS -Wno-unused-command-line-argument"
+components="clang;clang-resource-headers;clang-cpp;lld;LLVM;llvm-ar;llvm-ranlib;llvm-nm;llvm-objcopy;llvm-strip;llvm-objdump;llvm-readobj;llvm-readelf;llvm-size;llvm-strings"
+quiet cmake -G Ninja -S "$src/llvm" -B cross -Wno-dev \
+	-DCMAKE_TOOLCHAIN_FILE="$W/toolchain.cmake" \
+	-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	-DCMAKE_C_FLAGS="$XFLAGS" -DCMAKE_CXX_FLAGS="$XFLAGS" \
+	-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	-DLLVM_ENABLE_PROJECTS="clang;lld" \
+	-DLLVM_TARGETS_TO_BUILD="$LLVM_TARGET" -DLLVM_TARGET_ARCH="$LLVM_TARGET" \
+	-DLLVM_HOST_TRIPLE="$TARGET" -DLLVM_DEFAULT_TARGET_TRIPLE="$TARGET" \
+	-DLLVM_TABLEGEN="$W/host-tblgen/bin/llvm-tblgen" -DCLANG_TABLEGEN="$W/host-tblgen/bin/clang-tblgen" \
+	-DLLVM_ENABLE_ZLIB=OFF -DLLVM_ENABLE_TERMINFO=OFF -DLLVM_ENABLE_LIBXML2=OFF \
+	-DLLVM_ENABLE_LIBEDIT=OFF -DLLVM_ENABLE_LIBPFM=OFF -DLLVM_ENABLE_FFI=OFF -DLLVM_ENABLE_BINDINGS=OFF \
+	-DCLANG_ENABLE_STATIC_ANALYZER=OFF -DCLANG_ENABLE_ARCMT=OFF \
+	-DLLVM_INCLUDE_TESTS=OFF -DLLVM_INCLUDE_BENCHMARKS=OFF -DLLVM_INCLUDE_EXAMPLES=OFF \
+	-DLLVM_INCLUDE_DOCS=OFF -DLLVM_INCLUDE_UTILS=OFF -DCLANG_INCLUDE_TESTS=OFF -DCLANG_INCLUDE_DOCS=OFF \
+	-DLLVM_APPEND_VC_REV=OFF \
+	-DCLANG_DEFAULT_RTLIB=compiler-rt -DCLANG_DEFAULT_UNWINDLIB=libunwind \
+	-DCLANG_DEFAULT_CXX_STDLIB=libc++ -DCLANG_DEFAULT_LINKER=lld -DCLANG_DEFAULT_OBJCOPY=llvm-objcopy \
+	-DLLVM_ENABLE_LIBCXX=ON -DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON \
+	-DLLVM_PARALLEL_LINK_JOBS=1 \
+	-DLLVM_DISTRIBUTION_COMPONENTS="$components"
+grep -q "^LLVM_DEFAULT_TARGET_TRIPLE:STRING=$TARGET$" cross/CMakeCache.txt
+steps=$(ninja -C cross -n install-distribution-stripped | grep -c '^\[')
+log "cross build: $steps steps, -j$JOBS"
+# Every 100th of ninja's status lines ([done/total elapsed]), so that a long build shows it
+# moves; everything else ninja says (warnings, a failure) in full.
+rc_file="$W/ninja.rc"
+{ NINJA_STATUS="[%f/%t %es] " ninja -C cross -j "$JOBS" distribution 2>&1; echo $? > "$rc_file"; } |
+	awk '/^\[[0-9]+\/[0-9]+ / { n++; if (n % 100 == 0) { print substr($0, 1, 140); fflush() } next } { print; fflush() }'
+rc=$(cat "$rc_file")
+[ "$rc" = 0 ] || { echo "llvm: ninja failed ($rc)" >&2; exit "$rc"; }
+DESTDIR="$DEST" quiet ninja -C cross install-distribution-stripped
+ccache --show-stats | grep -E 'Hits|Misses|hit rate|Cache size' || true
+
+log "proof: the cross-built clang and lld run for the target (through stage1's musl)"
+LOADER="$SYSROOT/usr/lib/libc.so"
+LIBS="$DEST/usr/lib:$SYSROOT/usr/lib"
+file "$DEST/usr/bin/clang-14" "$DEST/usr/bin/lld"
+"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/clang-14" --version
+"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/clang-14" -### -x c /dev/null -o /tmp/x 2>&1 | grep -q "/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" ||
+	{ echo "llvm: clang does not link with /usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" >&2; exit 1; }
+"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/lld" -flavor gnu --version
+
+cd /
+rm -rf "$W"
+log "llvm done: $DEST/usr/bin/clang"
