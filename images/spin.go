@@ -6,7 +6,6 @@
 package images
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -150,14 +149,11 @@ func Load(file string) (*Spin, error) {
 // Parse reads a spin definition whose copy sources are under dir.
 func Parse(file, dir string, data []byte) (*Spin, error) {
 	var raw rawSpin
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, stages.YAMLError(file, err)
+	doc, err := stages.DecodeStrict(file, data, &raw)
+	if err != nil {
+		return nil, err
 	}
-	var doc yaml.Node
-	_ = yaml.Unmarshal(data, &doc)
-	top := &doc
+	top := doc
 	if top.Kind == yaml.DocumentNode && len(top.Content) > 0 {
 		top = top.Content[0]
 	}

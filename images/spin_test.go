@@ -106,3 +106,19 @@ func TestStepKeysFollowInputs(t *testing.T) {
 		t.Error("a copy step's key ignores the mode of the file it copies")
 	}
 }
+
+func TestAliasAmplificationIsRefused(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("from: stage3\nsteps:\n  - env: {BIG: &big \"" + strings.Repeat("x", 512<<10) + "\"}\n  - cmd: [")
+	for i := range 990 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("*big")
+	}
+	b.WriteString("]\n")
+	_, err := Parse("spin.yaml", t.TempDir(), []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "spin.yaml:4: aliases expand the document past") {
+		t.Fatalf("Parse of an amplifying spin: %.300v", err)
+	}
+}

@@ -1,10 +1,8 @@
 package stages
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"path"
@@ -217,6 +215,9 @@ func loadTargets(fsys fs.FS, set *Set) error {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return YAMLError(TargetsFile, err)
 	}
+	if err := checkExpansion(TargetsFile, &doc, len(data)); err != nil {
+		return err
+	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return &Error{File: TargetsFile, Line: 1, Msg: "want a mapping of platform to variables"}
 	}
@@ -275,16 +276,13 @@ func loadProfileFile(fsys fs.FS, file string, set *Set) error {
 		return &Error{File: file, Msg: "missing: a profile directory needs its " + ProfileFile}
 	}
 	var raw rawProfile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
-		return YAMLError(file, err)
+	doc, err := DecodeStrict(file, data, &raw)
+	if err != nil {
+		return err
 	}
 	for _, k := range slices.Sorted(maps.Keys(raw.Images)) {
 		if !stageNameRE.MatchString(k) || raw.Images[k] == "" {
-			var doc yaml.Node
-			_ = yaml.Unmarshal(data, &doc)
-			return &Error{File: file, Line: lineOf(&doc, "images", k), Field: "images." + k, Msg: "want an image name mapped to a store tag or registry reference"}
+			return &Error{File: file, Line: lineOf(doc, "images", k), Field: "images." + k, Msg: "want an image name mapped to a store tag or registry reference"}
 		}
 	}
 	set.Images = raw.Images
@@ -305,15 +303,12 @@ func loadRecipe(fsys fs.FS, file string, set *Set) (*Recipe, error) {
 
 func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	var raw rawRecipe
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, YAMLError(file, err)
+	doc, err := DecodeStrict(file, data, &raw)
+	if err != nil {
+		return nil, err
 	}
-	var doc yaml.Node
-	_ = yaml.Unmarshal(data, &doc)
 	at := func(field string, path ...any) *Error {
-		return &Error{File: file, Line: lineOf(&doc, path...), Field: field}
+		return &Error{File: file, Line: lineOf(doc, path...), Field: field}
 	}
 	fail := func(e *Error, format string, args ...any) (*Recipe, error) {
 		e.Msg = fmt.Sprintf(format, args...)

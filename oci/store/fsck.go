@@ -63,6 +63,7 @@ func (s *Store) Fsck(ctx context.Context) (FsckResult, error) {
 			add(marker, "not a JSON object with imageLayoutVersion")
 		}
 	}
+	res.Problems = append(res.Problems, s.structureProblems()...)
 	idx, err := s.readIndex()
 	if err != nil {
 		add(s.indexPath(), "%v", err)

@@ -26,6 +26,11 @@ type GCResult struct {
 // whose index or reachable manifests do not parse, since it could not tell what is reachable.
 func (s *Store) GC(ctx context.Context) (GCResult, error) {
 	var res GCResult
+	// gc deletes: every directory it sweeps must be the store's own, never a way out of it
+	// (checked before the lock, whose file lives in .serpent/).
+	if probs := s.structureProblems(); len(probs) > 0 {
+		return res, fmt.Errorf("gc: refusing to sweep a store whose structure is not plain directories: %s (and %d more; run fsck)", probs[0], len(probs)-1)
+	}
 	release, err := s.lockGC(ctx)
 	if err != nil {
 		return res, err

@@ -208,43 +208,72 @@ func (s *Store) Index(name string) (v1.ImageIndex, error) {
 }
 
 // storedImage reads an image from the store's blobs (partial fills in the rest of v1.Image).
+// The manifest is read and parsed once, within the store's limits, and its blobs indexed by
+// digest: a lookup per layer costs nothing however many layers there are.
 type storedImage struct {
-	s    *Store
-	desc v1.Descriptor
-	once sync.Once
-	raw  []byte
-	err  error
+	s      *Store
+	desc   v1.Descriptor
+	once   sync.Once
+	raw    []byte
+	blobs  map[v1.Hash]v1.Descriptor // config and layers
+	config v1.Descriptor
+	err    error
 }
 
 var _ partial.CompressedImageCore = (*storedImage)(nil)
 
 func (i *storedImage) MediaType() (types.MediaType, error) { return i.desc.MediaType, nil }
 
+func (i *storedImage) load() error {
+	i.once.Do(func() {
+		i.raw, i.err = i.s.readSmallBlob(i.desc.Digest, MaxManifestBytes)
+		if i.err != nil {
+			i.err = fmt.Errorf("manifest %s: %w", i.desc.Digest, i.err)
+			return
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(i.raw))
+		if err != nil {
+			i.err = fmt.Errorf("manifest %s: %w", i.desc.Digest, err)
+			return
+		}
+		if len(m.Layers) > MaxLayers {
+			i.err = fmt.Errorf("manifest %s has %d layers: at most %d", i.desc.Digest, len(m.Layers), MaxLayers)
+			return
+		}
+		i.config = m.Config
+		i.blobs = make(map[v1.Hash]v1.Descriptor, len(m.Layers)+1)
+		for _, l := range m.Layers {
+			i.blobs[l.Digest] = l
+		}
+		i.blobs[m.Config.Digest] = m.Config
+	})
+	return i.err
+}
+
 func (i *storedImage) RawManifest() ([]byte, error) {
-	i.once.Do(func() { i.raw, i.err = i.s.readBlob(i.desc.Digest) })
-	return i.raw, i.err
+	if err := i.load(); err != nil {
+		return nil, err
+	}
+	return i.raw, nil
 }
 
 func (i *storedImage) RawConfigFile() ([]byte, error) {
-	m, err := partial.Manifest(i)
-	if err != nil {
+	if err := i.load(); err != nil {
 		return nil, err
 	}
-	return i.s.readBlob(m.Config.Digest)
+	b, err := i.s.readSmallBlob(i.config.Digest, MaxConfigBytes)
+	if err != nil {
+		return nil, fmt.Errorf("config of %s: %w", i.desc.Digest, err)
+	}
+	return b, nil
 }
 
 func (i *storedImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	m, err := partial.Manifest(i)
-	if err != nil {
+	if err := i.load(); err != nil {
 		return nil, err
 	}
-	if h == m.Config.Digest {
-		return &storedBlob{s: i.s, desc: m.Config}, nil
-	}
-	for _, d := range m.Layers {
-		if d.Digest == h {
-			return &storedBlob{s: i.s, desc: d}, nil
-		}
+	if d, ok := i.blobs[h]; ok {
+		return &storedBlob{s: i.s, desc: d}, nil
 	}
 	return nil, fmt.Errorf("layer %s is not in image %s: %w", h, i.desc.Digest, ErrNotFound)
 }

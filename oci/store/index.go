@@ -30,6 +30,11 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 	if idx.Manifests == nil {
 		idx.Manifests = []v1.Descriptor{}
 	}
+	for i, d := range idx.Manifests {
+		if d.MediaType == "" {
+			idx.Manifests[i].MediaType = s.mediaTypeOf(d)
+		}
+	}
 	return &idx, nil
 }
 

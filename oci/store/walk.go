@@ -19,14 +19,27 @@ type reachVisitor func(path string, d v1.Descriptor) bool
 func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error {
 	var errs []error
 	seen := map[v1.Hash]bool{}
-	var walk func(path string, d v1.Descriptor)
-	walk = func(path string, d v1.Descriptor) {
-		if !visit(path, d) || seen[d.Digest] {
+	// walk visits d; top says whether d stands where a manifest or index must (a tag, or an
+	// index's entry), and so has its media type inferred when it names none.
+	var walk func(path string, d v1.Descriptor, top bool)
+	walk = func(path string, d v1.Descriptor, top bool) {
+		if !visit(path, d) {
+			return
+		}
+		mt := d.MediaType
+		if top {
+			// Before the seen check: the same blob may also be reached as a config or layer.
+			if mt = s.mediaTypeOf(d); !isIndex(mt) && !isManifest(mt) {
+				errs = append(errs, fmt.Errorf("%s: descriptor of media type %q whose blob is neither an image manifest nor an index", path, d.MediaType))
+				return
+			}
+		}
+		if seen[d.Digest] {
 			return
 		}
 		seen[d.Digest] = true
 		switch {
-		case isIndex(d.MediaType):
+		case isIndex(mt):
 			b, err := s.readBlob(d.Digest)
 			if err != nil {
 				return // visit has seen it; fsck reports missing blobs itself
@@ -37,9 +50,9 @@ func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error
 				return
 			}
 			for _, c := range m.Manifests {
-				walk(path+" → "+describe(c), c)
+				walk(path+" → "+describe(c), c, true)
 			}
-		case isManifest(d.MediaType):
+		case isManifest(mt):
 			b, err := s.readBlob(d.Digest)
 			if err != nil {
 				return
@@ -49,12 +62,12 @@ func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error
 				errs = append(errs, fmt.Errorf("%s: manifest %s does not parse: %w", path, d.Digest, err))
 				return
 			}
-			walk(path+" → config "+m.Config.Digest.String(), m.Config)
+			walk(path+" → config "+m.Config.Digest.String(), m.Config, false)
 			for i, l := range m.Layers {
-				walk(fmt.Sprintf("%s → layer %d %s", path, i, l.Digest), l)
+				walk(fmt.Sprintf("%s → layer %d %s", path, i, l.Digest), l, false)
 			}
 			if m.Subject != nil {
-				walk(path+" → subject "+m.Subject.Digest.String(), *m.Subject)
+				walk(path+" → subject "+m.Subject.Digest.String(), *m.Subject, true)
 			}
 		}
 	}
@@ -63,7 +76,7 @@ func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error
 		if name == "" {
 			name = "untagged " + d.Digest.String()
 		}
-		walk("tag "+name, d)
+		walk("tag "+name, d, true)
 	}
 	return errs
 }

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// TestGCKeepsAnEntryWithoutMediaType: an index.json entry that names no media type (valid
+// enough that run and fsck accept it) is read by its blob, so gc keeps what it reaches.
+func TestGCKeepsAnEntryWithoutMediaType(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	img := randomImage(t, "linux/amd64")
+	if _, err := s.WriteImage(ctx, img, mustRef(t, "bare@linux/amd64")); err != nil {
+		t.Fatal(err)
+	}
+	rewriteIndex(t, s, func(idx map[string]any) {
+		for _, m := range idx["manifests"].([]any) {
+			delete(m.(map[string]any), "mediaType")
+		}
+	})
+	res, err := s.GC(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Blobs != 0 {
+		t.Errorf("gc removed %d blobs of a tagged image", res.Blobs)
+	}
+	got, _, err := s.Image(mustRef(t, "bare@linux/amd64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := got.Layers()
+	if err != nil || len(layers) != 2 {
+		t.Fatalf("layers after gc: %d, %v", len(layers), err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatalf("a layer of the tagged image is gone: %v", err)
+		}
+		rc.Close()
+	}
+	if f, err := s.Fsck(ctx); err != nil || len(f.Problems) != 0 {
+		t.Errorf("fsck: %v, %v", f.Problems, err)
+	}
+
+	// An entry whose blob is no manifest at all: gc refuses, fsck says why, nothing is lost.
+	cfg, _ := img.ConfigName()
+	rewriteIndex(t, s, func(idx map[string]any) {
+		idx["manifests"] = append(idx["manifests"].([]any), map[string]any{
+			"digest": cfg.String(), "size": blobSize(t, s, cfg),
+			"annotations": map[string]any{AnnotationRefName: "odd"},
+		})
+	})
+	if _, err := s.GC(ctx); err == nil || !strings.Contains(err.Error(), "tag odd: descriptor of media type \"\" whose blob is neither an image manifest nor an index") {
+		t.Errorf("gc on an entry that is no manifest: %v", err)
+	}
+	if f, _ := s.Fsck(ctx); len(f.Problems) != 1 || !strings.Contains(f.Problems[0].String(), "tag odd") {
+		t.Errorf("fsck: %v", f.Problems)
+	}
+}
+
+// TestGCRefusesSymlinkedStructure: with one of the store's directories replaced by a symlink,
+// gc refuses and deletes nothing where the link points; fsck names the link.
+func TestGCRefusesSymlinkedStructure(t *testing.T) {
+	for _, dir := range []string{"blobs/sha256", ".serpent/tmp", ".serpent/derived/snapshots", ".serpent/derived", ".serpent"} {
+		t.Run(dir, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t)
+			if _, err := s.DerivedDir("snapshots"); err != nil {
+				t.Fatal(err)
+			}
+			victim := t.TempDir()
+			precious := filepath.Join(victim, strings.Repeat("ab", 32))
+			if err := os.WriteFile(precious, []byte("host file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(s.Dir(), filepath.FromSlash(dir))
+			if err := os.RemoveAll(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(victim, p); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.GC(ctx)
+			if err == nil || !strings.Contains(err.Error(), p+": is a symlink (to "+victim+")") {
+				t.Errorf("gc: %v, want a refusal naming %s", err, p)
+			}
+			if _, err := os.Stat(precious); err != nil {
+				t.Fatalf("gc deleted a file outside the store: %v", err)
+			}
+			f, err := s.Fsck(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, prob := range f.Problems {
+				found = found || prob.Where == p
+			}
+			if !found {
+				t.Errorf("fsck does not report %s: %v", p, f.Problems)
+			}
+		})
+	}
+}
+
+// TestManyLayersAreRefused: an image of more layers than MaxLayers is refused by name before
+// anything reads its layers (a 10,000-layer manifest used to take minutes to walk).
+func TestManyLayersAreRefused(t *testing.T) {
+	s := openStore(t)
+	img := randomImage(t, "linux/amd64")
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	for len(m.Layers) <= MaxLayers {
+		m.Layers = append(m.Layers, m.Layers[0])
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, n, err := s.WriteBlob(context.Background(), bytes.NewReader(raw), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := s.ImageByDigest(v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = big.Layers()
+	if want := fmt.Sprintf("manifest %s has %d layers: at most %d", h, MaxLayers+1, MaxLayers); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Layers of a %d-layer image: %v, want %q", len(m.Layers), err, want)
+	}
+}
+
+func rewriteIndex(t *testing.T, s *Store, edit func(map[string]any)) {
+	t.Helper()
+	path := filepath.Join(s.Dir(), "index.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	edit(idx)
+	if b, err = json.Marshal(idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func blobSize(t *testing.T, s *Store, h v1.Hash) int64 {
+	t.Helper()
+	fi, err := os.Stat(s.BlobPath(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}

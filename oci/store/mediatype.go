@@ -1,0 +1,74 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Limits on what the store reads whole into memory. A manifest or index above them is refused
+// (by name) rather than parsed: whoever wrote it, it is no image anyone builds.
+const (
+	MaxManifestBytes = 4 << 20  // a manifest or index blob
+	MaxConfigBytes   = 16 << 20 // an image config blob
+	MaxLayers        = 1000     // layers of one image (overlayfs mounts far fewer at once)
+)
+
+// mediaTypeOf is d's media type, or, for a descriptor that names none (index.json entries
+// written by hand or by tools that leave it out), the one its blob says: its own mediaType
+// field, else its shape (manifests: an index; config and layers: a manifest). It returns ""
+// when neither tells, and every reader of the store (resolve, run, fsck, gc) goes by the
+// same answer.
+func (s *Store) mediaTypeOf(d v1.Descriptor) types.MediaType {
+	if d.MediaType != "" {
+		return d.MediaType
+	}
+	b, err := s.readSmallBlob(d.Digest, MaxManifestBytes)
+	if err != nil {
+		return ""
+	}
+	var probe struct {
+		MediaType types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+		Config    json.RawMessage `json:"config"`
+		Layers    json.RawMessage `json:"layers"`
+	}
+	if json.Unmarshal(b, &probe) != nil {
+		return ""
+	}
+	switch {
+	case isIndex(probe.MediaType) || isManifest(probe.MediaType):
+		return probe.MediaType
+	case probe.MediaType != "":
+		return ""
+	case probe.Manifests != nil && probe.Config == nil:
+		return types.OCIImageIndex
+	case probe.Config != nil && probe.Layers != nil && probe.Manifests == nil:
+		return types.OCIManifestSchema1
+	}
+	return ""
+}
+
+// readSmallBlob reads blob h whole, refusing one larger than limit.
+func (s *Store) readSmallBlob(h v1.Hash, limit int64) ([]byte, error) {
+	f, err := os.Open(s.blobPath(h))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("blob %s is larger than %d bytes: too large to be a manifest or config", h, limit)
+	}
+	return b, nil
+}
