@@ -443,8 +443,13 @@ func (r *Runner) captureLayer(ctx context.Context, ws rootfs.Workspace, missing 
 }
 
 func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOptions, res *Result) error {
-	dir := filepath.Join(ws.Root(), opts.CaptureDir)
-	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+	// Every component a plain directory: a run that replaced /build by a symlink to a host
+	// directory must not get that directory captured.
+	dir, err := rootfs.PlainDir(ws.Root(), opts.CaptureDir)
+	switch {
+	case errors.Is(err, rootfs.ErrNotPlain):
+		return fmt.Errorf("refusing to capture %s: %w", opts.CaptureDir, err)
+	case err != nil:
 		return fmt.Errorf("the run left no directory at %s to capture", opts.CaptureDir)
 	}
 	opts.Layer = fillLayer(opts.Layer)

@@ -366,7 +366,7 @@ func runStep(ctx context.Context, s *Spin, opts Options, st *Step, p v1.Platform
 		ro.Args, ro.Network = []string{"/bin/sh", "-e", "-c", st.Script}, st.Network
 		ro.Env = []string{"SOURCE_DATE_EPOCH=" + fmt.Sprint(opts.Epoch.Unix())}
 	case Copy:
-		ro.Prepare = func(ctx context.Context, root string) error { return copyInto(root, filepath.Join(s.Dir, st.Src), st) }
+		ro.Prepare = func(ctx context.Context, root string) error { return copyInto(root, s.Dir, st) }
 	}
 	r, err := opts.Runner.Run(ctx, ro)
 	if err != nil {
@@ -380,30 +380,23 @@ func runStep(ctx context.Context, s *Spin, opts Options, st *Step, p v1.Platform
 	return r.Image, d, err
 }
 
-// copyInto copies src (a file, or a directory's contents) to st.Dst under root, with the
-// step's owner and, for files, its mode. Paths resolve inside root: a symlink in the image
-// cannot lead the copy out of it. A file copied to an existing directory, or to a path
-// ending in "/", lands in it under its own name.
-func copyInto(root, src string, st *Step) error {
-	fi, err := os.Lstat(src)
-	if err != nil {
-		return err
-	}
+// copyInto copies st.Src (a file, or a directory's contents, read from the spin's directory
+// dir as a root: nothing it names may lead out of dir) to st.Dst under root, with the step's
+// owner and, for files, its mode. Paths resolve inside root: a symlink in the image cannot
+// lead the copy out of it. A file copied to an existing directory, or to a path ending in
+// "/", lands in it under its own name.
+func copyInto(root, dir string, st *Step) error {
 	dst := st.Dst
-	if !fi.IsDir() {
-		if strings.HasSuffix(dst, "/") {
-			dst += filepath.Base(src)
-		} else if full, err := securejoin.SecureJoin(root, dst); err == nil {
-			if dfi, err := os.Stat(full); err == nil && dfi.IsDir() {
-				dst = filepath.Join(dst, filepath.Base(src))
+	return walkContext(dir, st.Src, func(fsys fs.FS, path, rel string, info fs.FileInfo) error {
+		if rel == "." && !info.IsDir() {
+			if strings.HasSuffix(dst, "/") {
+				dst += filepath.Base(st.Src)
+			} else if full, err := securejoin.SecureJoin(root, dst); err == nil {
+				if dfi, err := os.Stat(full); err == nil && dfi.IsDir() {
+					dst = filepath.Join(dst, filepath.Base(st.Src))
+				}
 			}
 		}
-	}
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
 		target, err := securejoin.SecureJoin(root, filepath.Join(dst, rel))
 		if err != nil {
 			return err
@@ -411,17 +404,13 @@ func copyInto(root, src string, st *Step) error {
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return err
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
 		switch {
-		case d.IsDir():
+		case info.IsDir():
 			if err := os.MkdirAll(target, info.Mode().Perm()); err != nil {
 				return err
 			}
 		case info.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(path)
+			link, err := fs.ReadLink(fsys, path)
 			if err != nil {
 				return err
 			}
@@ -434,7 +423,7 @@ func copyInto(root, src string, st *Step) error {
 			if st.Mode != nil {
 				mode = *st.Mode
 			}
-			if err := copyFile(path, target, mode); err != nil {
+			if err := copyFile(fsys, path, target, mode); err != nil {
 				return err
 			}
 		}
@@ -442,8 +431,8 @@ func copyInto(root, src string, st *Step) error {
 	})
 }
 
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
+func copyFile(fsys fs.FS, src, dst string, mode os.FileMode) error {
+	in, err := fsys.Open(src)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ package images
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -265,7 +266,7 @@ func parseStep(file, dir string, i int, n *yaml.Node) (Step, error) {
 		if filepath.IsAbs(st.Src) || !filepath.IsLocal(st.Src) {
 			return fail(main.Line, mainField, "%q: want a path beside the definition, not outside it", st.Src)
 		}
-		digests, err := digestTree(filepath.Join(dir, st.Src))
+		digests, err := digestTree(dir, st.Src)
 		if err != nil {
 			return fail(main.Line, mainField, "%s: %v", st.Src, err)
 		}
@@ -328,21 +329,13 @@ func parseStep(file, dir string, i int, n *yaml.Node) (Step, error) {
 // digestTree describes everything under p (a file or a directory): each entry's relative
 // path, type, mode and content digest, in name order. It changes exactly when a copy of p
 // would make another layer.
-func digestTree(p string) (string, error) {
+func digestTree(dir, src string) (string, error) {
 	var b strings.Builder
-	err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(p, path)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
+	err := walkContext(dir, src, func(fsys fs.FS, path, rel string, fi fs.FileInfo) error {
 		fmt.Fprintf(&b, "%s %s", rel, fi.Mode())
 		switch {
 		case fi.Mode().IsRegular():
-			f, err := os.Open(path)
+			f, err := fsys.Open(path)
 			if err != nil {
 				return err
 			}
@@ -354,7 +347,7 @@ func digestTree(p string) (string, error) {
 			}
 			fmt.Fprintf(&b, " %s", hex.EncodeToString(h.Sum(nil)))
 		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
+			target, err := fs.ReadLink(fsys, path)
 			if err != nil {
 				return err
 			}
@@ -366,10 +359,59 @@ func digestTree(p string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("no such file or directory beside the definition")
 		}
 		return "", err
 	}
 	return b.String(), nil
+}
+
+// walkContext calls fn for src (a path relative to the spin's directory dir) and, for a
+// directory, everything below it in lexical order. The directory is read as a root, as a
+// build context is: a symlink in src's path that leads out of dir is an error, and symlinks
+// inside the copied tree are reported as symlinks, never followed. fn gets the context's
+// FS, the path in it, the path relative to src ("." for src itself) and the entry's Lstat.
+func walkContext(dir, src string, fn func(fsys fs.FS, path, rel string, fi fs.FileInfo) error) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	fsys := root.FS()
+	src = filepath.ToSlash(filepath.Clean(src))
+	top, err := fs.Lstat(fsys, src)
+	if err != nil {
+		return contextError("", err) // the caller names src
+	}
+	if top.Mode()&fs.ModeSymlink != 0 {
+		return fn(fsys, src, ".", top) // copied as the symlink it is
+	}
+	return fs.WalkDir(fsys, src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return contextError(path, err)
+		}
+		fi, err := fs.Lstat(fsys, path)
+		if err != nil {
+			return contextError(path, err)
+		}
+		rel := "."
+		if path != src {
+			rel = strings.TrimPrefix(path, src+"/")
+		}
+		return fn(fsys, path, rel, fi)
+	})
+}
+
+// contextError says that a path leads out of the spin's directory (os.Root refuses it with
+// "path escapes from parent") in the spin's terms.
+func contextError(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
+		err = errors.New("a symlink on the way leads out of the spin's directory: refused")
+	}
+	if path == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }

@@ -122,3 +122,54 @@ func TestAliasAmplificationIsRefused(t *testing.T) {
 		t.Fatalf("Parse of an amplifying spin: %.300v", err)
 	}
 }
+
+// TestCopyReadsTheSpinDirectoryAsARoot: a copy step cannot read a host file through a symlink
+// in the spin's directory; symlinks that stay inside it are fine, and copied as symlinks.
+func TestCopyReadsTheSpinDirectoryAsARoot(t *testing.T) {
+	dir, host := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "shadow"), []byte("root:secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "ctx", "real"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "ctx", "real", "motd"), []byte("hi\n"), 0o644))
+	must(os.Symlink(host, filepath.Join(dir, "ctx", "etclink")))
+	must(os.Symlink("real", filepath.Join(dir, "ctx", "inside")))
+	must(os.Symlink(filepath.Join(host, "shadow"), filepath.Join(dir, "ctx", "real", "shadowlink")))
+	for _, tc := range []struct{ src, want string }{
+		{"ctx/etclink/shadow", "spin.yaml:3: steps[0].copy: ctx/etclink/shadow: a symlink on the way leads out of the spin's directory: refused"},
+		{"ctx/etclink", ""},     // the link itself, copied as a link: nothing is read through it
+		{"ctx/inside/motd", ""}, // a link that stays inside
+		{"ctx/real", ""},        // holds a link to a host file: copied as a link
+	} {
+		_, err := Parse("spin.yaml", dir, []byte("from: stage3\nsteps:\n  - copy: "+tc.src+"\n    to: /etc/x\n"))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("copy %s: %v", tc.src, err)
+		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("copy %s: %v\nwant: %s", tc.src, err, tc.want)
+		}
+	}
+	// The copy itself: the tree lands with its inner symlink as a symlink, and no host file.
+	root := t.TempDir()
+	if err := copyInto(root, dir, &Step{Kind: Copy, Src: "ctx/real", Dst: "/etc/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc", "x", "motd")); err != nil || string(b) != "hi\n" {
+		t.Errorf("copied motd: %q, %v", b, err)
+	}
+	if target, err := os.Readlink(filepath.Join(root, "etc", "x", "shadowlink")); err != nil || target != filepath.Join(host, "shadow") {
+		t.Errorf("copied shadowlink: %q, %v; want the symlink itself", target, err)
+	}
+	if err := copyInto(root, dir, &Step{Kind: Copy, Src: "ctx/etclink/shadow", Dst: "/etc/y"}); err == nil {
+		t.Error("copyInto through a symlink out of the spin's directory succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc", "y")); !os.IsNotExist(err) {
+		t.Errorf("a refused copy left /etc/y: %v", err)
+	}
+}

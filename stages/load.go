@@ -573,9 +573,12 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 		if r.Script != "" {
 			p := path.Join(path.Dir(r.File), r.Script)
 			b, err := fs.ReadFile(fsys, p)
-			if err != nil {
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
 				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "script"), Field: "script", Msg: fmt.Sprintf("%s does not exist beside the recipe", r.Script)})
-			} else {
+			case err != nil:
+				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "script"), Field: "script", Msg: fmt.Sprintf("%s: %v", r.Script, pathError(err))})
+			default:
 				r.Files[p] = b
 			}
 		}
@@ -618,16 +621,30 @@ func indexOf(list []string, s string) int {
 func readTree(fsys fs.FS, root string, into map[string][]byte) error {
 	return fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("%s: %w", root, errors.Unwrap(err))
+			return fmt.Errorf("%s: %w", root, pathError(err))
 		}
 		if d.IsDir() {
 			return nil
 		}
 		b, err := fs.ReadFile(fsys, p)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", p, pathError(err))
 		}
 		into[p] = b
 		return nil
 	})
+}
+
+// pathError says what went wrong reading a file of the set without the path again. A set is
+// read as a root (os.Root's FS), so a symlink that leads out of it fails with "path escapes
+// from parent"; that is said in the set's terms.
+func pathError(err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	if strings.Contains(pe.Err.Error(), "escapes") {
+		return errors.New("a symlink that leads out of the recipe set: refused")
+	}
+	return pe.Err
 }

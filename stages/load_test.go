@@ -250,3 +250,62 @@ func TestEmbeddedProfilesLoad(t *testing.T) {
 		t.Errorf("the full profile's llvm stage: %+v; images %v", llvm, full.Images)
 	}
 }
+
+// TestSymlinksOutOfTheSetAreRefused: a recipe set is read as a root, so a script or a files:
+// entry that is a symlink to a host file is an error naming it, and its content is never read.
+func TestSymlinksOutOfTheSetAreRefused(t *testing.T) {
+	host := t.TempDir()
+	secret := host + "/secret"
+	if err := os.WriteFile(secret, []byte("host only"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		build func(dir string) error
+		want  string
+	}{
+		{"a script", func(dir string) error { return os.Symlink(secret, dir+"/one.sh") },
+			"one.yaml:5: script: one.sh: a symlink that leads out of the recipe set: refused"},
+		{"a file", func(dir string) error {
+			if err := os.WriteFile(dir+"/one.sh", []byte("true\n"), 0o644); err != nil {
+				return err
+			}
+			if err := os.Mkdir(dir+"/patches", 0o755); err != nil {
+				return err
+			}
+			return os.Symlink(secret, dir+"/patches/evil.patch")
+		}, "one.yaml:6: files[0]: patches/evil.patch: a symlink that leads out of the recipe set: refused"},
+		{"a directory", func(dir string) error {
+			if err := os.WriteFile(dir+"/one.sh", []byte("true\n"), 0o644); err != nil {
+				return err
+			}
+			return os.Symlink(host, dir+"/patches")
+		}, "one.yaml:6: files[0]: patches: a symlink that leads out of the recipe set: refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, body := range map[string]string{"targets.yaml": targets, "one.yaml": one + "files: [patches]\n"} {
+				if err := os.WriteFile(dir+"/"+name, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.name == "a script" {
+				if err := os.WriteFile(dir+"/one.yaml", []byte(one), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.build(dir); err != nil {
+				t.Fatal(err)
+			}
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			_, err = Load(root.FS())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: %v\nwant: %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -51,9 +51,16 @@ type Provider interface {
 // RemoveCreated removes from changes what a run created at the given paths (files and
 // directories the container runtime made as mount points), deepest first, where the path did
 // not exist in the base and is still empty. It returns the paths it removed.
+//
+// The container may have replaced a parent of such a path (moved /a/b away, planted a symlink
+// /a/b -> /somewhere): a path whose parents are not all plain directories is left alone, so
+// the cleanup never follows anything the container could have put there.
 func RemoveCreated(changes string, missing []string) ([]string, error) {
 	var removed []string
 	for i := len(missing) - 1; i >= 0; i-- {
+		if _, err := PlainDir(changes, filepath.Dir(missing[i])); err != nil {
+			continue
+		}
 		p := filepath.Join(changes, missing[i])
 		fi, err := os.Lstat(p)
 		if errors.Is(err, os.ErrNotExist) {
@@ -79,6 +86,38 @@ func RemoveCreated(changes string, missing []string) ([]string, error) {
 		removed = append(removed, missing[i])
 	}
 	return removed, nil
+}
+
+// ErrNotPlain is returned (wrapped) by PlainDir for a path that is not a directory all the way.
+var ErrNotPlain = errors.New("not a plain directory")
+
+// PlainDir returns root joined with p (a path in the container, absolute or relative to
+// root) after checking that p and each of its parents below root is a directory, not a
+// symlink: nothing in the path was left to lead out of root. The error names the first
+// component that is not.
+func PlainDir(root, p string) (string, error) {
+	rel := strings.Trim(filepath.Clean("/"+p), "/")
+	cur := root
+	if rel == "" {
+		return root, nil
+	}
+	for _, part := range strings.Split(rel, "/") {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			what := "not a directory"
+			if fi.Mode()&os.ModeSymlink != 0 {
+				target, _ := os.Readlink(cur)
+				what = "a symlink to " + target
+			}
+			inside, _ := filepath.Rel(root, cur)
+			return "", fmt.Errorf("/%s is %s: %w", filepath.ToSlash(inside), what, ErrNotPlain)
+		}
+	}
+	return cur, nil
 }
 
 // Missing returns, for each absolute path in paths, every component of it that does not exist

@@ -55,10 +55,18 @@ func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
 
 func (g *graphFlags) loadSet() (*stages.Set, error) {
 	if g.stagesDir != "" {
-		if _, err := os.Stat(g.stagesDir); err != nil {
+		// Read as a root: a symlink in the set that leads out of it is an error, not a way
+		// to read a host file into a build (os.DirFS would follow it).
+		root, err := os.OpenRoot(g.stagesDir)
+		if err != nil {
 			return nil, fmt.Errorf("--stages %s: %w", g.stagesDir, err)
 		}
-		return stages.LoadProfile(os.DirFS(g.stagesDir), g.profile)
+		defer root.Close()
+		set, err := stages.LoadProfile(root.FS(), g.profile)
+		if err != nil {
+			return nil, fmt.Errorf("--stages %s: %w", g.stagesDir, err)
+		}
+		return set, nil
 	}
 	set, err := stages.LoadProfile(stages.Embedded(), g.profile)
 	if err != nil {
