@@ -22,7 +22,7 @@ for i in $(seq 1 "$n"); do
 done
 # A failing test prints "--- FAIL: Name"; a package that died without one (panic, timeout,
 # build failure) prints "FAIL<tab>package".
-report=$(cat "$logs"/run-*.log | grep -hoE -- '--- FAIL: [^ ]+|^FAIL[[:space:]]+[^ ]+' |
+report=$(cat "$logs"/run-*.log | grep -hoE -- '--- FAIL: [^ ]+|^FAIL[[:space:]]+[^[:space:]]+' |
 	sed -E 's/^--- FAIL: /test /; s/^FAIL[[:space:]]+/package /' | sort | uniq -c | sort -rn)
 if [ "$failed_runs" -eq 0 ]; then
 	echo "flake: $n passed, 0 failed"

@@ -196,10 +196,11 @@ func TestInterruptAtEachPointOfImport(t *testing.T) {
 				tag := "k-" + point + "-" + unix.SignalName(sig)
 				cmd := exec.Command(binary, "--store", storeDir, "import", src, "--tag", tag)
 				cmd.Env = append(os.Environ(), pausepoint.EnvPauseAt+"="+point)
-				stderr := waitForPause(t, cmd, point)
+				stderr, drained := waitForPause(t, cmd, point)
 				if err := cmd.Process.Signal(sig); err != nil {
 					t.Fatal(err)
 				}
+				<-drained // every line read before Wait closes the pipe
 				_ = cmd.Wait()
 				tagged := tagExists(t, storeDir, tag+"@linux/amd64")
 				switch {
@@ -285,8 +286,9 @@ func TestKillAnyMomentOfImport(t *testing.T) {
 }
 
 // waitForPause starts cmd and returns once it says it paused at point; its stderr keeps
-// collecting into the returned buffer.
-func waitForPause(t *testing.T, cmd *exec.Cmd, point string) *syncBuffer {
+// collecting into the returned buffer until the returned channel is closed, at the pipe's end
+// (Wait closes the pipe: call it only after that).
+func waitForPause(t *testing.T, cmd *exec.Cmd, point string) (*syncBuffer, <-chan struct{}) {
 	t.Helper()
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -296,8 +298,9 @@ func waitForPause(t *testing.T, cmd *exec.Cmd, point string) *syncBuffer {
 		t.Fatal(err)
 	}
 	buf := &syncBuffer{}
-	paused := make(chan struct{})
+	paused, drained := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(drained)
 		sc := bufio.NewScanner(pipe)
 		once := false
 		for sc.Scan() {
@@ -310,11 +313,13 @@ func waitForPause(t *testing.T, cmd *exec.Cmd, point string) *syncBuffer {
 	}()
 	select {
 	case <-paused:
-		return buf
+		return buf, drained
 	case <-time.After(2 * time.Minute):
 		_ = cmd.Process.Kill()
+		<-drained
+		_ = cmd.Wait()
 		t.Fatalf("the import never reached %s:\n%s", point, buf)
-		return nil
+		return nil, nil
 	}
 }
 
