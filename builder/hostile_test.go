@@ -2,6 +2,7 @@ package builder_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,5 +55,48 @@ func TestMountPointCleanupFollowsNothingPlanted(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(victim, "c")); err != nil {
 		t.Fatalf("the mount-point cleanup removed a host directory through a planted symlink: %v", err)
+	}
+}
+
+// TestContainerIsHardened: by default a stage's process cannot gain privileges, runs under a
+// seccomp filter, lacks NET_RAW, cannot make a user namespace or mount anything, and has its
+// limits; under qemu for a foreign platform as natively.
+func TestContainerIsHardened(t *testing.T) {
+	e := setup(t)
+	script := `grep -E '^(NoNewPrivs|Seccomp|CapBnd):' /proc/self/status
+echo "nofile $(ulimit -n)"
+if unshare -U -r -m true 2>/dev/null; then echo "unshare: allowed"; else echo "unshare: refused"; fi
+mkdir -p /mnt/t
+if mount -t tmpfs none /mnt/t 2>/dev/null; then echo "mount: allowed"; else echo "mount: refused"; fi`
+	for _, p := range buildertest.Platforms {
+		t.Run(platform.String(p), func(t *testing.T) {
+			res, err := e.runner(t).Run(context.Background(), e.opts(p, script))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, e.console)
+			}
+			b, err := os.ReadFile(res.Log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := string(b)
+			nofile := fmt.Sprintf("nofile %d", runc.DefaultLimits().Files)
+			for _, want := range []string{"NoNewPrivs:\t1", "Seccomp:\t2", nofile, "unshare: refused", "mount: refused"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("the container's log lacks %q:\n%s", want, log)
+				}
+			}
+			var capBnd uint64
+			for _, line := range strings.Split(log, "\n") {
+				if hex, ok := strings.CutPrefix(line, "CapBnd:\t"); ok {
+					if _, err := fmt.Sscanf(hex, "%x", &capBnd); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			const capNetRaw, capSysAdmin, capMknod = 13, 21, 27
+			if capBnd == 0 || capBnd&(1<<capNetRaw) != 0 || capBnd&(1<<capSysAdmin) != 0 || capBnd&(1<<capMknod) == 0 {
+				t.Errorf("bounding set %#x: want MKNOD, and neither NET_RAW nor SYS_ADMIN", capBnd)
+			}
+		})
 	}
 }

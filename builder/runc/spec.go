@@ -10,7 +10,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Mount is an extra bind mount into the container.
@@ -34,14 +36,59 @@ type SpecOptions struct {
 	ResolvConf string // the host file bound at /etc/resolv.conf when Network is on
 	Mounts     []Mount
 	Terminal   bool // give the process a terminal (interactive use)
+	Limits     Limits
+}
+
+// Limits bound what one container may take. Zero fields take the defaults (DefaultLimits).
+type Limits struct {
+	Pids   int64 // processes and threads at once
+	Memory int64 // bytes of memory (its tmpfs /tmp included), enforced by the memory cgroup
+	Files  uint64
+}
+
+// DefaultLimits are the limits of a container that asks for none: podman's pids limit
+// doubled (a build runs make -j and qemu threads), three quarters of the machine's memory
+// (so a runaway build is stopped before the host is), and 65536 open files, or this
+// process's own hard limit where that is lower (raising it takes CAP_SYS_RESOURCE, which a
+// sandboxed serpent-oci may lack: runc would fail to start the container).
+func DefaultLimits() Limits {
+	files := uint64(65536)
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Max < files {
+		files = rl.Max
+	}
+	return Limits{Pids: 4096, Memory: int64(physicalMemory() / 4 * 3), Files: files}
+}
+
+func (l Limits) fill() Limits {
+	d := DefaultLimits()
+	if l.Pids == 0 {
+		l.Pids = d.Pids
+	}
+	if l.Memory == 0 {
+		l.Memory = d.Memory
+	}
+	if l.Files == 0 {
+		l.Files = d.Files
+	}
+	return l
+}
+
+func physicalMemory() uint64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil || si.Totalram == 0 {
+		return 8 << 30
+	}
+	return uint64(si.Totalram) * uint64(si.Unit)
 }
 
 // buildCapabilities are what a build running as root in the container needs: own and chown
-// files, make device nodes, set file capabilities, change ids, chroot. The set is Docker's
-// default set, which build scripts are written against.
+// files, make device nodes (stage2 makes /dev's nodes for plain chroot use), set file
+// capabilities, change ids, chroot. Podman's default set, plus CAP_MKNOD; without NET_RAW
+// and AUDIT_WRITE, which Docker's has and no build needs.
 var buildCapabilities = []string{
-	"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-	"CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID",
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID",
 	"CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
 }
 
@@ -63,6 +110,8 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 		hostname = "serpent"
 	}
 	caps := append([]string(nil), buildCapabilities...)
+	limits := opts.Limits.fill()
+	pids, memory := limits.Pids, limits.Memory
 	s := &specs.Spec{
 		Version: specs.Version,
 		Process: &specs.Process{
@@ -75,6 +124,12 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
+			// No setuid or file capability raises privileges inside (runc's own default).
+			NoNewPrivileges: true,
+			Rlimits: []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Hard: limits.Files, Soft: limits.Files},
+				{Type: "RLIMIT_CORE", Hard: 0, Soft: 0}, // no core file lands in a captured layer
+			},
 		},
 		Root:     &specs.Root{Path: opts.Rootfs},
 		Hostname: hostname,
@@ -83,6 +138,11 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.MountNamespace},
 				{Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+				{Type: specs.CgroupNamespace},
+			},
+			Resources: &specs.LinuxResources{
+				Pids:   &specs.LinuxPids{Limit: &pids},
+				Memory: &specs.LinuxMemory{Limit: &memory},
 			},
 			MaskedPaths: []string{
 				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -114,6 +174,14 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: path.Clean(m.Destination), Type: "bind", Source: m.Source, Options: o})
 	}
+	// Docker's default seccomp profile (moby/profiles), for the capabilities above: it lets
+	// builds and qemu-user do their work and refuses what a build has no business doing
+	// (new user namespaces, mount, kernel modules, keyrings, ptrace of the host's kind).
+	sc, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		return nil, fmt.Errorf("runtime spec: seccomp profile: %w", err)
+	}
+	s.Linux.Seccomp = sc
 	return s, nil
 }
 
