@@ -242,8 +242,10 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		provider = &rootfs.Overlay{Snapshots: r.snaps}
 	}
 	ws, err := provider.Prepare(ctx, opts.Base, filepath.Join(runDir, "fs"))
-	if err != nil && r.provider == nil {
-		log.G(ctx).WithError(err).Warn("overlayfs unavailable, falling back to a private copy of the base")
+	if errors.Is(err, rootfs.ErrOverlayUnavailable) && r.provider == nil {
+		// Only a failed mount falls back: a layer that cannot be extracted fails the copy too,
+		// and is said once, as what it is.
+		log.G(ctx).WithError(err).Warn("falling back to a private copy of the base")
 		_ = os.RemoveAll(filepath.Join(runDir, "fs"))
 		provider = rootfs.Copy{}
 		ws, err = provider.Prepare(ctx, opts.Base, filepath.Join(runDir, "fs"))

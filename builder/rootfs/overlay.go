@@ -48,14 +48,55 @@ func (o *Overlay) Prepare(ctx context.Context, base v1.Image, dir string) (Works
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off,redirect_dir=off,metacopy=off",
 		strings.Join(top, ":"), escapeOverlay(w.upper()), escapeOverlay(filepath.Join(dir, "work")))
-	if len(opts) >= unix.Getpagesize() {
-		return nil, fmt.Errorf("overlay workspace: %d layers make mount options of %d bytes, over the kernel's limit of a page", len(lowers), len(opts))
+	if len(opts) < unix.Getpagesize() {
+		err = unix.Mount("overlay", w.Root(), "overlay", 0, opts)
+	} else {
+		// Options past a page (some 37 layers at the store's path lengths): the new mount API
+		// takes the lower directories one by one (lowerdir+, Linux 6.8).
+		err = mountOverlayByParts(lowers, w.upper(), filepath.Join(dir, "work"), w.Root())
 	}
-	if err := unix.Mount("overlay", w.Root(), "overlay", 0, opts); err != nil {
-		return nil, fmt.Errorf("mount overlay at %s: %w", w.Root(), err)
+	if err != nil {
+		return nil, fmt.Errorf("mount overlay at %s: %w: %w", w.Root(), err, ErrOverlayUnavailable)
 	}
 	w.mounted = true
 	return w, nil
+}
+
+// ErrOverlayUnavailable marks a Prepare error of the overlay provider that is the mount's: the
+// copy provider can do the work instead. Any other error (a layer that cannot be extracted)
+// would fail the copy as well.
+var ErrOverlayUnavailable = errors.New("overlayfs unavailable")
+
+// mountOverlayByParts mounts overlayfs with fsopen/fsconfig, one lower directory (bottom
+// first given, added top first) a call, so that no option string has a length limit.
+func mountOverlayByParts(lowers []string, upper, work, target string) error {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fsopen: %w", err)
+	}
+	defer unix.Close(fsfd)
+	for i := len(lowers) - 1; i >= 0; i-- {
+		if err := unix.FsconfigSetString(fsfd, "lowerdir+", lowers[i]); err != nil {
+			return fmt.Errorf("fsconfig lowerdir+ %s: %w", lowers[i], err)
+		}
+	}
+	for _, kv := range [][2]string{{"upperdir", upper}, {"workdir", work}, {"index", "off"}, {"redirect_dir", "off"}, {"metacopy", "off"}} {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return fmt.Errorf("fsconfig %s: %w", kv[0], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fmt.Errorf("fsconfig create: %w", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("fsmount: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
 }
 
 // escapeOverlay escapes the characters overlayfs's option parser treats specially.

@@ -102,7 +102,11 @@ func (s *Snapshotter) ensure(ctx context.Context, d v1.Hash, l v1.Layer) (string
 		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
 	}
 	defer os.RemoveAll(tmp) // gone after the rename; cleans up a failed extraction
-	rc, err := l.Uncompressed()
+	blob, err := l.Compressed()
+	if err != nil {
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	rc, err := layer.Decompress(blob) // gzip decoded on every core
 	if err != nil {
 		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
 	}

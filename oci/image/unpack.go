@@ -29,7 +29,11 @@ func unpackLayer(ctx context.Context, l v1.Layer, dir string) error {
 	if err != nil {
 		return err
 	}
-	rc, err := l.Uncompressed()
+	blob, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	rc, err := layer.Decompress(blob)
 	if err != nil {
 		return fmt.Errorf("%s: %w", d, err)
 	}

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"runtime"
@@ -80,3 +81,39 @@ func compressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// Decompress returns the tar stream of a layer blob read from r, gzip (decoded by pgzip on
+// every core, blocks read ahead), zstd or uncompressed, told apart by their magic numbers.
+// Closing the result closes r.
+func Decompress(r io.ReadCloser) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, err := br.Peek(4)
+	if err != nil && err != io.EOF {
+		r.Close()
+		return nil, fmt.Errorf("read layer: %w", err)
+	}
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		zr, err := pgzip.NewReaderN(br, gzipBlockSize, 2*runtime.GOMAXPROCS(0))
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("read gzip layer: %w", err)
+		}
+		return &decoder{Reader: zr, close: func() error { zr.Close(); return r.Close() }}, nil
+	case len(head) == 4 && string(head) == "\x28\xb5\x2f\xfd":
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)))
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("read zstd layer: %w", err)
+		}
+		return &decoder{Reader: zr, close: func() error { zr.Close(); return r.Close() }}, nil
+	}
+	return &decoder{Reader: br, close: r.Close}, nil
+}
+
+type decoder struct {
+	io.Reader
+	close func() error
+}
+
+func (d *decoder) Close() error { return d.close() }

@@ -8,8 +8,11 @@
 // name in walk order. A tree that is an overlayfs upper directory has its whiteouts (0/0 character
 // devices, trusted.overlay.opaque directories) translated into OCI `.wh.` entries.
 //
-// Reading (Extract) is umoci's oci/layer, which refuses to let a layer write outside its target
-// directory (`..`, absolute names, symlink and hardlink escapes) and applies whiteouts.
+// Reading (Extract) is serpent-oci's own applier (extract.go), which treats its target as a root
+// (openat2 beneath it, no symlink followed), applies whiteouts by the image-spec rules and
+// refuses the degenerate ones, writes zero blocks as holes, and bounds entry and layer sizes.
+// It replaced umoci's UnpackLayer, one of whose whiteout paths removed the parent of its
+// target; Decompress decodes gzip on every core.
 //
 // The store that keeps layers as blobs is package store; this package knows nothing of it.
 package layer
