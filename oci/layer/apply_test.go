@@ -199,3 +199,34 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+// TestDecompressFindsCorruption: a gzip layer cut short fails its extraction, whether unpigz
+// or pgzip inflates it.
+func TestDecompressFindsCorruption(t *testing.T) {
+	testenv.RequireRoot(t)
+	var buf bytes.Buffer
+	w, err := compressor(&buf, Gzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(w, craft(t, entry{name: "f", body: strings.Repeat("data ", 100000), typ: tar.TypeReg}))
+	w.Close()
+	whole, cut := buf.Bytes(), buf.Bytes()[:buf.Len()/2]
+	for _, disable := range []string{"", "1"} {
+		t.Setenv("SERPENT_OCI_DISABLE_PIGZ", disable)
+		for _, tc := range []struct {
+			data []byte
+			ok   bool
+		}{{whole, true}, {cut, false}} {
+			rc, err := Decompress(io.NopCloser(bytes.NewReader(tc.data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Extract(context.Background(), t.TempDir(), rc, Dir)
+			rc.Close()
+			if (err == nil) != tc.ok {
+				t.Errorf("pigz disabled %q, whole %v: %v", disable, tc.ok, err)
+			}
+		}
+	}
+}

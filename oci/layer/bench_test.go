@@ -108,3 +108,70 @@ func run(b *testing.B, name string, args ...string) {
 		b.Fatalf("%s: %v\n%s", name, err, out)
 	}
 }
+
+// BenchmarkLayerExtract extracts the gzip layer of one tree with serpent-oci's applier
+// (pgzip decoding on every core) and, in the same run from the same file, with
+// `pigz -dc | tar -x` and umoci's unpack of the image made from the tree; each peer's time is
+// reported as a ratio to ours (above 1: we are faster).
+func BenchmarkLayerExtract(b *testing.B) {
+	tree := *benchTree
+	size := treeSize(b, tree)
+	if size < 300<<20 {
+		b.Fatalf("%s holds %d MB; the benchmark wants at least 300 MB (-bench.tree)", tree, size>>20)
+	}
+	out := b.TempDir()
+	layerFile := filepath.Join(out, "layer.tar.gz")
+	f, err := os.Create(layerFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Write(context.Background(), tree, f, WriteOptions{Compression: Gzip}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	// umoci's peer unpacks an image holding the same tree.
+	run(b, "sh", "-c", fmt.Sprintf(`umoci init --layout %[1]q/umoci && umoci new --image %[1]q/umoci:b && umoci insert --image %[1]q/umoci:b %[2]q / >/dev/null`, out, tree))
+	run(b, "sh", "-c", fmt.Sprintf("cat %q > /dev/null", layerFile)) // page cache warm for everyone
+
+	var ours time.Duration
+	for b.Loop() {
+		dst := filepath.Join(out, "ours")
+		os.RemoveAll(dst)
+		start := time.Now()
+		lf, err := os.Open(layerFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rc, err := Decompress(lf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Extract(context.Background(), dst, rc, Dir); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
+		ours = time.Since(start)
+	}
+	b.StopTimer()
+	peers := []struct{ name, script string }{
+		{"pigz -dc|tar -x", `rm -rf "$OUT/peer" && mkdir "$OUT/peer" && pigz -dc "$LAYER" | tar -x -C "$OUT/peer"`},
+		{"umoci unpack", `rm -rf "$OUT/bundle" && umoci unpack --image "$OUT/umoci:b" "$OUT/bundle" >/dev/null`},
+	}
+	fmt.Printf("\nlayer extract of %s (%d MB)\n", tree, size>>20)
+	fmt.Printf("  %-16s %8.2fs\n", "serpent-oci", ours.Seconds())
+	for _, p := range peers {
+		start := time.Now()
+		cmd := exec.Command("sh", "-c", p.script)
+		cmd.Env = append(os.Environ(), "LAYER="+layerFile, "OUT="+out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			fmt.Printf("  %-16s failed: %v %s\n", p.name, err, msg)
+			continue
+		}
+		ratio := time.Since(start).Seconds() / ours.Seconds()
+		fmt.Printf("  %-16s %8.2fs  %5.2fx serpent-oci's time\n", p.name, time.Since(start).Seconds(), ratio)
+		b.ReportMetric(ratio, "x-"+metricName(p.name))
+	}
+	b.ReportMetric(float64(size)/ours.Seconds()/(1<<20), "MB/s")
+}

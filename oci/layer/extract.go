@@ -417,21 +417,23 @@ func writeSparse(f *os.File, r io.Reader, size int64, buf []byte) error {
 	for off < size {
 		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-off)])
 		if n > 0 {
+			// Runs of data blocks go out in one write, runs of zero blocks in one seek.
 			chunk := buf[:n]
 			for len(chunk) > 0 {
-				b := min(len(chunk), holeBlock)
-				if isZero(chunk[:b]) {
-					if _, err := f.Seek(int64(b), io.SeekCurrent); err != nil {
-						return err
-					}
-					pending = true
-				} else {
-					if _, err := f.Write(chunk[:b]); err != nil {
-						return err
-					}
-					pending = false
+				zero := isZero(chunk[:min(len(chunk), holeBlock)])
+				run := 0
+				for run < len(chunk) && isZero(chunk[run:min(len(chunk), run+holeBlock)]) == zero {
+					run = min(len(chunk), run+holeBlock)
 				}
-				chunk = chunk[b:]
+				if zero {
+					if _, err := f.Seek(int64(run), io.SeekCurrent); err != nil {
+						return err
+					}
+				} else if _, err := f.Write(chunk[:run]); err != nil {
+					return err
+				}
+				pending = zero
+				chunk = chunk[run:]
 			}
 			off += int64(n)
 		}
