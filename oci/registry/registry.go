@@ -50,6 +50,11 @@ type Options struct {
 	Backoff remote.Backoff
 	// UserAgent is sent with every request.
 	UserAgent string
+	// IdleTimeout cuts a connection that sends nothing for so long (default
+	// DefaultIdleTimeout); StallWindow and MinBytes cut one that sends less than MinBytes in
+	// StallWindow (defaults DefaultStallWindow, DefaultMinBytes).
+	IdleTimeout, StallWindow time.Duration
+	MinBytes                 int64
 }
 
 // DefaultBackoff retries four times over about 15 seconds: long enough for a registry that
@@ -78,10 +83,20 @@ func New(opts Options) *Client {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "serpent-oci"
 	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.StallWindow <= 0 {
+		opts.StallWindow = DefaultStallWindow
+	}
+	if opts.MinBytes <= 0 {
+		opts.MinBytes = DefaultMinBytes
+	}
 	secure := opts.Transport
 	if secure == nil {
 		secure = http.DefaultTransport.(*http.Transport).Clone()
 	}
+	secure = withStallLimits(secure, stallLimits{idle: opts.IdleTimeout, window: opts.StallWindow, minBytes: opts.MinBytes})
 	insecure := secure
 	if t, ok := secure.(*http.Transport); ok {
 		t = t.Clone()
@@ -242,6 +257,10 @@ func (c *Client) describe(op string, ref fmt.Stringer, registry string, err erro
 	var cert *tls.CertificateVerificationError
 	if errors.As(err, &cert) {
 		return fmt.Errorf("%s %s: registry %s: TLS certificate not trusted (%v); add its CA to the system roots or SSL_CERT_FILE, or name it with --insecure-registry %s", op, ref, registry, cert.Err, registry)
+	}
+	var stall *StallError
+	if errors.As(err, &stall) {
+		return fmt.Errorf("%s %s: registry %s %s", op, ref, registry, stall.Msg)
 	}
 	var op2 *net.OpError
 	if errors.As(err, &op2) {

@@ -463,3 +463,54 @@ func mustRawConfig(t *testing.T, img v1.Image) []byte {
 	}
 	return b
 }
+
+// stalling makes the registry's blob downloads trickle (one byte every 50 ms) or stop (headers,
+// then nothing), as a hostile or broken registry might.
+func stalling(mode string) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(r.URL.Path, "/blobs/") || r.Method != http.MethodGet {
+				h.ServeHTTP(w, r)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if mode == "trickle" {
+					if _, err := w.Write([]byte("x")); err != nil {
+						return
+					}
+					w.(http.Flusher).Flush()
+				}
+			}
+		})
+	}
+}
+
+// TestStalledDownloadsAreCut: a registry that sends one byte every 50 ms, or nothing after its
+// headers, makes the pull fail saying so, instead of holding it forever.
+func TestStalledDownloadsAreCut(t *testing.T) {
+	for _, tc := range []struct{ mode, want string }{{"trickle", "too slow, cut"}, {"stop", "sent nothing for 400ms"}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			host := registrytest.InMemory(t, stalling(tc.mode))
+			good := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: fastBackoff})
+			dst := ref(t, good, host+"/serpent/stall:1")
+			if _, err := good.Push(context.Background(), testImage(t, amd64), dst, PushOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			c := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: fastBackoff,
+				IdleTimeout: 400 * time.Millisecond, StallWindow: 400 * time.Millisecond, MinBytes: 1024})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a guard, not the limit under test
+			defer cancel()
+			_, err := c.Pull(ctx, newStore(t), dst, amd64, "stall")
+			if err == nil || !strings.Contains(err.Error(), tc.want) || ctx.Err() != nil {
+				t.Fatalf("pull from a registry that stalls (%s): %v", tc.mode, err)
+			}
+		})
+	}
+}
