@@ -100,3 +100,26 @@ if mount -t tmpfs none /mnt/t 2>/dev/null; then echo "mount: allowed"; else echo
 		})
 	}
 }
+
+// TestRecoverRemovesEmptyRuncState: a run killed while runc made its container can leave a
+// state directory without state.json (runc then complains about it on every list); Recover
+// removes it.
+func TestRecoverRemovesEmptyRuncState(t *testing.T) {
+	e := setup(t)
+	r := e.runner(t)
+	stale := filepath.Join(e.st.Dir(), ".serpent", "runc", builder.ContainerPrefix+"deadbeef0000")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rt := &runc.Runtime{StateDir: filepath.Join(e.st.Dir(), ".serpent", "runc")}
+	rec, err := r.Recover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("Recover left %s: %v (recovered %+v)", stale, err, rec)
+	}
+	if _, err := rt.List(context.Background()); err != nil {
+		t.Fatalf("runc list after Recover: %v", err)
+	}
+}

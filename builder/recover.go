@@ -26,6 +26,22 @@ type Recovered struct {
 // mounts).
 func (r *Runner) Recover(ctx context.Context) (Recovered, error) {
 	var rec Recovered
+	// A run killed while runc created its container can leave a state directory without
+	// state.json, which makes every later `runc list` fail: remove those first.
+	if states, err := os.ReadDir(r.runtime.StateDir); err == nil {
+		for _, e := range states {
+			id := e.Name()
+			if !e.IsDir() || !strings.HasPrefix(id, ContainerPrefix) || r.alive(id) {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(r.runtime.StateDir, id, "state.json")); errors.Is(err, os.ErrNotExist) {
+				if err := os.RemoveAll(filepath.Join(r.runtime.StateDir, id)); err != nil {
+					return rec, fmt.Errorf("recover: %w", err)
+				}
+				rec.Containers = append(rec.Containers, id)
+			}
+		}
+	}
 	ids, err := r.runtime.List(ctx)
 	if err != nil {
 		return rec, err

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 
 	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
@@ -45,7 +47,7 @@ func Export(ctx context.Context, img v1.Image, name string, f ExportFormat, w io
 	case Rootfs:
 		rc := mutate.Extract(img)
 		defer rc.Close()
-		if _, err := io.Copy(w, ctxio.Reader(ctx, rc)); err != nil {
+		if err := relativeNames(ctx, rc, w); err != nil {
 			return fmt.Errorf("export rootfs: %w", err)
 		}
 		return nil
@@ -159,4 +161,39 @@ func writeOCIArchive(ctx context.Context, img v1.Image, name string, w io.Writer
 		return fmt.Errorf("export oci-archive: %w", err)
 	}
 	return nil
+}
+
+// relativeNames copies the tar stream r to w with every name (and hardlink target) made
+// relative and clean, as in a layer: an absolute or `..` name in a hostile image must not
+// become one in a rootfs tarball that a user unpacks with tar -x as root.
+func relativeNames(ctx context.Context, r io.Reader, w io.Writer) error {
+	tr := tar.NewReader(ctxio.Reader(ctx, r))
+	tw := tar.NewWriter(w)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		if name == "" {
+			continue
+		}
+		if hdr.Typeflag == tar.TypeDir {
+			name += "/"
+		}
+		hdr.Name = name
+		if hdr.Typeflag == tar.TypeLink {
+			hdr.Linkname = strings.TrimPrefix(path.Clean("/"+hdr.Linkname), "/")
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }

@@ -1,8 +1,11 @@
 package image
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -221,5 +228,57 @@ func TestImportErrorsNameTheSource(t *testing.T) {
 	}
 	if tags, _ := st.Tags(); len(tags) != 0 {
 		t.Fatalf("failed import left tags %v", tags)
+	}
+}
+
+// TestExportRootfsNamesAreRelative: a layer's absolute or `..` names come out of a rootfs
+// export relative and clean, so that tar -x of the export as root writes below its directory.
+func TestExportRootfsNamesAreRelative(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "/abs/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "/abs/file", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		{Name: "../../up", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		{Name: "hl", Typeflag: tar.TypeLink, Linkname: "/abs/file"},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("x"))
+		}
+	}
+	tw.Close()
+	l := static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer)
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Export(context.Background(), img, "x", Rootfs, &out); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name+"|"+h.Linkname)
+	}
+	// go-containerregistry's flattening drops the `..` entry and what follows it; what it
+	// passes through comes out relative.
+	if len(names) < 2 || names[0] != "abs/|" || names[1] != "abs/file|" {
+		t.Errorf("exported names: %v", names)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "/") || strings.Contains(n, "..") || strings.Contains(n, "|/") {
+			t.Errorf("exported %q: not relative", n)
+		}
 	}
 }
