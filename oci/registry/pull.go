@@ -95,6 +95,9 @@ func (c *Client) Pull(ctx context.Context, st *store.Store, ref name.Reference, 
 // Store copies img, read from ref, into st as tag.
 func (c *Client) Store(ctx context.Context, st *store.Store, img v1.Image, ref name.Reference, tag store.Ref) (v1.Descriptor, error) {
 	reg := ref.Context().RegistryStr()
+	if n, b := st.SweepStaleBlobs(); n > 0 {
+		log.G(ctx).WithFields(log.Fields{"files": n, "bytes": b}).Info("removed partial blobs of interrupted writes")
+	}
 	m, err := img.Manifest()
 	if err != nil {
 		return v1.Descriptor{}, c.describe("pull", ref, reg, err)

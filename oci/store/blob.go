@@ -9,10 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // BlobWriter streams a new blob into the store. Its bytes go to a temporary file beside the
@@ -29,11 +32,50 @@ type BlobWriter struct {
 // NewBlob starts a blob. The caller must Commit or Abort it, and should hold the store (Hold)
 // until whatever reaches the blob is tagged.
 func (s *Store) NewBlob() (*BlobWriter, error) {
-	f, err := os.CreateTemp(s.private("tmp"), "blob-*")
+	f, err := os.CreateTemp(s.private("tmp"), tempBlobPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("create temporary blob: %w", err)
 	}
+	// Locked while it is written: SweepStaleBlobs removes only files no writer holds.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("lock temporary blob: %w", err)
+	}
 	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
+}
+
+const tempBlobPrefix = "blob-"
+
+// SweepStaleBlobs removes the temporary blobs that writers killed outright left (their lock
+// died with them), so that repeated killed pulls do not pile up partial downloads until the
+// next gc. Blobs being written, by this process or another, are locked and left alone. It
+// returns the files and bytes removed.
+func (s *Store) SweepStaleBlobs() (int, int64) {
+	entries, err := os.ReadDir(s.private("tmp"))
+	if err != nil {
+		return 0, 0
+	}
+	var n int
+	var bytes int64
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), tempBlobPrefix) {
+			continue
+		}
+		p := s.private("tmp", e.Name())
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			if fi, err := f.Stat(); err == nil && os.Remove(p) == nil {
+				n++
+				bytes += fi.Size()
+			}
+		}
+		f.Close()
+	}
+	return n, bytes
 }
 
 // Write implements io.Writer.
@@ -53,31 +95,35 @@ func (w *BlobWriter) Commit(want *v1.Hash) (v1.Hash, int64, error) {
 	w.done = true
 	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.h.Sum(nil))}
 	tmp := w.f.Name()
-	if err := w.f.Sync(); err != nil {
+	// The file stays open, and so locked, until it is renamed: SweepStaleBlobs removes a
+	// temporary blob the moment nobody holds its lock.
+	fail := func(format string, err error) (v1.Hash, int64, error) {
 		w.f.Close()
 		os.Remove(tmp)
-		return got, 0, fmt.Errorf("sync blob %s: %w", got, err)
-	}
-	if err := w.f.Close(); err != nil {
-		os.Remove(tmp)
-		return got, 0, fmt.Errorf("close blob %s: %w", got, err)
+		return got, 0, fmt.Errorf(format, got, err)
 	}
 	if want != nil && *want != got {
+		w.f.Close()
 		os.Remove(tmp)
 		return got, 0, fmt.Errorf("blob content does not match its digest: expected %s, got %s", want, got)
 	}
+	if err := w.f.Sync(); err != nil {
+		return fail("sync blob %s: %w", err)
+	}
 	dst := w.s.blobPath(got)
 	if _, err := os.Stat(dst); err == nil {
+		w.f.Close()
 		os.Remove(tmp) // already there: content addressing makes it the same bytes
 		return got, w.n, nil
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return got, 0, fmt.Errorf("publish blob %s: %w", got, err)
+	if err := w.f.Chmod(0o644); err != nil {
+		return fail("publish blob %s: %w", err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return got, 0, fmt.Errorf("publish blob %s: %w", got, err)
+		return fail("publish blob %s: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		return got, 0, fmt.Errorf("close blob %s: %w", got, err)
 	}
 	if err := syncDir(filepath.Dir(dst)); err != nil {
 		return got, 0, fmt.Errorf("publish blob %s: %w", got, err)

@@ -173,3 +173,34 @@ func blobSize(t *testing.T, s *Store, h v1.Hash) int64 {
 	}
 	return fi.Size()
 }
+
+// TestStaleTemporaryBlobsAreSwept: the partial blob a killed writer left (nobody holds its
+// lock) is removed by SweepStaleBlobs; one being written is not, and still commits.
+func TestStaleTemporaryBlobsAreSwept(t *testing.T) {
+	s := openStore(t)
+	stale := filepath.Join(s.Dir(), ".serpent", "tmp", "blob-killed")
+	if err := os.WriteFile(stale, bytes.Repeat([]byte("x"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.NewBlob()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("in progress")); err != nil {
+		t.Fatal(err)
+	}
+	n, b := s.SweepStaleBlobs()
+	if n != 1 || b != 1<<20 {
+		t.Errorf("swept %d files, %d bytes; want the killed writer's one, 1 MiB", n, b)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale blob is still there: %v", err)
+	}
+	h, _, err := w.Commit(nil)
+	if err != nil {
+		t.Fatalf("the blob being written did not survive the sweep: %v", err)
+	}
+	if !s.HasBlob(h) {
+		t.Fatal("committed blob missing")
+	}
+}
