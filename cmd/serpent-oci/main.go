@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	apexlog "github.com/apex/log"
 	"github.com/containerd/log"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
@@ -98,14 +97,19 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	global.SetInterspersed(false)
 	global.SetOutput(io.Discard)
 	var logLevel, logFormat string
-	var debug, help bool
+	var debug, help, showVersion bool
 	global.StringVar(&e.storeDir, "store", "", "image store directory (default $SERPENT_OCI_STORE or ~/.local/share/serpent-oci/store)")
 	global.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	global.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	global.BoolVarP(&debug, "debug", "D", false, "same as --log-level debug")
 	global.BoolVarP(&help, "help", "h", false, "show this help")
+	global.BoolVar(&showVersion, "version", false, "print serpent-oci's version (as the version command)")
 	if err := global.Parse(args); err != nil {
 		return usageError{err}
+	}
+	if showVersion {
+		fmt.Fprintf(e.stdout, "serpent-oci %s\n", versionString())
+		return nil
 	}
 	if help || global.NArg() == 0 {
 		printUsage(e.stdout, global)
@@ -172,11 +176,6 @@ func setupLogging(ctx context.Context, w io.Writer, level, format string) (conte
 		logger.SetFormatter(&logrus.JSONFormatter{})
 	default:
 		return ctx, fmt.Errorf("--log-format %q: want text or json", format)
-	}
-	// umoci logs through apex/log's global logger: keep it quiet unless debugging.
-	apexlog.SetLevel(apexlog.ErrorLevel)
-	if lvl >= logrus.DebugLevel {
-		apexlog.SetLevel(apexlog.DebugLevel)
 	}
 	return log.WithLogger(ctx, logrus.NewEntry(logger)), nil
 }

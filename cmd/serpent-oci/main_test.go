@@ -101,6 +101,7 @@ func TestExitCodes(t *testing.T) {
 		{"missing source", []string{"import", "/does/not/exist", "--tag", "x"}, 1, "/does/not/exist"},
 		{"fsck", []string{"fsck"}, 0, ""},
 		{"version", []string{"version"}, 0, ""},
+		{"--version", []string{"--version"}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
