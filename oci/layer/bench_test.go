@@ -31,19 +31,8 @@ func BenchmarkLayerWrite(b *testing.B) {
 	var layerBytes int64
 	for b.Loop() {
 		start := time.Now()
-		f, err := os.Create(filepath.Join(out, "ours.tar.gz"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := Write(context.Background(), tree, f, WriteOptions{Compression: Gzip}); err != nil {
-			b.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			b.Fatal(err)
-		}
+		layerBytes = writeGzipLayer(b, tree, filepath.Join(out, "ours.tar.gz"))
 		ours = time.Since(start)
-		fi, _ := os.Stat(f.Name())
-		layerBytes = fi.Size()
 	}
 
 	peers := []struct{ name, script string }{
@@ -121,16 +110,7 @@ func BenchmarkLayerExtract(b *testing.B) {
 	}
 	out := b.TempDir()
 	layerFile := filepath.Join(out, "layer.tar.gz")
-	f, err := os.Create(layerFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := Write(context.Background(), tree, f, WriteOptions{Compression: Gzip}); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
+	writeGzipLayer(b, tree, layerFile)
 	// umoci's peer unpacks an image holding the same tree.
 	run(b, "sh", "-c", fmt.Sprintf(`umoci init --layout %[1]q/umoci && umoci new --image %[1]q/umoci:b && umoci insert --image %[1]q/umoci:b %[2]q / >/dev/null`, out, tree))
 	run(b, "sh", "-c", fmt.Sprintf("cat %q > /dev/null", layerFile)) // page cache warm for everyone
@@ -174,4 +154,23 @@ func BenchmarkLayerExtract(b *testing.B) {
 		b.ReportMetric(ratio, "x-"+metricName(p.name))
 	}
 	b.ReportMetric(float64(size)/ours.Seconds()/(1<<20), "MB/s")
+}
+
+// writeGzipLayer writes tree as a gzip layer into the file path and returns its size.
+func writeGzipLayer(b *testing.B, tree, path string) int64 {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Write(context.Background(), tree, f, WriteOptions{Compression: Gzip}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
 }
