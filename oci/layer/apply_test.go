@@ -230,3 +230,22 @@ func TestDecompressFindsCorruption(t *testing.T) {
 		}
 	}
 }
+
+// TestExtractSkipsGlobalHeaders: a PAX global header (git archive writes one) is no file.
+func TestExtractSkipsGlobalHeaders(t *testing.T) {
+	testenv.RequireRoot(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "0123abcd"}})
+	tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	target := t.TempDir()
+	if err := Extract(context.Background(), target, bytes.NewReader(buf.Bytes()), Dir); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(target)
+	if len(entries) != 1 || entries[0].Name() != "f" {
+		t.Errorf("extracted %v, want f alone", entries)
+	}
+}

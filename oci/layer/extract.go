@@ -157,6 +157,9 @@ func clean(name string) string {
 }
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		return nil // PAX records for the archive (git archive writes its commit there), no file
+	}
 	rel := clean(hdr.Name)
 	dir, base := path.Split(rel)
 	dir = strings.TrimSuffix(dir, "/")
@@ -198,7 +201,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			}
 		}
 		x.dirs = append(x.dirs, dirTime{rel: rel, atime: hdr.AccessTime, mtime: hdr.ModTime})
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		if err := x.file(pfd, base, hdr, r); err != nil {
 			return err
 		}
