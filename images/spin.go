@@ -406,8 +406,7 @@ func walkContext(dir, src string, fn func(fsys fs.FS, path, rel string, fi fs.Fi
 // contextError says that a path leads out of the spin's directory (os.Root refuses it with
 // "path escapes from parent") in the spin's terms.
 func contextError(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
+	if stages.LeadsOutOfRoot(err) {
 		err = errors.New("a symlink on the way leads out of the spin's directory: refused")
 	}
 	if path == "" {

@@ -635,16 +635,24 @@ func readTree(fsys fs.FS, root string, into map[string][]byte) error {
 	})
 }
 
-// pathError says what went wrong reading a file of the set without the path again. A set is
-// read as a root (os.Root's FS), so a symlink that leads out of it fails with "path escapes
-// from parent"; that is said in the set's terms.
+// pathError says what went wrong reading a file of the set without the path again, a symlink
+// that leads out of it in the set's terms.
 func pathError(err error) error {
-	var pe *fs.PathError
-	if !errors.As(err, &pe) {
-		return err
-	}
-	if strings.Contains(pe.Err.Error(), "escapes") {
+	if LeadsOutOfRoot(err) {
 		return errors.New("a symlink that leads out of the recipe set: refused")
 	}
-	return pe.Err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// LeadsOutOfRoot reports whether err is os.Root's refusal of a path that leads out of the
+// root (through a symlink or ..): how a definition read as a root meets a symlink to a host
+// file. os.Root says it with an unexported error ("path escapes from parent"), so its text is
+// what there is to match.
+func LeadsOutOfRoot(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "path escapes from parent")
 }
