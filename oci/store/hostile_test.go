@@ -204,3 +204,19 @@ func TestStaleTemporaryBlobsAreSwept(t *testing.T) {
 		t.Fatal("committed blob missing")
 	}
 }
+
+// TestRefusedDirectoryIsLeftAsItWas: opening a non-empty directory that is no store is an
+// error, and nothing is written into it first.
+func TestRefusedDirectoryIsLeftAsItWas(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "holds no oci-layout file (found notes.txt)") {
+		t.Fatalf("Open of a directory that is no store: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("the refused directory now holds %d entries: %v", len(entries), entries)
+	}
+}

@@ -91,22 +91,11 @@ func (s *Store) init(ctx context.Context) error {
 	if err := os.MkdirAll(s.root, 0o755); err != nil {
 		return err
 	}
-	for _, d := range []string{s.private("tmp"), filepath.Join(s.root, "blobs", "sha256")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
+	// What the directory is, before anything is written into it: refusing a directory that
+	// is not a store leaves it as it was.
 	marker := filepath.Join(s.root, "oci-layout")
 	b, err := os.ReadFile(marker)
-	switch {
-	case err == nil:
-		var v struct {
-			ImageLayoutVersion string `json:"imageLayoutVersion"`
-		}
-		if err := json.Unmarshal(b, &v); err != nil || v.ImageLayoutVersion == "" {
-			return fmt.Errorf("%s is not an OCI layout marker", marker)
-		}
-	case errors.Is(err, os.ErrNotExist):
+	if errors.Is(err, os.ErrNotExist) {
 		entries, err := os.ReadDir(s.root)
 		if err != nil {
 			return err
@@ -116,6 +105,21 @@ func (s *Store) init(ctx context.Context) error {
 				return fmt.Errorf("directory is not empty and holds no oci-layout file (found %s)", e.Name())
 			}
 		}
+	}
+	for _, d := range []string{s.private("tmp"), filepath.Join(s.root, "blobs", "sha256")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	switch {
+	case err == nil:
+		var v struct {
+			ImageLayoutVersion string `json:"imageLayoutVersion"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil || v.ImageLayoutVersion == "" {
+			return fmt.Errorf("%s is not an OCI layout marker", marker)
+		}
+	case errors.Is(err, os.ErrNotExist):
 		log.G(ctx).WithField("path", s.root).Info("creating image store")
 		if err := writeFileAtomic(s.private("tmp"), marker, []byte(layoutVersion)); err != nil {
 			return err
