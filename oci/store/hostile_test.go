@@ -220,3 +220,20 @@ func TestRefusedDirectoryIsLeftAsItWas(t *testing.T) {
 		t.Errorf("the refused directory now holds %d entries: %v", len(entries), entries)
 	}
 }
+
+// TestStoreThroughASymlinkedPath: a store named through a symlink hands out resolved paths
+// (runc refuses a rootfs path with a symlink in it).
+func TestStoreThroughASymlinkedPath(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), filepath.Join(link, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(real, "store"); s.Dir() != want {
+		t.Errorf("Dir() = %s, want %s", s.Dir(), want)
+	}
+}

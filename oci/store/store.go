@@ -73,6 +73,11 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := s.init(ctx); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
+	// Resolved once, here: runc refuses a rootfs path that passes through a symlink, and
+	// every path the store hands out starts with this one.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		s.root = real
+	}
 	return s, nil
 }
 
