@@ -43,7 +43,7 @@ func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
 	fs.StringArrayVar(&g.mirrors, "source-mirror", nil, "directory of source files, matched by name or sha256 (repeatable)")
 	fs.StringVar(&g.sourcesDir, "sources-dir", "", "source cache (default $SERPENT_OCI_SOURCES or ~/.cache/serpent-oci/sources)")
 	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
-	fs.StringVar(&g.seed, "seed", "", "image to use for `from: image:seed`: a store tag, or a registry reference")
+	fs.StringVar(&g.seed, "seed", "", "image to use for \"from: image:seed\": a store tag, or a registry reference")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
 	if cache {
 		fs.BoolVar(&g.noCache, "no-cache", false, "rebuild every stage")
@@ -142,7 +142,7 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 		flags: func(fs *pflag.FlagSet) {
 			g.register(fs, true)
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed stage's files (unmounted) and print where")
-			fs.StringVar(&spin, "spin", "", "build the spin defined in this file instead of a stage (as `spin build FILE`; TARGET is then not given)")
+			fs.StringVar(&spin, "spin", "", "build the spin defined in this file instead of a stage (as \"spin build FILE\"; TARGET is then not given)")
 			fs.StringVar(&push, "push", "", "push TARGET's images, one per platform, as one multi-platform index to this reference")
 			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")

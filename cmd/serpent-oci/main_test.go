@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/serpent-os/serpent-oci/oci/pausepoint"
@@ -408,4 +409,20 @@ func TestConcurrentImporters(t *testing.T) {
 		t.Fatalf("%d tags after %d concurrent imports:\n%s", n, 2*each, out)
 	}
 	fsckClean(t, storeDir)
+}
+
+// TestFlagHelpRendersLiterally: pflag turns a `quoted` word of a flag's usage into the name of
+// its value (--seed from: image:seed), so no usage holds a backtick.
+func TestFlagHelpRendersLiterally(t *testing.T) {
+	for _, c := range commands() {
+		fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
+		if c.flags != nil {
+			c.flags(fs)
+		}
+		fs.VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: usage %q has a backtick", c.name, f.Name, f.Usage)
+			}
+		})
+	}
 }
