@@ -35,9 +35,23 @@ func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 	return store.Open(ctx, dir)
 }
 
-// image opens the store and finds the image ref names.
+// readStore opens the store for a command that only reads it: it must exist, and nothing is
+// written into it.
+func (e *env) readStore(ctx context.Context) (*store.Store, error) {
+	dir := e.storeDir
+	if dir == "" {
+		d, err := store.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	return store.OpenExisting(ctx, dir)
+}
+
+// image opens the store for reading and finds the image ref names.
 func (e *env) image(ctx context.Context, ref store.Ref) (*store.Store, v1.Image, v1.Descriptor, error) {
-	st, err := e.openStore(ctx)
+	st, err := e.readStore(ctx)
 	if err != nil {
 		return nil, nil, v1.Descriptor{}, err
 	}
@@ -212,7 +226,7 @@ serpent-oci --store /srv/serpent images -q`,
 			if len(args) != 0 {
 				return usagef("images takes no arguments")
 			}
-			st, err := e.openStore(ctx)
+			st, err := e.readStore(ctx)
 			if err != nil {
 				return err
 			}

@@ -127,7 +127,7 @@ func fsckCommand() *command {
 			if len(args) != 0 {
 				return usagef("fsck takes no arguments")
 			}
-			st, err := e.openStore(ctx)
+			st, err := e.readStore(ctx)
 			if err != nil {
 				return err
 			}

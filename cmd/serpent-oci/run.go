@@ -76,7 +76,11 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 				}
 				tag = &t
 			}
-			st, img, d, err := e.image(ctx, ref)
+			st, err := e.openStore(ctx) // a run writes: snapshots, its log, --commit
+			if err != nil {
+				return err
+			}
+			img, d, err := st.Image(ref)
 			if err != nil {
 				return err
 			}

@@ -14,8 +14,16 @@ import (
 // flock takes a lock on path (shared or exclusive), waiting for it until ctx ends. The lock is
 // the kernel's (flock(2)): a process that dies releases it, so a kill -9 never leaves a store
 // locked.
+//
+// A shared lock on a store nobody can write (a read-only mount) is taken on the lock file
+// read-only, or not at all when the file does not exist there: no writer can come.
 func flock(ctx context.Context, path string, how int) (release func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil && how == unix.LOCK_SH && errors.Is(err, unix.EROFS) {
+		if f, err = os.Open(path); errors.Is(err, os.ErrNotExist) {
+			return func() {}, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}

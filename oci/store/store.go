@@ -81,6 +81,39 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	return s, nil
 }
 
+// OpenExisting opens the store at dir for reading: dir must already be an OCI layout, and
+// nothing is created or written (a mistyped path is an error naming it, and a layout on a
+// read-only mount can be listed, inspected and exported). Writing methods of the result work
+// as Open's if the layout is writable.
+func OpenExisting(ctx context.Context, dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	} else if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("store %s does not exist (--store, or %s)", abs, EnvStore)
+	}
+	b, err := os.ReadFile(filepath.Join(abs, "oci-layout"))
+	if errors.Is(err, os.ErrNotExist) {
+		// An empty directory is an empty store (nothing to read); anything else is not one.
+		if entries, derr := os.ReadDir(abs); derr == nil && len(entries) == 0 {
+			return &Store{root: abs}, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store %s: no oci-layout file: not an image store", abs)
+	}
+	var v struct {
+		ImageLayoutVersion string `json:"imageLayoutVersion"`
+	}
+	if json.Unmarshal(b, &v) != nil || v.ImageLayoutVersion == "" {
+		return nil, fmt.Errorf("store %s: oci-layout is not an OCI layout marker", abs)
+	}
+	return &Store{root: abs}, nil
+}
+
 // Dir is the store's root directory, the OCI layout itself.
 func (s *Store) Dir() string { return s.root }
 
