@@ -5,8 +5,10 @@ GO       ?= go
 BIN      ?= bin/serpent-oci
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
-# The platform `make bootstrap` builds; CI_PLATFORMS are those CI builds from a cold store.
+# The platform and profile `make bootstrap` builds (PROFILE=full: the LLVM toolchain in
+# stage2); CI_PLATFORMS are those CI builds from a cold store.
 PLATFORM ?= linux/arm64
+PROFILE ?= small
 CI_PLATFORMS ?= linux/amd64 linux/arm64
 # What `make repro` builds twice from cold and compares; CI_REPRO_PLATFORMS are those CI checks
 # (against the store bootstrap-check just built cold, so only the second build costs time).
@@ -46,14 +48,14 @@ check: deps vet test
 
 # The seed image stage1 runs in, from Debian's packages (once per store).
 seed: build
-	stages/seed/make-seed.sh $(BIN)
+	stages/seed/make-seed.sh $(BIN) --profile $(PROFILE)
 
 # The main job: the Serpent OS bootstrap, stage1 → stage2 → stage2.5 → stage3.
 bootstrap: deps build seed
-	$(BIN) build stage3 --platform $(PLATFORM)
+	$(BIN) build stage3 --profile $(PROFILE) --platform $(PLATFORM)
 
 bootstrap-all: deps build seed
-	$(BIN) build stage3 --platform linux/amd64,linux/arm64
+	$(BIN) build stage3 --profile $(PROFILE) --platform linux/amd64,linux/arm64
 
 # stage3 from a cold store of its own, with the checks CI runs on the result.
 bootstrap-check: build
