@@ -23,14 +23,18 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// storePath is --store, else the default store directory.
+func (e *env) storePath() (string, error) {
+	if e.storeDir != "" {
+		return e.storeDir, nil
+	}
+	return store.DefaultDir()
+}
+
 func (e *env) openStore(ctx context.Context) (*store.Store, error) {
-	dir := e.storeDir
-	if dir == "" {
-		d, err := store.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		dir = d
+	dir, err := e.storePath()
+	if err != nil {
+		return nil, err
 	}
 	return store.Open(ctx, dir)
 }
@@ -38,13 +42,9 @@ func (e *env) openStore(ctx context.Context) (*store.Store, error) {
 // readStore opens the store for a command that only reads it: it must exist, and nothing is
 // written into it.
 func (e *env) readStore(ctx context.Context) (*store.Store, error) {
-	dir := e.storeDir
-	if dir == "" {
-		d, err := store.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		dir = d
+	dir, err := e.storePath()
+	if err != nil {
+		return nil, err
 	}
 	return store.OpenExisting(ctx, dir)
 }
