@@ -107,6 +107,13 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rep, err := runSteps(ctx, opts, steps, paths)
+	rep.Took = time.Since(start) // also of a build that failed: its summary says how long it ran
+	return rep, err
+}
+
+// runSteps runs steps in order (with their sources at paths), as Run does.
+func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string]string) (*Report, error) {
 	rep := &Report{}
 	for i, s := range steps {
 		if s.Action == Build && s.Key == "" {
@@ -124,9 +131,11 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 		}
 		if s.Action == Build && s.baseStep != nil && s.baseStep.Action == Pull {
 			// Build on the pulled copy in the store, not on the cache's.
-			if s.BaseImage, err = opts.Store.ImageByDigest(rep.Steps[i-1].Descriptor); err != nil {
+			img, err := opts.Store.ImageByDigest(rep.Steps[i-1].Descriptor)
+			if err != nil {
 				return rep, err
 			}
+			s.BaseImage = img
 		}
 		if opts.Events != nil {
 			opts.Events(Event{Kind: StepStarted, Index: i + 1, Total: len(steps), Step: s})
@@ -158,7 +167,6 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 			opts.Events(Event{Kind: StepDone, Index: i + 1, Total: len(steps), Step: s, Result: &rep.Steps[len(rep.Steps)-1]})
 		}
 	}
-	rep.Took = time.Since(start)
 	return rep, nil
 }
 
@@ -208,18 +216,45 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithFields(log.Fields{"stage": s.Name(), "platform": platform.String(s.Target.Platform)}))
 	r := s.Recipe
-	recipeDir, err := opts.Store.TempDir("recipe")
+	ro, recipeDir, err := stageRunOptions(opts, s, paths)
+	defer os.RemoveAll(recipeDir)
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(recipeDir)
+	ro.Tag = &s.Tag
+	ro.AnnotationFiles = r.Annotate
+	ro.Annotations = provenance(opts.PlanOptions, s, epochOf(opts.PlanOptions))
+	if r.Output.Kind == stages.Rootfs {
+		ro.Capture, ro.CaptureDir, ro.DirPlat = builder.CaptureDir, r.Output.Dir, s.Target.Platform
+	} else {
+		ro.Capture = builder.CaptureLayer
+	}
+	run, err := opts.Runner.Run(ctx, ro)
+	res.Run, res.Log, res.Took, res.Built = run, run.Log, time.Since(start), true
+	if err != nil {
+		return res, fmt.Errorf("stage %s for %s: %w", r.Name, platform.String(s.Target.Platform), err)
+	}
+	res.Descriptor = run.Descriptor
+	res.Size = imageSize(opts, &run.Descriptor)
+	return res, nil
+}
+
+// stageRunOptions is how s's script runs: in its base, with its recipe files at /recipe (written
+// to recipeDir, for the caller to remove, also on error), its sources at /sources, its cache
+// mounts and its environment. What the run captures and where it is tagged is the caller's.
+func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder.RunOptions, recipeDir string, err error) {
+	r := s.Recipe
+	recipeDir, err = opts.Store.TempDir("recipe")
+	if err != nil {
+		return ro, "", err
+	}
 	for p, b := range r.Files {
 		dst := filepath.Join(recipeDir, filepath.FromSlash(p))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return res, err
+			return ro, recipeDir, err
 		}
 		if err := os.WriteFile(dst, b, 0o644); err != nil {
-			return res, err
+			return ro, recipeDir, err
 		}
 	}
 	mounts := []runc.Mount{{Source: recipeDir, Destination: "/recipe", ReadOnly: true}}
@@ -228,7 +263,7 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	}
 	caches, err := cacheMounts(opts.Store, s)
 	if err != nil {
-		return res, err
+		return ro, recipeDir, err
 	}
 	mounts = append(mounts, caches...)
 	args := []string{"/bin/sh", "-e", "-c", r.Run}
@@ -247,29 +282,14 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		env = append(env, k+"="+r.Env[k])
 	}
-	ro := builder.RunOptions{
+	ro = builder.RunOptions{
 		Name: r.Name, Base: s.BaseImage, BaseName: s.Base, Platform: s.RunsOn,
 		Args: args, Env: env, Network: r.Network, Mounts: mounts,
-		CreatedBy:       "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
-		Layer:           layer.WriteOptions{SourceDateEpoch: epoch},
-		Tag:             &s.Tag,
-		KeepFailed:      opts.KeepFailed,
-		AnnotationFiles: r.Annotate,
-		Annotations:     provenance(opts.PlanOptions, s, epoch),
+		CreatedBy:  "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
+		Layer:      layer.WriteOptions{SourceDateEpoch: epoch},
+		KeepFailed: opts.KeepFailed,
 	}
-	if r.Output.Kind == stages.Rootfs {
-		ro.Capture, ro.CaptureDir, ro.DirPlat = builder.CaptureDir, r.Output.Dir, s.Target.Platform
-	} else {
-		ro.Capture = builder.CaptureLayer
-	}
-	run, err := opts.Runner.Run(ctx, ro)
-	res.Run, res.Log, res.Took, res.Built = run, run.Log, time.Since(start), true
-	if err != nil {
-		return res, fmt.Errorf("stage %s for %s: %w", r.Name, platform.String(s.Target.Platform), err)
-	}
-	res.Descriptor = run.Descriptor
-	res.Size = imageSize(opts, &run.Descriptor)
-	return res, nil
+	return ro, recipeDir, nil
 }
 
 // epochOf is the build's SOURCE_DATE_EPOCH.

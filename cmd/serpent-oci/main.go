@@ -59,7 +59,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		buildCommand(), spinCommand(), planCommand(), verifyCommand(), sourcesCommand(), runContainerCommand(), binfmtCommand(),
+		buildCommand(), spinCommand(), planCommand(), verifyCommand(), sourcesCommand(), runContainerCommand(), shellCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(), sbomCommand(),
 		pushCommand(), pullCommand(), indexCommand(), loginCommand(), logoutCommand(),
 		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), cacheCommand(), versionCommand(),

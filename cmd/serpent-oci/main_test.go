@@ -101,6 +101,9 @@ func TestExitCodes(t *testing.T) {
 		{"export without output", []string{"export", "fixture@arm64"}, 2, "--output is required"},
 		{"missing source", []string{"import", "/does/not/exist", "--tag", "x"}, 1, "/does/not/exist"},
 		{"fsck", []string{"fsck"}, 0, ""},
+		{"shell without a stage", []string{"shell"}, 2, "shell: want a STAGE"},
+		{"shell for two platforms", []string{"shell", "stage2", "--platform", "linux/amd64,linux/arm64"}, 2, "want one --platform, got 2"},
+		{"shell of no such stage", []string{"shell", "stage9", "--platform", "linux/amd64"}, 1, `no stage is named "stage9"`},
 		{"version", []string{"version"}, 0, ""},
 		{"--version", []string{"--version"}, 0, ""},
 	}
