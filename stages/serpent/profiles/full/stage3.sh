@@ -11,9 +11,16 @@ export CC=cc CXX=c++
 mkdir -p "$W"
 cd "$W"
 components=""
-# component NAME VERSION BUILT_BY REASON adds a line to the component manifest.
-component() {
-	components="$components{\"name\":\"$1\",\"version\":\"$2\",\"built_by\":\"$3\",\"reason\":\"$4\"},"
+# built NAME VERSION BUILT_BY and carried NAME VERSION STAGE BUILT_BY WHY add an entry to the
+# component manifest (the small profile's schema: carried components say why).
+built() {
+	components="$components
+    {\"name\": \"$1\", \"version\": \"$2\", \"stage\": \"stage3\", \"built_by\": \"$3\", \"native\": true},"
+}
+carried() {
+	components="$components
+    {\"name\": \"$1\", \"version\": \"$2\", \"stage\": \"$3\", \"built_by\": \"$4\", \"native\": false,
+     \"carried_because\": \"$5\"},"
 }
 
 log "usrmerge layout in $OUT"
@@ -33,7 +40,7 @@ unpack /sources/musl-1.2.3.tar.gz
 	quiet make DESTDIR="$OUT" install
 )
 ln -sf libc.so "$OUT/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1"
-component musl 1.2.3 "stage3 (native clang)" "the C library"
+built musl 1.2.3 "clang 14.0.6 (stage2, native)"
 
 log "zlib 1.2.13"
 unpack /sources/zlib_1.2.13.dfsg.orig.tar.bz2
@@ -44,7 +51,7 @@ unpack /sources/zlib_1.2.13.dfsg.orig.tar.bz2
 	quiet make DESTDIR="$OUT" install
 	rm -rf "$OUT/usr/share/man"
 )
-component zlib 1.2.13 "stage3 (native clang)" "compression library"
+built zlib 1.2.13 "clang 14.0.6 (stage2, native)"
 
 log "xz 5.4.1"
 unpack /sources/xz-utils_5.4.1.orig.tar.xz
@@ -55,7 +62,7 @@ unpack /sources/xz-utils_5.4.1.orig.tar.xz
 	quiet make DESTDIR="$OUT" install
 	rm -rf "$OUT/usr/share/man" "$OUT/usr/share/doc" "$OUT"/usr/lib/*.la
 )
-component xz 5.4.1 "stage3 (native clang)" "xz and liblzma"
+built xz 5.4.1 "clang 14.0.6 (stage2, native)"
 
 log "busybox 1.35.0"
 unpack /sources/busybox-1.35.0.tar.bz2
@@ -66,8 +73,10 @@ unpack /sources/busybox-1.35.0.tar.bz2
 		sed -i "s/^CONFIG_$opt=y/# CONFIG_$opt is not set/" .config
 	done
 	quiet make -s oldconfig HOSTCC=cc </dev/null
-	quiet make -j"$JOBS" HOSTCC=cc CC=cc EXTRA_CFLAGS="$CFLAGS -Wno-ignored-optimization-argument -Wno-unused-command-line-argument" busybox
-	quiet make HOSTCC=cc CC=cc CONFIG_PREFIX="$W/bb" install
+	bbflags="$CFLAGS -Wno-ignored-optimization-argument -Wno-unused-command-line-argument"
+	quiet make -j"$JOBS" HOSTCC=cc CC=cc EXTRA_CFLAGS="$bbflags" busybox
+	# The same flags again: kbuild rebuilds every object whose command line changed.
+	quiet make HOSTCC=cc CC=cc EXTRA_CFLAGS="$bbflags" CONFIG_PREFIX="$W/bb" install
 	for f in "$W"/bb/bin/* "$W"/bb/sbin/* "$W"/bb/usr/bin/* "$W"/bb/usr/sbin/*; do
 		name="${f##*/}"
 		case "$name" in ar | strings | readelf | nm | size | strip) continue ;; esac
@@ -75,7 +84,7 @@ unpack /sources/busybox-1.35.0.tar.bz2
 		[ -e "$dir/$name" ] || [ -L "$dir/$name" ] || cp -a "$f" "$dir/"
 	done
 )
-component busybox 1.35.0 "stage3 (native clang)" "shell and core utilities (xz applets left to xz)"
+built busybox 1.35.0 "clang 14.0.6 (stage2, native)"
 
 log "make 4.3"
 cp -a /usr/src/make-4.3 "$W/make"
@@ -87,7 +96,7 @@ cp -a /usr/src/make-4.3 "$W/make"
 	rm -rf "$OUT/usr/share/man" "$OUT/usr/share/info"
 )
 mkdir -p "$OUT/usr/src" && cp -a /usr/src/make-4.3 "$OUT/usr/src/"
-component make 4.3 "stage3 (native clang)" "build tool"
+built make 4.3 "clang 14.0.6 (stage2, native)"
 
 log "pkgconf 1.8.1"
 unpack /sources/pkgconf_1.8.1.orig.tar.xz
@@ -99,7 +108,7 @@ unpack /sources/pkgconf_1.8.1.orig.tar.xz
 	ln -sf pkgconf "$OUT/usr/bin/pkg-config"
 	rm -rf "$OUT/usr/share/man" "$OUT/usr/share/doc" "$OUT"/usr/lib/*.la
 )
-component pkgconf 1.8.1 "stage3 (native clang)" "pkg-config"
+built pkgconf 1.8.1 "clang 14.0.6 (stage2, native)"
 
 log "ninja 1.11.1 (C++, built without its Python bootstrap)"
 unpack /sources/ninja-build_1.11.1.orig.tar.gz
@@ -114,7 +123,7 @@ unpack /sources/ninja-build_1.11.1.orig.tar.gz
 	done
 	c++ -o "$OUT/usr/bin/ninja" $objs
 )
-component ninja 1.11.1 "stage3 (native clang++)" "build tool; the C++ program that proves C++ self-hosts"
+built ninja 1.11.1 "clang++ 14.0.6 (stage2, native; the C++ self-hosting proof)"
 
 log "the LLVM toolchain and its runtimes, carried from stage2"
 for f in /usr/bin/clang* /usr/bin/lld /usr/bin/ld.lld /usr/bin/ld64.lld /usr/bin/lld-link /usr/bin/wasm-ld /usr/bin/llvm-*; do
@@ -131,9 +140,11 @@ for h in unwind.h libunwind.h __libunwind_config.h; do [ -e "/usr/include/$h" ] 
 for d in linux asm asm-generic mtd rdma scsi sound video xen drm misc; do
 	[ -d "/usr/include/$d" ] && cp -a "/usr/include/$d" "$OUT/usr/include/"
 done
-component llvm 14.0.6 "carried from stage2 (cross-built by stage1 on the host)" "rebuilding LLVM under qemu takes days on two cores"
-component compiler-rt-libunwind-libcxxabi-libcxx 14.0.6 "carried from stage2 (cross-built by stage1)" "the runtimes of the carried toolchain"
-component linux-uapi-headers 6.1.170 "carried from stage2 (installed by stage1)" "headers, nothing to compile"
+carried llvm 14.0.6 llvm "clang 14.0.6 (stage1 cross toolchain, on the host)" \
+	"clang, lld and libLLVM are 2,800 compile units: days under qemu on two cores, and the host cross build is the same source"
+carried compiler-rt-libunwind-libcxxabi-libcxx 14.0.6 stage1 "clang 14.0.6 (stage1 cross toolchain)" \
+	"the runtimes of the carried toolchain, built with it"
+carried linux-uapi-headers 6.1.170 stage1 "make headers_install" "headers only: nothing to compile"
 
 log "files a root needs"
 cp -a /etc/passwd /etc/group /etc/hosts "$OUT/etc/"
@@ -143,7 +154,13 @@ ID=serpent
 VERSION_ID=stage3
 PRETTY_NAME="Serpent OS bootstrap stage3, full profile ($ARCH)"
 F
-printf '[%s]\n' "${components%,}" > "$OUT/usr/share/serpent/components.json"
+printf '{\n  "target": "%s",\n  "components": [%s\n  ]\n}\n' "$TARGET" "${components%,}" > "$OUT/usr/share/serpent/components.json"
+# Device nodes, for using the root with plain chroot (the proof below; ninja's subprocesses
+# read /dev/null); containers mount their own /dev.
+for n in "null 1 3 666" "zero 1 5 666" "full 1 7 666" "random 1 8 666" "urandom 1 9 666" "tty 5 0 666" "console 5 1 600" "ptmx 5 2 666"; do
+	set -- $n
+	mknod -m "$4" "$OUT/dev/$1" c "$2" "$3"
+done
 
 log "proof: C and C++ compiled and run inside the new root, ninja driving the build"
 mkdir -p "$OUT/tmp/proof"
