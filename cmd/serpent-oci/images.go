@@ -244,10 +244,14 @@ serpent-oci --store /srv/serpent images -q`,
 			fmt.Fprintln(tw, "TAG\tPLATFORM\tDIGEST\tSIZE\tCREATED")
 			for _, t := range tags {
 				plat, size, created := "(index)", "-", "-"
-				if t.Descriptor.Platform != nil {
+				index := t.Descriptor.MediaType.IsIndex()
+				switch {
+				case !index && t.Descriptor.Platform != nil:
 					plat = platform.String(*t.Descriptor.Platform)
+				case !index:
+					plat = "(none)" // an image whose config names no platform
 				}
-				if img, err := st.ImageByDigest(t.Descriptor); err == nil && t.Ref.Platform != nil {
+				if img, err := st.ImageByDigest(t.Descriptor); err == nil && !index {
 					if n, err := image.Size(img); err == nil {
 						size = humanBytes(n)
 					}

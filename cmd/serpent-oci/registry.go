@@ -138,13 +138,17 @@ func pushable(st *store.Store, arg string, plat platform.List) (partial.Describa
 		if t.Ref.Name != ref.Name {
 			continue
 		}
-		if t.Ref.Platform == nil {
+		tp := t.Platform()
+		if tp == nil && t.Descriptor.MediaType.IsIndex() {
 			if len(plat) == 0 {
 				return st.Index(ref.Name)
 			}
 			continue
 		}
-		if len(plat) > 0 && !slices.ContainsFunc(plat, func(p v1.Platform) bool { return platform.Equal(p, *t.Ref.Platform) }) {
+		if tp == nil {
+			return nil, fmt.Errorf("%s: the image's config names no platform", t.Ref)
+		}
+		if len(plat) > 0 && !slices.ContainsFunc(plat, func(p v1.Platform) bool { return platform.Equal(p, *tp) }) {
 			continue
 		}
 		img, err := st.ImageByDigest(t.Descriptor)

@@ -84,6 +84,9 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 			if err != nil {
 				return err
 			}
+			if d.Platform == nil {
+				return fmt.Errorf("run %s: the image's config names no platform (os and architecture), so it cannot be run", ref)
+			}
 			if fsys != "auto" {
 				p, err := providerFor(st, fsys)
 				if err != nil {

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +17,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
 	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 type lockedBuffer struct {
@@ -112,5 +115,41 @@ func TestRunKilledOrInterrupted(t *testing.T) {
 			}
 			fsckClean(t, storeDir)
 		})
+	}
+}
+
+// TestEntriesOtherToolsWrite: an image skopeo writes into the store (ref.name without a
+// platform, no platform in index.json) is listed as the image it is, and run, inspect, export
+// and --platform take it by the platform its config names.
+func TestEntriesOtherToolsWrite(t *testing.T) {
+	testenv.RequireTools(t, "skopeo")
+	storeDir := busyboxStore(t)
+	if out, err := exec.Command("skopeo", "copy", "-q", "oci:"+storeDir+":busybox@linux-arm64", "oci:"+storeDir+":plain").CombinedOutput(); err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	_, stdout, _ := cli(t, "--store", storeDir, "images")
+	if !regexp.MustCompile(`(?m)^plain +linux/arm64 +sha256:`).MatchString(stdout) {
+		t.Errorf("images does not list plain as a linux/arm64 image:\n%s", stdout)
+	}
+	export := filepath.Join(t.TempDir(), "plain.tar")
+	for _, tc := range []struct {
+		args    []string
+		code    int
+		wantOut string
+	}{
+		{[]string{"run", "plain", "--", "uname", "-m"}, 0, "plain | aarch64"},
+		{[]string{"run", "plain", "--platform", "linux/arm64", "--", "uname", "-m"}, 0, "plain | aarch64"},
+		{[]string{"run", "plain", "--platform", "linux/amd64", "--", "true"}, 1, "tag plain@linux/amd64: not found"},
+		{[]string{"inspect", "plain@linux/arm64"}, 0, "linux/arm64"},
+		{[]string{"export", "plain", "-o", export}, 0, ""},
+		{[]string{"push", "plain", "127.0.0.1:1/x:y", "--platform", "linux/amd64"}, 1, "tag plain@linux/amd64: not found"},
+	} {
+		code, stdout, stderr := cli(t, append([]string{"--store", storeDir}, tc.args...)...)
+		if code != tc.code || !strings.Contains(stdout+stderr, tc.wantOut) {
+			t.Errorf("%v: exit %d, want %d and %q\nstdout: %s\nstderr: %s", tc.args, code, tc.code, tc.wantOut, stdout, stderr)
+		}
+	}
+	if fi, err := os.Stat(export); err != nil || fi.Size() == 0 {
+		t.Errorf("export of plain: %v", err)
 	}
 }

@@ -28,7 +28,7 @@ func openStore(t *testing.T) *Store {
 }
 
 // randomImage is an OCI image of two random layers for platform p.
-func randomImage(t *testing.T, p string) v1.Image {
+func randomImage(t testing.TB, p string) v1.Image {
 	t.Helper()
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	for range 2 {

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -107,6 +109,11 @@ func (s *Store) Tags() ([]Tag, error) {
 	}
 	var tags []Tag
 	for _, d := range idx.Manifests {
+		if d.Platform == nil && isManifest(d.MediaType) {
+			// Written by another tool (skopeo, umoci and buildah leave the platform out): the
+			// image's config says what it is for.
+			d.Platform = s.configPlatform(d)
+		}
 		if t, ok := tagOf(d); ok {
 			tags = append(tags, t)
 		}
@@ -152,7 +159,11 @@ func (s *Store) Untag(ctx context.Context, ref Ref) ([]Ref, error) {
 	err := s.updateIndex(ctx, func(idx *v1.IndexManifest) (bool, error) {
 		kept := idx.Manifests[:0]
 		for _, d := range idx.Manifests {
-			if t, ok := tagOf(d); ok && matches(t.Ref, ref) {
+			probe := d // matched with the platform its config has, written back as it was
+			if probe.Platform == nil && isManifest(probe.MediaType) && ref.Platform != nil {
+				probe.Platform = s.configPlatform(probe)
+			}
+			if t, ok := tagOf(probe); ok && matches(t, ref) {
 				removed = append(removed, t.Ref)
 				continue
 			}
@@ -170,11 +181,53 @@ func (s *Store) Untag(ctx context.Context, ref Ref) ([]Ref, error) {
 	return removed, nil
 }
 
-func matches(t, want Ref) bool {
-	if t.Name != want.Name {
+// matches reports whether t is a tag want names: by name, and by platform when want has one.
+// An image tagged by its name alone matches the platform its config has.
+func matches(t Tag, want Ref) bool {
+	if t.Ref.Name != want.Name {
 		return false
 	}
-	return want.Platform == nil || (t.Platform != nil && platform.Equal(*t.Platform, *want.Platform))
+	p := t.Platform()
+	return want.Platform == nil || (p != nil && platform.Equal(*p, *want.Platform))
+}
+
+// Platform is the platform of the image t names: its tag's, else its descriptor's (nil for an
+// index, or an image whose config says none).
+func (t Tag) Platform() *v1.Platform {
+	if t.Ref.Platform != nil {
+		return t.Ref.Platform
+	}
+	if isIndex(t.Descriptor.MediaType) {
+		return nil
+	}
+	return t.Descriptor.Platform
+}
+
+// configPlatform is the platform in the config of the image manifest d describes, or nil
+// when it cannot be read or names no architecture.
+func (s *Store) configPlatform(d v1.Descriptor) *v1.Platform {
+	b, err := s.readSmallBlob(d.Digest, MaxManifestBytes)
+	if err != nil {
+		return nil
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(b))
+	if err != nil {
+		return nil
+	}
+	c, err := s.readSmallBlob(m.Config.Digest, MaxConfigBytes)
+	if err != nil {
+		return nil
+	}
+	var cfg struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	}
+	if json.Unmarshal(c, &cfg) != nil || cfg.OS == "" || cfg.Architecture == "" {
+		return nil
+	}
+	p := platform.Normalize(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
+	return &p
 }
 
 // Resolve finds the descriptor ref names. With a platform, it is that platform's image (also
@@ -187,7 +240,7 @@ func (s *Store) Resolve(ref Ref) (v1.Descriptor, error) {
 	}
 	var found []Tag
 	for _, t := range tags {
-		if matches(t.Ref, ref) {
+		if matches(t, ref) {
 			found = append(found, t)
 		}
 	}
@@ -196,6 +249,9 @@ func (s *Store) Resolve(ref Ref) (v1.Descriptor, error) {
 			if t.Ref.Platform != nil {
 				return t.Descriptor, nil
 			}
+		}
+		if len(found) == 1 { // an image tagged by name alone, for this platform
+			return found[0].Descriptor, nil
 		}
 		for _, t := range tags { // an index tagged by name alone
 			if t.Ref.Name == ref.Name && t.Ref.Platform == nil && isIndex(t.Descriptor.MediaType) {
