@@ -121,9 +121,9 @@ func TestBuildTestSet(t *testing.T) {
 		t.Fatalf("first build: %s", got)
 	}
 	want := []struct{ tag, arch string }{
-		{"host-tools-for-linux-arm64@linux/amd64", "amd64"},
-		{"target-root@linux/arm64", "arm64"},
-		{"target-native@linux/arm64", "arm64"},
+		{"host-tools-for-linux-arm64@linux-amd64", "amd64"},
+		{"target-root@linux-arm64", "arm64"},
+		{"target-native@linux-arm64", "arm64"},
 	}
 	for i, w := range want {
 		s := rep.Steps[i]

@@ -76,9 +76,9 @@ func (s *Step) Name() string { return s.Recipe.Name }
 
 // TagFor names the image a stage of profile makes: the stage's name where the image is for
 // the target itself, NAME-for-OS-ARCH where it is not (a cross toolchain on the host: stage1
-// built on amd64 for arm64 is stage1-for-linux-arm64@linux/amd64, and never collides with the
-// stage1 for amd64, stage1@linux/amd64). A profile other than the default puts its name in
-// front (full/stage3@linux/arm64), so that the profiles' images never replace each other.
+// built on amd64 for arm64 is stage1-for-linux-arm64@linux-amd64, and never collides with the
+// stage1 for amd64, stage1@linux-amd64). A profile other than the default puts its name in
+// front (full/stage3@linux-arm64), so that the profiles' images never replace each other.
 func TagFor(profile, stage string, target, output v1.Platform) store.Ref {
 	name := stage
 	if !platform.Equal(target, output) {

@@ -22,12 +22,12 @@ func TestTagForNamesProfileAndCrossTarget(t *testing.T) {
 		target, output string
 		want           string
 	}{
-		{"", "stage3", "linux/arm64", "linux/arm64", "stage3@linux/arm64"},
-		{"small", "stage3", "linux/arm64", "linux/arm64", "stage3@linux/arm64"},
-		{"", "stage1", "linux/arm64", "linux/amd64", "stage1-for-linux-arm64@linux/amd64"},
-		{"full", "stage3", "linux/arm64", "linux/arm64", "full/stage3@linux/arm64"},
-		{"full", "llvm", "linux/arm64", "linux/amd64", "full/llvm-for-linux-arm64@linux/amd64"},
-		{"full", "stage1", "linux/amd64", "linux/amd64", "full/stage1@linux/amd64"},
+		{"", "stage3", "linux/arm64", "linux/arm64", "stage3@linux-arm64"},
+		{"small", "stage3", "linux/arm64", "linux/arm64", "stage3@linux-arm64"},
+		{"", "stage1", "linux/arm64", "linux/amd64", "stage1-for-linux-arm64@linux-amd64"},
+		{"full", "stage3", "linux/arm64", "linux/arm64", "full/stage3@linux-arm64"},
+		{"full", "llvm", "linux/arm64", "linux/amd64", "full/llvm-for-linux-arm64@linux-amd64"},
+		{"full", "stage1", "linux/amd64", "linux/amd64", "full/stage1@linux-amd64"},
 	} {
 		got := build.TagFor(tt.profile, tt.stage, platform.MustParse(tt.target), platform.MustParse(tt.output)).String()
 		if got != tt.want {
@@ -65,21 +65,21 @@ func TestFullProfilePlans(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %s on %s (%s)", s.Name(), s.Tag, platform.String(s.RunsOn), s.Action))
 	}
 	want := []string{
-		"stage1 full/stage1@linux/amd64 on linux/amd64 (build)",
-		"llvm full/llvm@linux/amd64 on linux/amd64 (build)",
-		"stage2 full/stage2@linux/amd64 on linux/amd64 (build)",
-		"stage2.5 full/stage2.5@linux/amd64 on linux/amd64 (build)",
-		"stage3 full/stage3@linux/amd64 on linux/amd64 (build)",
-		"stage1 full/stage1-for-linux-arm64@linux/amd64 on linux/amd64 (build)",
-		"llvm full/llvm-for-linux-arm64@linux/amd64 on linux/amd64 (build)",
-		"stage2 full/stage2@linux/arm64 on linux/amd64 (build)",
-		"stage2.5 full/stage2.5@linux/arm64 on linux/arm64 (build)",
-		"stage3 full/stage3@linux/arm64 on linux/arm64 (build)",
+		"stage1 full/stage1@linux-amd64 on linux/amd64 (build)",
+		"llvm full/llvm@linux-amd64 on linux/amd64 (build)",
+		"stage2 full/stage2@linux-amd64 on linux/amd64 (build)",
+		"stage2.5 full/stage2.5@linux-amd64 on linux/amd64 (build)",
+		"stage3 full/stage3@linux-amd64 on linux/amd64 (build)",
+		"stage1 full/stage1-for-linux-arm64@linux-amd64 on linux/amd64 (build)",
+		"llvm full/llvm-for-linux-arm64@linux-amd64 on linux/amd64 (build)",
+		"stage2 full/stage2@linux-arm64 on linux/amd64 (build)",
+		"stage2.5 full/stage2.5@linux-arm64 on linux/arm64 (build)",
+		"stage3 full/stage3@linux-arm64 on linux/arm64 (build)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if steps[0].Base != "seed-full@linux/amd64" {
+	if steps[0].Base != "seed-full@linux-amd64" {
 		t.Errorf("the full profile's stage1 starts from %s, want seed-full", steps[0].Base)
 	}
 }

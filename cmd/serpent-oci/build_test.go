@@ -23,7 +23,7 @@ func TestBuildAndPlanCommands(t *testing.T) {
 	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src")}
 
 	code, out, stderr := cli(t, append([]string{"plan", "target-native"}, common...)...)
-	if code != 0 || !strings.Contains(out, "host-tools     linux/arm64  linux/amd64  busybox@linux/amd64") || !strings.Contains(out, "base host-tools is rebuilt first") {
+	if code != 0 || !strings.Contains(out, "host-tools     linux/arm64  linux/amd64  busybox@linux-amd64") || !strings.Contains(out, "base host-tools is rebuilt first") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, stderr)
 	}
 	code, out, stderr = cli(t, append([]string{"build", "target-native", "--source-mirror", mirror, "--progress", "plain"}, common...)...)

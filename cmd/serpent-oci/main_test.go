@@ -134,7 +134,7 @@ func TestImagesAndInspect(t *testing.T) {
 		t.Fatalf("images:\n%s", out)
 	}
 	_, out, _ = cli(t, "inspect", "--store", storeDir, "fixture", "--format", "json")
-	for _, want := range []string{`"tag": "fixture@linux/arm64"`, `"architecture": "arm64"`, `"created_by": "serpent-oci import"`} {
+	for _, want := range []string{`"tag": "fixture@linux-arm64"`, `"architecture": "arm64"`, `"created_by": "serpent-oci import"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect --format json lacks %s:\n%s", want, out)
 		}

@@ -54,7 +54,7 @@ func busyboxStore(t *testing.T) string {
 func TestRunCommand(t *testing.T) {
 	storeDir := busyboxStore(t)
 	code, stdout, stderr := cli(t, "--store", storeDir, "run", "busybox", "--platform", "linux/arm64", "--commit", "hello", "--", "sh", "-c", "uname -m; echo hi > /hello")
-	if code != 0 || !strings.Contains(stderr, "busybox | aarch64") || !strings.Contains(stdout, "hello@linux/arm64 sha256:") {
+	if code != 0 || !strings.Contains(stderr, "busybox | aarch64") || !strings.Contains(stdout, "hello@linux-arm64 sha256:") {
 		t.Fatalf("run --commit: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	code, _, stderr = cli(t, "--store", storeDir, "run", "hello", "--", "cat", "/hello")
@@ -139,10 +139,10 @@ func TestEntriesOtherToolsWrite(t *testing.T) {
 	}{
 		{[]string{"run", "plain", "--", "uname", "-m"}, 0, "plain | aarch64"},
 		{[]string{"run", "plain", "--platform", "linux/arm64", "--", "uname", "-m"}, 0, "plain | aarch64"},
-		{[]string{"run", "plain", "--platform", "linux/amd64", "--", "true"}, 1, "tag plain@linux/amd64: not found"},
+		{[]string{"run", "plain", "--platform", "linux/amd64", "--", "true"}, 1, "tag plain@linux-amd64: not found"},
 		{[]string{"inspect", "plain@linux/arm64"}, 0, "linux/arm64"},
 		{[]string{"export", "plain", "-o", export}, 0, ""},
-		{[]string{"push", "plain", "127.0.0.1:1/x:y", "--platform", "linux/amd64"}, 1, "tag plain@linux/amd64: not found"},
+		{[]string{"push", "plain", "127.0.0.1:1/x:y", "--platform", "linux/amd64"}, 1, "tag plain@linux-amd64: not found"},
 	} {
 		code, stdout, stderr := cli(t, append([]string{"--store", storeDir}, tc.args...)...)
 		if code != tc.code || !strings.Contains(stdout+stderr, tc.wantOut) {

@@ -26,7 +26,7 @@ func TestSpinCommand(t *testing.T) {
 	os.WriteFile(def, []byte("from: busybox\nsteps:\n  - copy: note\n    to: /etc/note\n  - run: grep -q 'a note' /etc/note\n  - cmd: [cat, /etc/note]\n"), 0o644)
 
 	code, out, stderr := cli(t, "--store", storeDir, "spin", "build", def, "--platform", "linux/amd64")
-	if code != 0 || !strings.Contains(out, "tiny@linux/amd64") || !strings.Contains(out, "busybox@sha256:") ||
+	if code != 0 || !strings.Contains(out, "tiny@linux-amd64") || !strings.Contains(out, "busybox@sha256:") ||
 		!strings.Contains(stderr, "[linux/amd64] step 2/3 run grep -q 'a note' /etc/note: done") {
 		t.Fatalf("spin build: exit %d\n%s%s", code, out, stderr)
 	}

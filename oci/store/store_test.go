@@ -122,8 +122,8 @@ func TestTagsPerPlatform(t *testing.T) {
 		{ref: "stage3@linux/arm64/v8", want: arm},
 		{ref: "stage3@x86_64", want: amd},
 		{ref: "solo", want: amd},
-		{ref: "stage3", wantErr: "ambiguous: it exists as stage3@linux/amd64, stage3@linux/arm64"},
-		{ref: "stage3@linux/riscv64", wantErr: "the store has stage3@linux/amd64, stage3@linux/arm64"},
+		{ref: "stage3", wantErr: "ambiguous: it exists as stage3@linux-amd64, stage3@linux-arm64"},
+		{ref: "stage3@linux/riscv64", wantErr: "the store has stage3@linux-amd64, stage3@linux-arm64"},
 		{ref: "nothing", wantErr: "not found"},
 	}
 	for _, tt := range tests {
@@ -389,8 +389,10 @@ func TestParseRef(t *testing.T) {
 	tests := []struct{ in, want, wantErr string }{
 		{in: "stage3", want: "stage3"},
 		{in: "serpent/stage3:2026.11", want: "serpent/stage3:2026.11"},
-		{in: "stage3@aarch64", want: "stage3@linux/arm64"},
-		{in: "stage3@linux-amd64", want: "stage3@linux/amd64"},
+		{in: "stage3@aarch64", want: "stage3@linux-arm64"},
+		{in: "stage3@linux-amd64", want: "stage3@linux-amd64"},
+		{in: "stage3@linux/amd64", want: "stage3@linux-amd64"},
+		{in: "stage3@linux/arm/v7", want: "stage3@linux-arm-v7"},
 		{in: "", wantErr: "invalid tag name"},
 		{in: "-bad", wantErr: "invalid tag name"},
 		{in: "a b", wantErr: "invalid tag name"},

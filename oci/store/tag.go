@@ -66,13 +66,11 @@ func (r Ref) WithPlatform(p *v1.Platform) Ref {
 	return r
 }
 
-// String is the form users write: NAME or NAME@OS/ARCH[/VARIANT].
-func (r Ref) String() string {
-	if r.Platform == nil {
-		return r.Name
-	}
-	return r.Name + "@" + platform.String(*r.Platform)
-}
+// String is the tag as index.json holds it in its ref.name: NAME, or NAME@OS-ARCH[-VARIANT]
+// for an image ("stage3@linux-arm64"). It is the one spelling serpent-oci prints, so that a
+// printed tag pastes into skopeo (oci:STORE:stage3@linux-arm64) and umoci; ParseRef takes it
+// and NAME@OS/ARCH alike.
+func (r Ref) String() string { return r.refName() }
 
 // refName is the ref.name annotation stored in index.json.
 func (r Ref) refName() string {

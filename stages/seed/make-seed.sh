@@ -27,7 +27,7 @@ full) tag=seed-full; lists+=("$here/packages-full.txt") ;;
 *) echo "make-seed: unknown profile $profile (small, full)" >&2; exit 2 ;;
 esac
 
-if [ "$force" != "--force" ] && "$bin" images -q 2>/dev/null | grep -qx "$tag@$host"; then
+if [ "$force" != "--force" ] && "$bin" images -q 2>/dev/null | grep -qx "$tag@${host/\//-}"; then
 	echo "make-seed: $tag@$host is in the store already (--force to rebuild it)"
 	exit 0
 fi
