@@ -19,7 +19,7 @@ CI_REPRO_PLATFORMS ?= linux/arm64
 # The tree `make bench` writes as a layer: at least 300 MB of real files (/usr/share: ~650 MB).
 BENCH_TREE ?= /usr/share
 
-.PHONY: all build deps check vet fmt test flake bench demo seed bootstrap bootstrap-all bootstrap-check repro bench-bootstrap bench-go clean
+.PHONY: all build deps check vet fmt test flake bench demo seed bootstrap bootstrap-all bootstrap-check full-profile-check repro bench-bootstrap bench-go clean
 
 all: build
 
@@ -59,12 +59,17 @@ bootstrap-all: deps build seed
 
 # stage3 from a cold store of its own, with the checks CI runs on the result.
 bootstrap-check: build
-	REPRO_PLATFORMS="$(CI_REPRO_PLATFORMS)" .ci/bootstrap-check.sh $(BIN) $(CI_PLATFORMS)
+	PROFILE=$(PROFILE) REPRO_PLATFORMS="$(CI_REPRO_PLATFORMS)" .ci/bootstrap-check.sh $(BIN) $(CI_PLATFORMS)
+
+# The full profile checked without its hours-long build (CI): it plans for CI_PLATFORMS, and in a
+# cold store, for each, the host tools of the LLVM cross build build and the cross build configures.
+full-profile-check: build
+	.ci/full-profile-check.sh $(BIN) $(CI_PLATFORMS)
 
 # REPRO_STAGE for each of REPRO_PLATFORMS built twice from cold, in two stores, a minute apart:
-# every stage's digest must be equal.
+# every stage's digest must be equal (PROFILE=full: the second starts with the first's ccache).
 repro: deps build
-	.ci/repro.sh $(BIN) $(REPRO_STAGE) $(REPRO_PLATFORMS)
+	PROFILE=$(PROFILE) .ci/repro.sh $(BIN) $(REPRO_STAGE) $(REPRO_PLATFORMS)
 
 # Every stage rebuilt for both platforms: stage times, the engine's share, emulated/native.
 bench-bootstrap: build seed

@@ -3,6 +3,8 @@
 # every stage image has the right platform, stage3's files are target ELF linked against musl,
 # and a C program compiled inside stage3 runs (the self-hosting proof). With REPRO_PLATFORMS
 # set, those platforms are built again from cold in a second store and compared (repro.sh).
+# PROFILE=full builds and checks the full profile (every ELF file in stage3 for the target and
+# musl, cc and c++ are clang, C and C++ compiled inside run).
 # Usage: .ci/bootstrap-check.sh [bin/serpent-oci] PLATFORM...
 set -euo pipefail
 bin="$(realpath "${1:-bin/serpent-oci}")"
@@ -16,29 +18,68 @@ check() { # check DESCRIPTION COMMAND...
 	if "${@:2}"; then echo "ok: $1"; passed=$((passed + 1)); else echo "FAILED: $1"; failed=$((failed + 1)); fi
 }
 
+profile="${PROFILE:-small}"
+prefix=""
+[ "$profile" = small ] || prefix="$profile/"
+
+# check_small_stage3 ROOT PLATFORM ARCH: the small profile's stage3 (tcc).
+check_small_stage3() {
+	local want
+	want=$([ "$3" = arm64 ] && echo "ARM aarch64" || echo "x86-64")
+	check "stage3's tcc is a $want ELF for musl" \
+		sh -c "file -L '$1/usr/bin/tcc' | grep -q '$want' && file -L '$1/usr/bin/make' | grep -q 'ld-musl'"
+	check "a C program compiled inside stage3 for $2 runs" \
+		sh -c "'$bin' run stage3 --platform '$2' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -q 'stage3 | self-hosted'"
+}
+
+# check_full_stage3 ROOT PLATFORM ARCH: the full profile's stage3 (clang): every ELF file is
+# for the target machine, every dynamic executable uses musl's loader, cc and c++ are clang,
+# and C and C++ programs compiled inside run.
+check_full_stage3() {
+	local machine musl elves
+	machine=$([ "$3" = arm64 ] && echo "ARM aarch64" || echo "x86-64")
+	musl=$([ "$3" = arm64 ] && echo aarch64 || echo x86_64)
+	elves="$(mktemp)"
+	(cd "$1" && find . -type f -print0 | xargs -0 file -N | grep ': *ELF') > "$elves" || true
+	echo "stage3 for $2: $(wc -l < "$elves") ELF files"
+	check "stage3 for $2 has ELF files" test -s "$elves"
+	check "every ELF file in stage3 is for $machine" sh -c "! grep -v '$machine' '$elves'"
+	check "every dynamic executable in stage3 uses /usr/lib/ld-musl-$musl.so.1" \
+		sh -c "! grep 'interpreter' '$elves' | grep -v 'interpreter /usr/lib/ld-musl-$musl.so.1,'"
+	check "nothing in stage3 is for glibc" sh -c "! grep -E 'GNU/Linux|ld-linux' '$elves'"
+	rm -f "$elves"
+	check "cc and c++ in stage3 are clang" \
+		sh -c "'$bin' run '${prefix}stage3' --platform '$2' -- sh -c 'cc --version; c++ --version' 2>&1 | grep -c 'clang version 14.0.6' | grep -qx 2"
+	check "C and C++ programs compiled inside stage3 for $2 run" \
+		sh -c "'$bin' run '${prefix}stage3' --platform '$2' -- sh -ec '
+			printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted C\\\");return 0;}\\n\" > /tmp/t.c
+			printf \"#include <iostream>\\n#include <thread>\\nint main(){std::thread t([]{std::cout<<\\\"self-hosted C++\\\"<<std::endl;});t.join();}\\n\" > /tmp/t.cpp
+			cc -o /tmp/tc /tmp/t.c && c++ -o /tmp/tcpp /tmp/t.cpp && /tmp/tc && /tmp/tcpp' 2>&1 | grep -c 'stage3 | self-hosted C' | grep -qx 2"
+}
+
 start=$(date +%s)
-"$(dirname "$0")/../stages/seed/make-seed.sh" "$bin"
+"$(dirname "$0")/../stages/seed/make-seed.sh" "$bin" --profile "$profile"
 for p in "${platforms[@]}"; do
 	t0=$(date +%s)
-	"$bin" build stage3 --platform "$p" --progress plain
-	echo "stage3 for $p built in $(( $(date +%s) - t0 ))s"
+	"$bin" build stage3 --profile "$profile" --platform "$p" --progress plain
+	echo "stage3 ($profile profile) for $p built in $(( $(date +%s) - t0 ))s"
 	arch="${p#linux/}"
 	for stage in stage2 stage2.5 stage3; do
-		check "$stage@$p has platform $p in its config" \
-			sh -c "'$bin' inspect '$stage' --platform '$p' --format json | grep -q '\"architecture\": \"$arch\"'"
+		check "$prefix$stage@$p has platform $p in its config" \
+			sh -c "'$bin' inspect '$prefix$stage' --platform '$p' --format json | grep -q '\"architecture\": \"$arch\"'"
 	done
 	check "stage1 for $p is tagged as a cross toolchain on the host" \
-		sh -c "'$bin' images -q | grep -qx 'stage1-for-linux-${arch}@linux/amd64' || '$bin' images -q | grep -qx 'stage1@linux/amd64'"
+		sh -c "'$bin' images -q | grep -qx '${prefix}stage1-for-linux-${arch}@linux-amd64' || '$bin' images -q | grep -qx '${prefix}stage1@linux-amd64'"
 	rootfs="$(mktemp -d)"
-	"$bin" export stage3 --platform "$p" -o "$rootfs/stage3.tar"
+	"$bin" export "${prefix}stage3" --platform "$p" -o "$rootfs/stage3.tar"
 	mkdir "$rootfs/x" && tar -xf "$rootfs/stage3.tar" -C "$rootfs/x"
-	want=$([ "$arch" = arm64 ] && echo "ARM aarch64" || echo "x86-64")
-	check "stage3's tcc is a $want ELF for musl" \
-		sh -c "file -L '$rootfs/x/usr/bin/tcc' | grep -q '$want' && file -L '$rootfs/x/usr/bin/make' | grep -q 'ld-musl'"
 	check "stage3 lists its components" grep -q '"carried_because"' "$rootfs/x/usr/share/serpent/components.json"
+	if [ "$profile" = full ]; then
+		check_full_stage3 "$rootfs/x" "$p" "$arch"
+	else
+		check_small_stage3 "$rootfs/x" "$p" "$arch"
+	fi
 	rm -rf "$rootfs"
-	check "a C program compiled inside stage3 for $p runs" \
-		sh -c "'$bin' run stage3 --platform '$p' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -q 'stage3 | self-hosted'"
 done
 echo "bootstrap of ${platforms[*]} from a cold store: $(( $(date +%s) - start ))s"
 if [ -n "${REPRO_PLATFORMS:-}" ]; then

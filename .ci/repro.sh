@@ -4,6 +4,8 @@
 # apart, and asserts that every stage of the chain has the same manifest digest in both
 # (serpent-oci verify --against --deep, which lists the differing paths otherwise).
 # Store A is $REPRO_STORE_A when set (a store a cold build just filled, as in CI), else new.
+# PROFILE=full builds the full profile, and the second build starts with the first store's
+# cache directories: the llvm stage built with an empty ccache and with a warm one must agree.
 # Usage: .ci/repro.sh [bin/serpent-oci] STAGE PLATFORM...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,13 +17,20 @@ plist="$(IFS=,; echo "${platforms[*]}")"
 tmp="$(mktemp -d /var/tmp/serpent-oci-repro.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 
-build_in() { # build_in STORE: the seed, then STAGE for every platform, from a directory of its own
+profile="${PROFILE:-small}"
+build_in() { # build_in STORE [WARM_FROM]: the seed, then STAGE for every platform, from a directory of its own
 	mkdir -p "$tmp/wd-$(basename "$1")"
 	(
 		cd "$tmp/wd-$(basename "$1")"
 		export SERPENT_OCI_STORE="$1"
-		"$here/../stages/seed/make-seed.sh" "$bin"
-		"$bin" build "$stage" --platform "$plist" --progress plain
+		"$here/../stages/seed/make-seed.sh" "$bin" --profile "$profile"
+		if [ -n "${2:-}" ] && [ -d "$2/.serpent/cache" ]; then
+			# The stages' cache directories (ccache's) of the first store: a warm cache must
+			# build what a cold one built, bit for bit.
+			echo "repro: the second build starts with the first's cache directories ($(du -sh "$2/.serpent/cache" | cut -f1))"
+			cp -a "$2/.serpent/cache" "$1/.serpent/"
+		fi
+		"$bin" build "$stage" --profile "$profile" --platform "$plist" --progress plain
 	)
 }
 
@@ -37,7 +46,9 @@ if [ -z "$a" ]; then
 fi
 b="$tmp/second/b-store"
 echo "repro: second build of $stage for $plist in $b (the first is in $a)"
-build_in "$b"
+warm=""
+[ "$profile" = small ] || warm="$a" # the full profile: the llvm stage again, with a warm ccache
+build_in "$b" $warm
 echo "repro: comparing every stage of $stage for $plist"
-SERPENT_OCI_STORE="$a" "$bin" verify "$stage" --against "$b" --deep --platform "$plist"
+SERPENT_OCI_STORE="$a" "$bin" verify "$stage" --profile "$profile" --against "$b" --deep --platform "$plist"
 echo "repro: $stage for $plist is bit-identical in two cold builds"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The full profile's cheap check, for CI (a cold full build takes hours): its recipes load and
+# plan for both platforms, then, in a cold store of its own, for each platform: the seed with
+# ccache, the full profile's stage1, and the llvm stage's script up to the end of LLVM's CMake
+# configure (serpent-oci shell, with SERPENT_LLVM_STOP_AFTER=configure): the host's
+# llvm-tblgen and clang-tblgen build, and the cross build configures for the target.
+# (The plan needs the seed: it is first.)
+# Usage: .ci/full-profile-check.sh [bin/serpent-oci] PLATFORM...
+set -euo pipefail
+bin="$(realpath "${1:-bin/serpent-oci}")"
+shift || true
+platforms=("${@:-linux/amd64}")
+store="$(mktemp -d /var/tmp/serpent-oci-full-check.XXXXXX)"
+trap 'rm -rf "$store"' EXIT
+export SERPENT_OCI_STORE="$store"
+passed=0 failed=0
+check() { # check DESCRIPTION COMMAND...
+	if "${@:2}"; then echo "ok: $1"; passed=$((passed + 1)); else echo "FAILED: $1"; failed=$((failed + 1)); fi
+}
+plist="$(IFS=,; echo "${platforms[*]}")"
+start=$(date +%s)
+
+"$(dirname "$0")/../stages/seed/make-seed.sh" "$bin" --profile full
+"$bin" plan stage3 --profile full --platform "$plist" --format json | tr -d ' \n' > "$store/plan.json"
+for p in "${platforms[@]}"; do
+	for stage in stage1 llvm stage2 stage2.5 stage3; do
+		check "the full profile plans $stage for $p" \
+			grep -q "\"Stage\":\"$stage\",\"Platform\":\"$p\"" "$store/plan.json"
+	done
+done
+
+for p in "${platforms[@]}"; do
+	t0=$(date +%s)
+	log="$store/llvm-configure-${p//\//-}.log"
+	check "llvm for $p: host tools build and the cross build configures" \
+		sh -c "'$bin' shell llvm --profile full --platform '$p' --progress plain -e SERPENT_LLVM_STOP_AFTER=configure \
+			-- /bin/sh -e /recipe/profiles/full/llvm.sh > '$log' 2>&1"
+	tail -n 5 "$log"
+	check "llvm for $p: configured for the target triple, stopped before the build" \
+		sh -c "grep -q 'configured for .*: stopping here' '$log' && ! grep -q 'cross build:' '$log'"
+	check "nothing is tagged as the llvm stage for $p" sh -c "! '$bin' images -q | grep -q '^full/llvm'"
+	echo "full profile check for $p: $(( $(date +%s) - t0 ))s"
+done
+echo "full profile check of ${platforms[*]}: $(( $(date +%s) - start ))s"
+echo "full-profile-check: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
