@@ -25,7 +25,7 @@ start=$(date +%s)
 for p in "${platforms[@]}"; do
 	for stage in stage1 llvm stage2 stage2.5 stage3; do
 		check "the full profile plans $stage for $p" \
-			grep -q "\"Stage\":\"$stage\",\"Platform\":\"$p\"" "$store/plan.json"
+			grep -q "\"stage\":\"$stage\",\"platform\":\"$p\"" "$store/plan.json"
 	done
 done
 

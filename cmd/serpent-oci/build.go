@@ -274,8 +274,15 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 				return err
 			}
 			if format == "json" {
-				type row struct {
-					Stage, Platform, RunsOn, Base, Tag, Key, Action, Reason string
+				type row struct { // the keys of images and inspect: lower case, snake_case
+					Stage    string `json:"stage"`
+					Platform string `json:"platform"`
+					RunsOn   string `json:"runs_on"`
+					Base     string `json:"base"`
+					Tag      string `json:"tag"`
+					Key      string `json:"key"`
+					Action   string `json:"action"`
+					Reason   string `json:"reason"`
 				}
 				var rows []row
 				for _, s := range steps {

@@ -26,6 +26,10 @@ func TestBuildAndPlanCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "host-tools     linux/arm64  linux/amd64  busybox@linux-amd64") || !strings.Contains(out, "base host-tools is rebuilt first") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, stderr)
 	}
+	code, out, _ = cli(t, append([]string{"plan", "target-native", "--format", "json"}, common...)...)
+	if code != 0 || !strings.Contains(out, `"stage": "host-tools",`) || !strings.Contains(out, `"runs_on": "linux/amd64",`) || !strings.Contains(out, `"action": "build",`) {
+		t.Fatalf("plan --format json: exit %d\n%s", code, out)
+	}
 	code, out, stderr = cli(t, append([]string{"build", "target-native", "--source-mirror", mirror, "--progress", "plain"}, common...)...)
 	if code != 0 || !strings.Contains(out, "3 stages, 3 built") || !strings.Contains(stderr, "[3/3] target-native for linux/arm64: built") ||
 		!strings.Contains(stderr, "target-native | prepared on x86_64 for aarch64-serpent-linux-musl") {

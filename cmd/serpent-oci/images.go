@@ -212,19 +212,42 @@ serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 	}
 }
 
+// imageRow is one tag of the store as images lists it.
+type imageRow struct {
+	Tag       string `json:"tag"` // as index.json holds it
+	Name      string `json:"name"`
+	Platform  string `json:"platform,omitempty"` // "" for an index, or an image whose config has none
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size,omitempty"` // compressed layers and config, of an image
+	Created   string `json:"created,omitempty"`
+}
+
 func imagesCommand() *command {
-	var quiet bool
+	var (
+		quiet  bool
+		format string
+	)
 	return &command{
 		name:    "images",
 		summary: "List the images in the store",
+		long: `One line per tag: its name, platform ("(index)" for a multi-platform index), manifest digest,
+size (compressed layers and config) and creation time. -q prints the tags alone, in the
+spelling index.json holds (NAME@OS-ARCH), which skopeo and umoci take. --format json prints an
+array of objects with the keys tag, name, platform, digest, media_type, size and created.`,
 		example: `serpent-oci images
-serpent-oci --store /srv/serpent images -q`,
+serpent-oci --store /srv/serpent images -q
+serpent-oci images --format json | jq -r '.[] | select(.platform == "linux/arm64") | .tag'`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVarP(&quiet, "quiet", "q", false, "print tags only")
+			fs.StringVar(&format, "format", "table", "table or json")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 0 {
 				return usagef("images takes no arguments")
+			}
+			if format != "table" && format != "json" {
+				return usagef("images: --format %q: want table or json", format)
 			}
 			st, err := e.readStore(ctx)
 			if err != nil {
@@ -240,26 +263,44 @@ serpent-oci --store /srv/serpent images -q`,
 				}
 				return nil
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TAG\tPLATFORM\tDIGEST\tSIZE\tCREATED")
+			rows := make([]imageRow, 0, len(tags))
 			for _, t := range tags {
-				plat, size, created := "(index)", "-", "-"
-				index := t.Descriptor.MediaType.IsIndex()
-				switch {
-				case !index && t.Descriptor.Platform != nil:
-					plat = platform.String(*t.Descriptor.Platform)
-				case !index:
-					plat = "(none)" // an image whose config names no platform
+				row := imageRow{Tag: t.Ref.String(), Name: t.Ref.Name, Digest: t.Descriptor.Digest.String(), MediaType: string(t.Descriptor.MediaType)}
+				if p := t.Platform(); p != nil {
+					row.Platform = platform.String(*p)
 				}
-				if img, err := st.ImageByDigest(t.Descriptor); err == nil && !index {
+				if img, err := st.ImageByDigest(t.Descriptor); err == nil && !t.Descriptor.MediaType.IsIndex() {
 					if n, err := image.Size(img); err == nil {
-						size = humanBytes(n)
+						row.Size = n
 					}
 					if cfg, err := img.ConfigFile(); err == nil {
-						created = cfg.Created.UTC().Format(time.RFC3339)
+						row.Created = cfg.Created.UTC().Format(time.RFC3339)
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Ref.Name, plat, shortDigest(t.Descriptor.Digest), size, created)
+				rows = append(rows, row)
+			}
+			if format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TAG\tPLATFORM\tDIGEST\tSIZE\tCREATED")
+			for i, r := range rows {
+				plat, size, created := r.Platform, "-", "-"
+				switch {
+				case tags[i].Descriptor.MediaType.IsIndex():
+					plat = "(index)"
+				case plat == "":
+					plat = "(none)" // an image whose config names no platform
+				}
+				if r.Size > 0 {
+					size = humanBytes(r.Size)
+				}
+				if r.Created != "" {
+					created = r.Created
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, plat, shortDigest(tags[i].Descriptor.Digest), size, created)
 			}
 			return tw.Flush()
 		},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -132,6 +133,20 @@ func TestImagesAndInspect(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "TAG") || !strings.Contains(lines[1], "fixture") ||
 		!strings.Contains(lines[1], "linux/arm64") || !strings.Contains(lines[1], "2020-08-16T00:00:00Z") {
 		t.Fatalf("images:\n%s", out)
+	}
+	_, out, _ = cli(t, "--store", storeDir, "images", "--format", "json")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("images --format json: %v\n%s", err, out)
+	}
+	for k, want := range map[string]any{"tag": "fixture@linux-arm64", "name": "fixture", "platform": "linux/arm64",
+		"media_type": "application/vnd.oci.image.manifest.v1+json", "created": "2020-08-16T00:00:00Z"} {
+		if rows[0][k] != want {
+			t.Errorf("images --format json: %s = %v, want %v", k, rows[0][k], want)
+		}
+	}
+	if size, _ := rows[0]["size"].(float64); size <= 0 || !strings.HasPrefix(rows[0]["digest"].(string), "sha256:") {
+		t.Errorf("images --format json: size %v, digest %v", rows[0]["size"], rows[0]["digest"])
 	}
 	_, out, _ = cli(t, "inspect", "--store", storeDir, "fixture", "--format", "json")
 	for _, want := range []string{`"tag": "fixture@linux-arm64"`, `"architecture": "arm64"`, `"created_by": "serpent-oci import"`} {
