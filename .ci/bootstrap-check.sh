@@ -29,7 +29,7 @@ check_small_stage3() {
 	check "stage3's tcc is a $want ELF for musl" \
 		sh -c "file -L '$1/usr/bin/tcc' | grep -q '$want' && file -L '$1/usr/bin/make' | grep -q 'ld-musl'"
 	check "a C program compiled inside stage3 for $2 runs" \
-		sh -c "'$bin' run stage3 --platform '$2' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -q 'stage3 | self-hosted'"
+		sh -c "'$bin' run stage3 --platform '$2' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -qx 'self-hosted'"
 }
 
 # check_full_stage3 ROOT PLATFORM ARCH: the full profile's stage3 (clang): every ELF file is
@@ -54,7 +54,7 @@ check_full_stage3() {
 		sh -c "'$bin' run '${prefix}stage3' --platform '$2' -- sh -ec '
 			printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted C\\\");return 0;}\\n\" > /tmp/t.c
 			printf \"#include <iostream>\\n#include <thread>\\nint main(){std::thread t([]{std::cout<<\\\"self-hosted C++\\\"<<std::endl;});t.join();}\\n\" > /tmp/t.cpp
-			cc -o /tmp/tc /tmp/t.c && c++ -o /tmp/tcpp /tmp/t.cpp && /tmp/tc && /tmp/tcpp' 2>&1 | grep -c 'stage3 | self-hosted C' | grep -qx 2"
+			cc -o /tmp/tc /tmp/t.c && c++ -o /tmp/tcpp /tmp/t.cpp && /tmp/tc && /tmp/tcpp' 2>&1 | grep -c '^self-hosted C' | grep -qx 2"
 }
 
 start=$(date +%s)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -147,6 +148,12 @@ type RunOptions struct {
 	Stdin    io.Reader
 	Terminal bool // interactive: the process gets a terminal (output is then not logged)
 	Timeout  time.Duration
+	// User is who the process runs as, in the image config's form: uid, uid:gid, name or
+	// name:group, names read from the root's /etc/passwd and /etc/group ("": root).
+	User string
+	// Stdout and Stderr, when set, receive the process's output as it is, apart (no console
+	// prefix, as podman run); the log still gets both.
+	Stdout, Stderr io.Writer
 
 	// Prepare, when set, is called with the root filesystem's path (on the host) before the
 	// container starts: what it writes there is part of the run's changes. With Prepare and
@@ -296,10 +303,14 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		cwd = cfg.Config.WorkingDir
 	}
 	env := append(append([]string{image.DefaultPath}, cfg.Config.Env...), opts.Env...)
+	uid, gid, err := ResolveUser(ws.Root(), opts.User)
+	if err != nil {
+		return res, fmt.Errorf("run %s: %w", opts.Name, err)
+	}
 	spec, err := runc.Spec(runc.SpecOptions{
 		Rootfs: ws.Root(), Args: opts.Args, Env: env, Cwd: cwd,
 		Network: opts.Network, ResolvConf: resolvConf(opts.Network),
-		Mounts: opts.Mounts, Terminal: opts.Terminal,
+		Mounts: opts.Mounts, Terminal: opts.Terminal, UID: uid, GID: gid,
 	})
 	if err != nil {
 		return res, err
@@ -318,9 +329,21 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 	defer logFile.Close()
 	stdio := runc.Stdio{Stdin: opts.Stdin}
 	var console *prefixWriter
-	if opts.Terminal {
+	switch {
+	case opts.Terminal:
 		stdio.Stdout, stdio.Stderr = os.Stdout, os.Stderr
-	} else {
+	case opts.Stdout != nil || opts.Stderr != nil:
+		stdout, stderr := opts.Stdout, opts.Stderr
+		if stdout == nil {
+			stdout = io.Discard
+		}
+		if stderr == nil {
+			stderr = io.Discard
+		}
+		// Both streams reach the log, each from a goroutine of its own: one lock between them.
+		lf := &syncWriter{w: logFile}
+		stdio.Stdout, stdio.Stderr = io.MultiWriter(lf, stdout), io.MultiWriter(lf, stderr)
+	default:
 		console = newPrefixWriter(r.console, opts.Name+" | ")
 		out := io.MultiWriter(logFile, console)
 		stdio.Stdout, stdio.Stderr = out, out
@@ -552,4 +575,16 @@ func OverlayProvider(st *store.Store) (rootfs.Provider, error) {
 		return nil, err
 	}
 	return &rootfs.Overlay{Snapshots: snaps}, nil
+}
+
+// syncWriter serialises writes to w from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -37,6 +37,9 @@ type SpecOptions struct {
 	Mounts     []Mount
 	Terminal   bool // give the process a terminal (interactive use)
 	Limits     Limits
+	// UID and GID the process runs as (default root). A process that is not root gets no
+	// effective or permitted capabilities (podman's rule); the bounding set stays.
+	UID, GID uint32
 }
 
 // Limits bound what one container may take. Zero fields take the defaults (DefaultLimits).
@@ -110,6 +113,10 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 		hostname = "serpent"
 	}
 	caps := append([]string(nil), buildCapabilities...)
+	effective := caps
+	if opts.UID != 0 {
+		effective = []string{}
+	}
 	limits := opts.Limits.fill()
 	pids, memory := limits.Pids, limits.Memory
 	s := &specs.Spec{
@@ -117,12 +124,12 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 		Process: &specs.Process{
 			Terminal: opts.Terminal,
 			// An explicit umask: what a build writes must not depend on the caller's.
-			User: specs.User{UID: 0, GID: 0, Umask: &umask},
+			User: specs.User{UID: opts.UID, GID: opts.GID, Umask: &umask},
 			Args: opts.Args,
 			Env:  MergeEnv(opts.Env),
 			Cwd:  cwd,
 			Capabilities: &specs.LinuxCapabilities{
-				Bounding: caps, Effective: caps, Permitted: caps,
+				Bounding: caps, Effective: effective, Permitted: effective,
 			},
 			// No setuid or file capability raises privileges inside (runc's own default).
 			NoNewPrivileges: true,

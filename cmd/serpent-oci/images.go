@@ -63,7 +63,7 @@ func (e *env) image(ctx context.Context, ref store.Ref) (*store.Store, v1.Image,
 func refArg(arg string, plat platform.List) (store.Ref, error) {
 	ref, err := store.ParseRef(arg)
 	if err != nil {
-		return ref, usageError{err}
+		return ref, usageError{err: err}
 	}
 	switch len(plat) {
 	case 0:
@@ -115,7 +115,7 @@ serpent-oci import debian-rootfs.tar.xz --tag debian --platform amd64 --compress
 			}
 			c, err := layer.ParseCompression(compression)
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			sde, err := parseEpoch(epoch)
 			if err != nil {
@@ -177,7 +177,7 @@ serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 			}
 			f, err := image.ParseExportFormat(format)
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			ref, err := refArg(args[0], plat)
 			if err != nil {

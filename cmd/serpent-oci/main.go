@@ -30,13 +30,19 @@ func main() {
 }
 
 // usageError marks an error as the user's: bad flags or arguments (exit code 2).
-type usageError struct{ err error }
+// usageError is a command line that cannot be run; command, when known, is the subcommand
+// whose help to point to, and code the exit status (default 2).
+type usageError struct {
+	err     error
+	command string
+	code    int
+}
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error {
-	return usageError{fmt.Errorf(format, args...)}
+	return usageError{err: fmt.Errorf(format, args...)}
 }
 
 // env is what every command gets: where to print and the global options.
@@ -55,6 +61,10 @@ type command struct {
 	example string
 	flags   func(fs *pflag.FlagSet)
 	run     func(ctx context.Context, e *env, args []string) error
+	// usageCode is the exit status of a usage error (default 2; run's is 125, as podman's).
+	usageCode int
+	// rewriteArgs, when set, rewrites the arguments before the flags are parsed.
+	rewriteArgs func([]string) []string
 }
 
 func commands() []*command {
@@ -77,11 +87,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, new(*exitCodeError)):
 		var ec *exitCodeError
 		errors.As(err, &ec)
-		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
+		if !ec.silent {
+			fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
+		}
 		return ec.code
 	case errors.As(err, new(usageError)):
+		var ue usageError
+		errors.As(err, &ue)
 		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
-		fmt.Fprintln(stderr, "Run 'serpent-oci --help' for usage.")
+		if ue.command != "" {
+			fmt.Fprintf(stderr, "Run 'serpent-oci %s --help' for usage.\n", ue.command)
+		} else {
+			fmt.Fprintln(stderr, "Run 'serpent-oci --help' for usage.")
+		}
+		if ue.code != 0 {
+			return ue.code
+		}
 		return 2
 	case ctx.Err() != nil:
 		fmt.Fprintf(stderr, "serpent-oci: interrupted: %v\n", err)
@@ -105,7 +126,7 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	global.BoolVarP(&help, "help", "h", false, "show this help")
 	global.BoolVar(&showVersion, "version", false, "print serpent-oci's version (as the version command)")
 	if err := global.Parse(args); err != nil {
-		return usageError{err}
+		return usageError{err: err}
 	}
 	if showVersion {
 		fmt.Fprintf(e.stdout, "serpent-oci %s\n", versionString())
@@ -123,7 +144,7 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, err := setupLogging(ctx, e.stderr, logLevel, logFormat)
 	if err != nil {
-		return usageError{err}
+		return usageError{err: err}
 	}
 
 	name, rest := global.Arg(0), global.Args()[1:]
@@ -151,14 +172,23 @@ func runCommand(ctx context.Context, e *env, c *command, args []string) error {
 	}
 	fs.StringVar(&e.storeDir, "store", e.storeDir, "image store directory (also a global flag)")
 	help := fs.BoolP("help", "h", false, "show help for "+c.name)
+	if c.rewriteArgs != nil {
+		args = c.rewriteArgs(args)
+	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{fmt.Errorf("%s: %w", c.name, err)}
+		return usageError{err: fmt.Errorf("%s: %w", c.name, err), command: c.name, code: c.usageCode}
 	}
 	if *help {
 		printCommandHelp(e.stdout, c, fs)
 		return pflag.ErrHelp
 	}
-	return c.run(ctx, e, fs.Args())
+	err := c.run(ctx, e, fs.Args())
+	var ue usageError
+	if errors.As(err, &ue) && ue.command == "" {
+		ue.command, ue.code = c.name, c.usageCode
+		return ue
+	}
+	return err
 }
 
 func setupLogging(ctx context.Context, w io.Writer, level, format string) (context.Context, error) {

@@ -51,7 +51,7 @@ func caches(client *registry.Client, repos []string) ([]*registry.Cache, error) 
 	for _, s := range repos {
 		r, err := client.ParseRepository(s)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, usageError{err: err}
 		}
 		out = append(out, &registry.Cache{Client: client, Repo: r})
 	}
@@ -85,7 +85,7 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 			client := rf.client(e.stderr)
 			ref, err := client.ParseReference(args[1])
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			st, err := e.openStore(ctx)
 			if err != nil {
@@ -119,7 +119,7 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 func pushable(st *store.Store, arg string, plat platform.List) (partial.Describable, error) {
 	ref, err := store.ParseRef(arg)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, usageError{err: err}
 	}
 	if ref.Platform != nil || len(plat) == 1 {
 		if ref, err = refArg(arg, plat[:min(len(plat), 1)]); err != nil {
@@ -200,7 +200,7 @@ serpent-oci pull registry.example/serpent/stage3:2026.11 --platform linux/amd64,
 			client := rf.client(e.stderr)
 			ref, err := client.ParseReference(args[0])
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			if tag == "" {
 				tag = path.Base(ref.Context().RepositoryStr())
@@ -316,13 +316,13 @@ than copied; no platform may appear twice.`,
 			client := rf.client(e.stderr)
 			dst, err := client.ParseReference(args[1])
 			if err != nil {
-				return usageError{err}
+				return usageError{err: err}
 			}
 			var srcs []name.Reference
 			for _, f := range from {
 				r, err := client.ParseReference(f)
 				if err != nil {
-					return usageError{err}
+					return usageError{err: err}
 				}
 				srcs = append(srcs, r)
 			}

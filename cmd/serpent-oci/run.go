@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,116 +20,217 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// runFailedCode is run's exit code when serpent-oci itself fails (podman's): any other code is
+// the command's own.
+const runFailedCode = 125
+
+// runInterruptedCode is run's exit code after SIGINT or SIGTERM (a shell's for Ctrl-C).
+const runInterruptedCode = 130
+
 func runContainerCommand() *command {
 	var (
-		plat                  platform.List
-		network, keep         bool
-		commit, workdir, fsys string
-		envVars, volumes      []string
-		timeout               time.Duration
+		plat                   platform.List
+		keep, interactive, tty bool
+		commit, workdir, fsys  string
+		network, user, entry   string
+		envVars, volumes       []string
+		timeout                time.Duration
 	)
 	return &command{
-		name:    "run",
-		args:    "TAG -- COMMAND [ARG...]",
-		summary: "Run a command inside an image, optionally committing its changes",
+		name:      "run",
+		args:      "TAG [-- COMMAND [ARG...]]",
+		usageCode: runFailedCode,
+		// --network takes a value (none, host) and may stand alone (host): pflag's optional
+		// values must be joined with '=', so a separate one is joined here.
+		rewriteArgs: joinOptionalValue("--network", "none", "host"),
+		summary:     "Run a command inside an image, optionally committing its changes",
 		long: `The command runs with runc in a root filesystem of its own: an overlay of the image's
 layers (extracted once per layer and reused), or a private copy where overlayfs cannot be
 mounted. A foreign platform runs under qemu-user-static through binfmt_misc (see
-'serpent-oci binfmt'). There is no network unless --network is given. With --commit, what
-the command changed becomes one layer on top of the image, tagged NEWTAG; a failed or
-interrupted run tags nothing and leaves no mount or container behind.
-An interactive shell gets a terminal when standard input is one.`,
+'serpent-oci binfmt'). As podman run: the image's entrypoint, cmd, env, working directory and
+user apply (COMMAND replaces the cmd; --entrypoint, -e, -w and -u override the rest); the
+command's stdout and stderr are serpent-oci's, unprefixed; -i passes standard input, -t gives a
+terminal (-it for a shell). There is no network unless --network host. With --commit, what the
+command changed becomes one layer on top of the image, tagged NEWTAG; a failed or interrupted
+run tags nothing and leaves no mount or container behind.
+
+Exit status: the command's own; 125 when serpent-oci fails before or around it (no such
+image, a usage error, the container cannot start); 130 when interrupted (SIGINT, SIGTERM).`,
 		example: `serpent-oci run busybox --platform linux/arm64 -- uname -m
-serpent-oci run stage3 --platform linux/arm64 -- sh
+serpent-oci run -it stage3 --platform linux/arm64 -- sh
 serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi > /opt/hello'`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.Var(&plat, "platform", "which platform's image, when the tag has several")
-			fs.BoolVar(&network, "network", false, "share the host's network (off: an empty network namespace)")
+			fs.StringVar(&network, "network", "none", "none (an empty network namespace) or host (the host's network); --network alone is host")
+			fs.Lookup("network").NoOptDefVal = "host"
+			fs.BoolVarP(&interactive, "interactive", "i", false, "pass standard input to the command")
+			fs.BoolVarP(&tty, "tty", "t", false, "give the command a terminal")
+			fs.StringVar(&entry, "entrypoint", "", "run this instead of the image's entrypoint (\"\" keeps it; a command word, split at spaces)")
+			fs.StringVarP(&user, "user", "u", "", "run as USER[:GROUP] (names from the image's /etc/passwd and /etc/group; default: the image's user, else root)")
 			fs.StringVar(&commit, "commit", "", "tag the image with the command's changes as NEWTAG")
 			fs.StringArrayVarP(&envVars, "env", "e", nil, "set KEY=VALUE in the container (repeatable)")
 			fs.StringArrayVarP(&volumes, "volume", "v", nil, "bind a host path into the container: SRC:DST[:ro] (repeatable)")
-			fs.StringVarP(&workdir, "workdir", "w", "", "working directory in the container")
+			fs.StringVarP(&workdir, "workdir", "w", "", "working directory in the container (default: the image's, else /)")
 			fs.DurationVar(&timeout, "timeout", 0, "stop the command after this long (e.g. 30m; 0: no limit)")
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed run's files (unmounted) and print where")
 			fs.StringVar(&fsys, "rootfs", "auto", "root filesystem: auto (overlay, else copy), overlay or copy")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
-			if len(args) < 2 {
-				return usagef("run: want TAG and a command after it (serpent-oci run TAG -- COMMAND)")
-			}
-			ref, err := refArg(args[0], plat)
-			if err != nil {
+			err := runContainer(ctx, e, runArgs{
+				args: args, plat: plat, keep: keep, interactive: interactive, tty: tty,
+				commit: commit, workdir: workdir, fsys: fsys, network: network, user: user, entry: entry,
+				envVars: envVars, volumes: volumes, timeout: timeout,
+			})
+			var exit *runc.ExitError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &exit):
+				return &exitCodeError{code: exit.Code, err: err, silent: true}
+			case errors.As(err, new(usageError)):
 				return err
+			case ctx.Err() != nil:
+				return &exitCodeError{code: runInterruptedCode, err: fmt.Errorf("interrupted: %w", err)}
 			}
-			var opts []builder.Option
-			if fsys != "auto" && fsys != "overlay" && fsys != "copy" {
-				return usagef("run: --rootfs %q: want auto, overlay or copy", fsys)
-			}
-			mounts, err := parseVolumes(volumes)
-			if err != nil {
-				return err
-			}
-			var tag *store.Ref
-			if commit != "" {
-				t, err := refArg(commit, nil)
-				if err != nil {
-					return err
-				}
-				tag = &t
-			}
-			st, err := e.openStore(ctx) // a run writes: snapshots, its log, --commit
-			if err != nil {
-				return err
-			}
-			img, d, err := st.Image(ref)
-			if err != nil {
-				return err
-			}
-			if d.Platform == nil {
-				return fmt.Errorf("run %s: the image's config names no platform (os and architecture), so it cannot be run", ref)
-			}
-			if fsys != "auto" {
-				p, err := providerFor(st, fsys)
-				if err != nil {
-					return err
-				}
-				opts = append(opts, builder.WithProvider(p))
-			}
-			opts = append(opts, builder.WithConsole(e.stderr))
-			r, err := builder.NewRunner(st, opts...)
-			if err != nil {
-				return err
-			}
-			if _, err := r.Recover(ctx); err != nil {
-				return err
-			}
-			command := args[1:]
-			interactive := isTerminal(os.Stdin) && len(command) == 1 && strings.HasSuffix(command[0], "sh")
-			ro := builder.RunOptions{
-				Name: ref.Name, Base: img, BaseName: ref.WithPlatform(d.Platform).String(), Platform: *d.Platform,
-				Args: command, Env: envVars, Cwd: workdir, Mounts: mounts, Network: network, Timeout: timeout, KeepFailed: keep,
-				CreatedBy: "serpent-oci run -- " + strings.Join(command, " "),
-			}
-			if interactive {
-				ro.Stdin, ro.Terminal = os.Stdin, true
-			}
-			if tag != nil {
-				ro.Capture, ro.Tag = builder.CaptureLayer, tag
-			}
-			res, err := r.Run(ctx, ro)
-			if err != nil {
-				var exit *runc.ExitError
-				if errors.As(err, &exit) {
-					return &exitCodeError{code: 1, err: err}
-				}
-				return err
-			}
-			if tag != nil {
-				fmt.Fprintf(e.stdout, "%s %s\n", tag.WithPlatform(res.Descriptor.Platform), res.Descriptor.Digest)
-			}
-			return nil
+			return &exitCodeError{code: runFailedCode, err: err}
 		},
 	}
+}
+
+// joinOptionalValue rewrites "FLAG VALUE" to "FLAG=VALUE" for each of values, up to "--".
+func joinOptionalValue(flag string, values ...string) func([]string) []string {
+	return func(args []string) []string {
+		out := make([]string, 0, len(args))
+		for i := 0; i < len(args); i++ {
+			if args[i] == "--" {
+				return append(out, args[i:]...)
+			}
+			if args[i] == flag && i+1 < len(args) && slices.Contains(values, args[i+1]) {
+				out = append(out, flag+"="+args[i+1])
+				i++
+				continue
+			}
+			out = append(out, args[i])
+		}
+		return out
+	}
+}
+
+type runArgs struct {
+	args                   []string
+	plat                   platform.List
+	keep, interactive, tty bool
+	commit, workdir, fsys  string
+	network, user, entry   string
+	envVars, volumes       []string
+	timeout                time.Duration
+}
+
+func runContainer(ctx context.Context, e *env, a runArgs) error {
+	if len(a.args) < 1 {
+		return usagef("run: want a TAG (serpent-oci run TAG [-- COMMAND])")
+	}
+	if a.network != "none" && a.network != "host" {
+		return usagef("run: --network %q: want none or host", a.network)
+	}
+	ref, err := refArg(a.args[0], a.plat)
+	if err != nil {
+		return err
+	}
+	var opts []builder.Option
+	if a.fsys != "auto" && a.fsys != "overlay" && a.fsys != "copy" {
+		return usagef("run: --rootfs %q: want auto, overlay or copy", a.fsys)
+	}
+	mounts, err := parseVolumes(a.volumes)
+	if err != nil {
+		return err
+	}
+	var tag *store.Ref
+	if a.commit != "" {
+		t, err := refArg(a.commit, nil)
+		if err != nil {
+			return err
+		}
+		tag = &t
+	}
+	st, err := e.openStore(ctx) // a run writes: snapshots, its log, --commit
+	if err != nil {
+		return err
+	}
+	img, d, err := st.Image(ref)
+	if err != nil {
+		return err
+	}
+	if d.Platform == nil {
+		return fmt.Errorf("run %s: the image's config names no platform (os and architecture), so it cannot be run", ref)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("run %s: config: %w", ref, err)
+	}
+	command, err := processArgs(cfg.Config.Entrypoint, cfg.Config.Cmd, a.entry, a.args[1:])
+	if err != nil {
+		return fmt.Errorf("run %s: %w", ref, err)
+	}
+	user := a.user
+	if user == "" {
+		user = cfg.Config.User
+	}
+	if a.fsys != "auto" {
+		p, err := providerFor(st, a.fsys)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, builder.WithProvider(p))
+	}
+	opts = append(opts, builder.WithConsole(e.stderr))
+	r, err := builder.NewRunner(st, opts...)
+	if err != nil {
+		return err
+	}
+	if _, err := r.Recover(ctx); err != nil {
+		return err
+	}
+	ro := builder.RunOptions{
+		Name: ref.Name, Base: img, BaseName: ref.WithPlatform(d.Platform).String(), Platform: *d.Platform,
+		Args: command, Env: a.envVars, Cwd: a.workdir, User: user, Mounts: mounts, Network: a.network == "host",
+		Timeout: a.timeout, KeepFailed: a.keep,
+		CreatedBy: "serpent-oci run -- " + strings.Join(command, " "),
+		Stdout:    e.stdout, Stderr: e.stderr,
+	}
+	if a.interactive || a.tty {
+		ro.Stdin = e.stdin
+	}
+	if a.tty {
+		ro.Terminal = true
+	}
+	if tag != nil {
+		ro.Capture, ro.Tag = builder.CaptureLayer, tag
+	}
+	res, err := r.Run(ctx, ro)
+	if err != nil {
+		return err
+	}
+	if tag != nil {
+		fmt.Fprintf(e.stderr, "%s %s\n", tag.WithPlatform(res.Descriptor.Platform), res.Descriptor.Digest)
+	}
+	return nil
+}
+
+// processArgs is the process a run starts, as podman makes it: the entrypoint (the image's,
+// or --entrypoint's), then the command given, else the image's cmd (which --entrypoint clears).
+func processArgs(imageEntrypoint, imageCmd []string, entrypoint string, command []string) ([]string, error) {
+	ep, rest := imageEntrypoint, command
+	if entrypoint != "" {
+		ep = strings.Fields(entrypoint)
+	} else if len(rest) == 0 {
+		rest = imageCmd
+	}
+	args := append(append([]string(nil), ep...), rest...)
+	if len(args) == 0 {
+		return nil, errors.New("no command: the image has no entrypoint or cmd; give one after --")
+	}
+	return args, nil
 }
 
 // parseVolumes reads SRC:DST[:ro] bind specifications.
@@ -156,8 +258,9 @@ func parseVolumes(specs []string) ([]runc.Mount, error) {
 
 // exitCodeError carries an exit code of the run's own choosing.
 type exitCodeError struct {
-	code int
-	err  error
+	code   int
+	err    error
+	silent bool // the code says it all (a command's own exit status, as podman run)
 }
 
 func (e *exitCodeError) Error() string { return e.err.Error() }

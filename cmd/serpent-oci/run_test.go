@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
 	"github.com/serpent-os/serpent-oci/builder/runc"
+	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
@@ -53,20 +55,95 @@ func busyboxStore(t *testing.T) string {
 
 func TestRunCommand(t *testing.T) {
 	storeDir := busyboxStore(t)
-	code, stdout, stderr := cli(t, "--store", storeDir, "run", "busybox", "--platform", "linux/arm64", "--commit", "hello", "--", "sh", "-c", "uname -m; echo hi > /hello")
-	if code != 0 || !strings.Contains(stderr, "busybox | aarch64") || !strings.Contains(stdout, "hello@linux-arm64 sha256:") {
-		t.Fatalf("run --commit: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	// As podman run: the command's stdout and stderr are ours, apart and unprefixed.
+	code, stdout, stderr := cli(t, "--store", storeDir, "run", "busybox", "--platform", "linux/arm64", "--commit", "hello", "--", "sh", "-c", "uname -m; echo to-stderr >&2; echo hi > /hello")
+	if code != 0 || stdout != "aarch64\n" || !strings.Contains(stderr, "to-stderr\n") || strings.Contains(stderr, "busybox | ") ||
+		!strings.Contains(stderr, "hello@linux-arm64 sha256:") {
+		t.Fatalf("run --commit: exit %d\nstdout: %q\nstderr: %s", code, stdout, stderr)
 	}
-	code, _, stderr = cli(t, "--store", storeDir, "run", "hello", "--", "cat", "/hello")
-	if code != 0 || !strings.Contains(stderr, "hello | hi") {
-		t.Fatalf("run in the committed image: exit %d\n%s", code, stderr)
+	code, stdout, stderr = cli(t, "--store", storeDir, "run", "hello", "--", "cat", "/hello")
+	if code != 0 || stdout != "hi\n" {
+		t.Fatalf("run in the committed image: exit %d\n%s%s", code, stdout, stderr)
 	}
-	code, _, stderr = cli(t, "--store", storeDir, "run", "busybox@amd64", "--", "sh", "-c", "exit 7")
-	if code != 1 || !strings.Contains(stderr, "exited with status 7") {
-		t.Fatalf("failing run: exit %d\n%s", code, stderr)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"the command's own status", []string{"busybox@amd64", "--", "sh", "-c", "exit 7"}, 7, ""},
+		{"no command and no cmd in the image", []string{"busybox@amd64"}, 125, "no command: the image has no entrypoint or cmd"},
+		{"no such image", []string{"nothing", "--", "true"}, 125, "tag nothing: not found"},
+		{"a bad flag", []string{"busybox@amd64", "--bogus", "--", "true"}, 125, "unknown flag: --bogus"},
+		{"a bad network", []string{"busybox@amd64", "--network=bridge", "--", "true"}, 125, "want none or host"},
+		{"no such user", []string{"busybox@amd64", "-u", "nobody-here", "--", "true"}, 125, `no such user in the image's /etc/passwd`},
 	}
-	if code, _, stderr = cli(t, "--store", storeDir, "run", "busybox@amd64"); code != 2 {
-		t.Fatalf("run without a command: exit %d\n%s", code, stderr)
+	for _, tt := range tests {
+		code, _, stderr := cli(t, append([]string{"--store", storeDir, "run"}, tt.args...)...)
+		if code != tt.code || !strings.Contains(stderr, tt.stderr) || (tt.stderr == "" && stderr != "") {
+			t.Errorf("%s: exit %d, want %d; stderr %q, want %q", tt.name, code, tt.code, stderr, tt.stderr)
+		}
+	}
+}
+
+// TestRunHonoursTheImageConfig: entrypoint, cmd, env, working directory and user come from the
+// image unless the command line overrides them; -i passes standard input; --network host
+// shares the host's network.
+func TestRunHonoursTheImageConfig(t *testing.T) {
+	storeDir := busyboxStore(t)
+	code, _, stderr := cli(t, "--store", storeDir, "run", "busybox@amd64", "--commit", "configured", "--", "sh", "-c",
+		"mkdir -p /srv/app && echo 'app:x:1000:1001::/srv/app:/bin/sh' >> /etc/passwd && echo 'staff:x:50:' >> /etc/group")
+	if code != 0 {
+		t.Fatalf("commit: %s", stderr)
+	}
+	st, err := store.Open(context.Background(), storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := st.Image(store.Ref{Name: "configured"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	cfg = cfg.DeepCopy()
+	cfg.Config.Entrypoint = []string{"/bin/sh", "-c"}
+	cfg.Config.Cmd = []string{`echo "$GREETING from $(pwd) as $(id -u):$(id -g)"`}
+	cfg.Config.Env = append(cfg.Config.Env, "GREETING=hello")
+	cfg.Config.WorkingDir = "/srv/app"
+	cfg.Config.User = "app"
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd64 := platform.MustParse("linux/amd64")
+	if _, err := st.WriteImage(context.Background(), img, store.Ref{Name: "app"}.WithPlatform(&amd64)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"the image's entrypoint, cmd, env, workdir and user", nil, "", "hello from /srv/app as 1000:1001\n"},
+		{"a command replaces the cmd", []string{"--", "echo $GREETING"}, "", "hello\n"},
+		{"-e, -w and -u override", []string{"-e", "GREETING=hi", "-w", "/tmp", "-u", "0:staff"}, "", "hi from /tmp as 0:50\n"},
+		{"numeric user", []string{"-u", "4242"}, "", "hello from /srv/app as 4242:0\n"},
+		{"--entrypoint replaces the entrypoint", []string{"--entrypoint", "/bin/echo", "--", "plain", "words"}, "", "plain words\n"},
+		{"-i passes standard input", []string{"-i", "--entrypoint", "/bin/cat"}, "from stdin\n", "from stdin\n"},
+		{"no stdin without -i", []string{"--entrypoint", "/bin/cat"}, "from stdin\n", ""},
+		{"--network host", []string{"--network", "host", "--entrypoint", "/bin/sh", "--", "-c", "ls /sys/class/net | grep -vx lo | head -n 1 | grep -q . && echo shared"}, "", "shared\n"},
+		{"--network alone is host", []string{"--network", "--entrypoint", "/bin/sh", "--", "-c", "ls /sys/class/net | grep -vx lo | head -n 1 | grep -q . && echo shared"}, "", "shared\n"},
+		{"no network by default", []string{"--entrypoint", "/bin/sh", "--", "-c", "ls /sys/class/net | tr '\\n' ' '"}, "", "lo "},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(binary, append([]string{"--store", storeDir, "run", "app"}, tt.args...)...)
+		cmd.Stdin = strings.NewReader(tt.stdin)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || stdout.String() != tt.want {
+			t.Errorf("%s: %v; stdout %q, want %q\nstderr: %s", tt.name, err, stdout.String(), tt.want, stderr.String())
+		}
 	}
 }
 
@@ -84,7 +161,10 @@ func TestRunKilledOrInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(30 * time.Second)
-			for !strings.Contains(out.String(), "busybox | started") && time.Now().Before(deadline) {
+			for !strings.Contains(out.String(), "started\n") {
+				if time.Now().After(deadline) {
+					t.Fatalf("the command did not start in 30s:\n%s", out.String())
+				}
 				time.Sleep(20 * time.Millisecond)
 			}
 			start := time.Now()
@@ -96,7 +176,7 @@ func TestRunKilledOrInterrupted(t *testing.T) {
 				t.Fatalf("serpent-oci succeeded after %v:\n%s", sig, out.String())
 			}
 			if sig == syscall.SIGINT {
-				if code := cmd.ProcessState.ExitCode(); code != 1 || time.Since(start) > 15*time.Second {
+				if code := cmd.ProcessState.ExitCode(); code != 130 || time.Since(start) > 15*time.Second {
 					t.Fatalf("interrupted run exited %d after %v:\n%s", code, time.Since(start), out.String())
 				}
 			}
@@ -137,9 +217,9 @@ func TestEntriesOtherToolsWrite(t *testing.T) {
 		code    int
 		wantOut string
 	}{
-		{[]string{"run", "plain", "--", "uname", "-m"}, 0, "plain | aarch64"},
-		{[]string{"run", "plain", "--platform", "linux/arm64", "--", "uname", "-m"}, 0, "plain | aarch64"},
-		{[]string{"run", "plain", "--platform", "linux/amd64", "--", "true"}, 1, "tag plain@linux-amd64: not found"},
+		{[]string{"run", "plain", "--", "uname", "-m"}, 0, "aarch64"},
+		{[]string{"run", "plain", "--platform", "linux/arm64", "--", "uname", "-m"}, 0, "aarch64"},
+		{[]string{"run", "plain", "--platform", "linux/amd64", "--", "true"}, 125, "tag plain@linux-amd64: not found"},
 		{[]string{"inspect", "plain@linux/arm64"}, 0, "linux/arm64"},
 		{[]string{"export", "plain", "-o", export}, 0, ""},
 		{[]string{"push", "plain", "127.0.0.1:1/x:y", "--platform", "linux/amd64"}, 1, "tag plain@linux-amd64: not found"},
