@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -159,12 +160,13 @@ func exportCommand() *command {
 		args:    "TAG",
 		summary: "Write an image as a rootfs tarball or an OCI archive",
 		long: `rootfs (the default) is the image's filesystem with every layer applied, one tar stream.
-oci-archive is an OCI image layout in a tar file, which skopeo and podman load. The output
-appears only when complete: an interrupted export leaves no partial file.`,
+oci-archive is an OCI image layout in a tar file, which skopeo and podman load: of a tag with
+several platforms (or an index), one archive holding an index of them. The output appears only
+when complete: an interrupted export leaves no partial file.`,
 		example: `serpent-oci export stage3 --platform linux/arm64 -o stage3-arm64.tar
 serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 		flags: func(fs *pflag.FlagSet) {
-			fs.Var(&plat, "platform", "which platform's image, when the tag has several")
+			fs.Var(&plat, "platform", "which platforms' images, when the tag has several (a rootfs takes one; an oci-archive takes several, as an index)")
 			fs.StringVarP(&output, "output", "o", "", "file to write, - for standard output (required)")
 			fs.StringVar(&format, "format", "rootfs", "rootfs or oci-archive")
 		},
@@ -179,34 +181,63 @@ serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 			if err != nil {
 				return usageError{err: err}
 			}
-			ref, err := refArg(args[0], plat)
+			st, err := e.readStore(ctx)
 			if err != nil {
 				return err
 			}
-			_, img, d, err := e.image(ctx, ref)
+			t, err := taggedImages(st, args[0], plat)
 			if err != nil {
 				return err
 			}
-			name := ref.Name
+			imgs, err := t.images(st)
+			if err != nil {
+				return err
+			}
+			name := strings.SplitN(args[0], "@", 2)[0]
+			if f == image.Rootfs && len(imgs) != 1 {
+				var plats []string
+				for _, img := range imgs {
+					if cfg, err := img.ConfigFile(); err == nil {
+						plats = append(plats, platform.String(*cfg.Platform()))
+					}
+				}
+				return usagef("export %s as a rootfs: it has %d platforms (%s): name one with --platform, or export them all with --format oci-archive",
+					args[0], len(imgs), strings.Join(plats, ", "))
+			}
+			write := func(w io.Writer) error {
+				if f == image.OCIArchive {
+					return image.ExportArchive(ctx, imgs, name, w)
+				}
+				return image.Export(ctx, imgs[0], name, f, w)
+			}
 			if output == "-" {
-				return image.Export(ctx, img, name, f, e.stdout)
+				return write(e.stdout)
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*")
+			dir := filepath.Dir(output)
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return fmt.Errorf("export: %s: no such directory to write %s in", dir, filepath.Base(output))
+			}
+			tmp, err := os.CreateTemp(dir, "."+filepath.Base(output)+".*")
 			if err != nil {
-				return fmt.Errorf("export: %w", err)
+				return fmt.Errorf("export to %s: %w", output, err)
 			}
 			defer os.Remove(tmp.Name())
-			if err := image.Export(ctx, img, name, f, tmp); err != nil {
+			if err := write(tmp); err != nil {
 				tmp.Close()
 				return err
 			}
 			if err := tmp.Close(); err != nil {
-				return fmt.Errorf("export: %w", err)
+				return fmt.Errorf("export to %s: %w", output, err)
 			}
 			if err := os.Rename(tmp.Name(), output); err != nil {
-				return fmt.Errorf("export: %w", err)
+				return fmt.Errorf("export to %s: %w", output, err)
 			}
-			fmt.Fprintf(e.stdout, "%s %s → %s\n", ref.WithPlatform(d.Platform), d.Digest, output)
+			if t.index != nil {
+				fmt.Fprintf(e.stdout, "%s %s → %s\n", name, t.indexDesc.Digest, output)
+			}
+			for i := range t.imgs {
+				fmt.Fprintf(e.stdout, "%s %s → %s\n", t.refs[i], t.descs[i].Digest, output)
+			}
 			return nil
 		},
 	}

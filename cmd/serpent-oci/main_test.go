@@ -444,3 +444,54 @@ func TestFlagHelpRendersLiterally(t *testing.T) {
 		})
 	}
 }
+
+// TestMultiPlatformTagAndExport: tag and export take every platform a tag has (or those
+// --platform names); an oci-archive of several is one archive with an index, which skopeo reads.
+func TestMultiPlatformTagAndExport(t *testing.T) {
+	testenv.RequireTools(t, "skopeo")
+	storeDir := filepath.Join(t.TempDir(), "store")
+	src := t.TempDir()
+	testenv.Fixture(t, src)
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		if code, _, stderr := cli(t, "--store", storeDir, "import", src, "--tag", "fx", "--platform", p); code != 0 {
+			t.Fatalf("import %s: %s", p, stderr)
+		}
+	}
+	if code, out, stderr := cli(t, "--store", storeDir, "tag", "fx", "both"); code != 0 || strings.Count(out, "both@linux-") != 2 {
+		t.Fatalf("tag of a two-platform tag: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, _ := cli(t, "--store", storeDir, "tag", "fx", "--platform", "arm64", "one"); code != 0 || out == "" || strings.Contains(out, "amd64") {
+		t.Fatalf("tag --platform arm64: exit %d\n%s", code, out)
+	}
+	_, out, _ := cli(t, "--store", storeDir, "images", "-q")
+	if want := "both@linux-amd64\nboth@linux-arm64\nfx@linux-amd64\nfx@linux-arm64\none@linux-arm64\n"; out != want {
+		t.Errorf("images -q:\n%s\nwant:\n%s", out, want)
+	}
+	dir := t.TempDir()
+	if code, _, stderr := cli(t, "--store", storeDir, "export", "fx", "-o", filepath.Join(dir, "fx.tar")); code != 2 || !strings.Contains(stderr, "it has 2 platforms (linux/amd64, linux/arm64): name one with --platform") {
+		t.Errorf("rootfs export of two platforms: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := cli(t, "--store", storeDir, "export", "fx@arm64", "-o", filepath.Join(dir, "missing", "fx.tar")); code != 1 || !strings.Contains(stderr, filepath.Join(dir, "missing")+": no such directory") {
+		t.Errorf("export into a missing directory: exit %d\n%s", code, stderr)
+	}
+	archive := filepath.Join(dir, "fx.oci.tar")
+	if code, _, stderr := cli(t, "--store", storeDir, "export", "fx", "--format", "oci-archive", "-o", archive); code != 0 {
+		t.Fatalf("oci-archive of two platforms: %s", stderr)
+	}
+	raw, err := exec.Command("skopeo", "inspect", "--raw", "oci-archive:"+archive+":fx").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx struct {
+		MediaType string
+		Manifests []struct{ Platform struct{ Architecture string } }
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil || idx.MediaType != "application/vnd.oci.image.index.v1+json" || len(idx.Manifests) != 2 ||
+		idx.Manifests[0].Platform.Architecture != "amd64" || idx.Manifests[1].Platform.Architecture != "arm64" {
+		t.Errorf("the archive's image: %v\n%s", err, raw)
+	}
+	copied := filepath.Join(dir, "copied")
+	if out, err := exec.Command("skopeo", "copy", "-q", "--all", "oci-archive:"+archive+":fx", "oci:"+copied+":fx").CombinedOutput(); err != nil {
+		t.Errorf("skopeo copy --all of the archive: %v\n%s", err, out)
+	}
+}

@@ -21,36 +21,46 @@ func tagCommand() *command {
 		name:    "tag",
 		args:    "SOURCE TARGET",
 		summary: "Give an image (or index) another tag",
-		long:    `TARGET takes the platform of SOURCE; an existing TARGET for that platform is replaced.`,
-		example: `serpent-oci tag stage3 --platform linux/arm64 serpent/stage3:2026.11`,
+		long: `TARGET takes the platforms of SOURCE: every platform SOURCE has (or an index tagged
+SOURCE, as it is), or those --platform names; an existing TARGET for a platform is replaced.`,
+		example: `serpent-oci tag stage3 serpent/stage3:2026.11
+serpent-oci tag stage3 --platform linux/arm64 stage3-arm64`,
 		flags: func(fs *pflag.FlagSet) {
-			fs.Var(&plat, "platform", "which platform of SOURCE, when it has several")
+			fs.Var(&plat, "platform", "which platforms of SOURCE, when it has several (comma-separated)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 2 {
 				return usagef("tag: want SOURCE and TARGET, got %d arguments", len(args))
 			}
-			src, err := refArg(args[0], plat)
-			if err != nil {
-				return err
-			}
 			dst, err := refArg(args[1], nil)
 			if err != nil {
 				return err
+			}
+			if dst.Platform != nil {
+				return usagef("tag: TARGET %s takes SOURCE's platforms: give it as a name", args[1])
 			}
 			st, err := e.openStore(ctx)
 			if err != nil {
 				return err
 			}
-			d, err := st.Resolve(src)
+			t, err := taggedImages(st, args[0], plat)
 			if err != nil {
 				return err
 			}
-			dst = dst.WithPlatform(d.Platform)
-			if err := st.SetTag(ctx, dst, d); err != nil {
-				return err
+			if t.index != nil {
+				if err := st.SetTag(ctx, dst, t.indexDesc); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s %s\n", dst, t.indexDesc.Digest)
+				return nil
 			}
-			fmt.Fprintf(e.stdout, "%s %s\n", dst, d.Digest)
+			for i, d := range t.descs {
+				to := dst.WithPlatform(t.refs[i].Platform)
+				if err := st.SetTag(ctx, to, d); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s %s\n", to, d.Digest)
+			}
 			return nil
 		},
 	}

@@ -114,25 +114,40 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 	}
 }
 
-// pushable is what `push TAG` sends: one image, the index tagged TAG, or an index made of
-// the images TAG has for the platforms asked (all, without --platform).
-func pushable(st *store.Store, arg string, plat platform.List) (partial.Describable, error) {
+// tagged is what a TAG argument names in the store for the platforms asked: the index tagged
+// by the name itself (when no platform is asked), else its images, one per platform.
+type tagged struct {
+	index     v1.ImageIndex
+	indexDesc v1.Descriptor
+	imgs      []v1.Image
+	descs     []v1.Descriptor // with imgs
+	refs      []store.Ref     // with imgs
+}
+
+// taggedImages reads what arg (NAME or NAME@PLATFORM) and plat name: one platform's image;
+// or, without a platform, the index tagged NAME or every image NAME has; or the images of the
+// platforms in plat, each of which must be there.
+func taggedImages(st *store.Store, arg string, plat platform.List) (tagged, error) {
+	var out tagged
 	ref, err := store.ParseRef(arg)
 	if err != nil {
-		return nil, usageError{err: err}
+		return out, usageError{err: err}
 	}
 	if ref.Platform != nil || len(plat) == 1 {
 		if ref, err = refArg(arg, plat[:min(len(plat), 1)]); err != nil {
-			return nil, err
+			return out, err
 		}
-		img, _, err := st.Image(ref)
-		return img, err
+		img, d, err := st.Image(ref)
+		if err != nil {
+			return out, err
+		}
+		out.imgs, out.descs, out.refs = []v1.Image{img}, []v1.Descriptor{d}, []store.Ref{ref.WithPlatform(d.Platform)}
+		return out, nil
 	}
 	tags, err := st.Tags()
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var imgs []v1.Image
 	var names []string
 	for _, t := range tags {
 		if t.Ref.Name != ref.Name {
@@ -141,35 +156,81 @@ func pushable(st *store.Store, arg string, plat platform.List) (partial.Describa
 		tp := t.Platform()
 		if tp == nil && t.Descriptor.MediaType.IsIndex() {
 			if len(plat) == 0 {
-				return st.Index(ref.Name)
+				idx, err := st.Index(ref.Name)
+				if err != nil {
+					return out, err
+				}
+				return tagged{index: idx, indexDesc: t.Descriptor}, nil
 			}
 			continue
 		}
 		if tp == nil {
-			return nil, fmt.Errorf("%s: the image's config names no platform", t.Ref)
+			return out, fmt.Errorf("%s: the image's config names no platform", t.Ref)
 		}
 		if len(plat) > 0 && !slices.ContainsFunc(plat, func(p v1.Platform) bool { return platform.Equal(p, *tp) }) {
 			continue
 		}
 		img, err := st.ImageByDigest(t.Descriptor)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
-		imgs, names = append(imgs, img), append(names, t.Ref.String())
+		out.imgs, out.descs = append(out.imgs, img), append(out.descs, t.Descriptor)
+		out.refs = append(out.refs, t.Ref.WithPlatform(tp))
+		names = append(names, t.Ref.String())
 	}
 	switch {
-	case len(imgs) == 0:
+	case len(out.imgs) == 0:
 		_, err := st.Resolve(ref)
 		if err == nil {
 			err = fmt.Errorf("%s has none of the platforms %s", ref, plat)
 		}
-		return nil, err
-	case len(imgs) < len(plat):
-		return nil, fmt.Errorf("%s has %s only, not all of %s", ref, strings.Join(names, ", "), plat.String())
-	case len(imgs) == 1:
-		return imgs[0], nil
+		return out, err
+	case len(out.imgs) < len(plat):
+		return out, fmt.Errorf("%s has %s only, not all of %s", ref, strings.Join(names, ", "), plat.String())
 	}
-	return image.Index(imgs, names)
+	return out, nil
+}
+
+// images are the images t names: an index's, or t's own.
+func (t tagged) images(st *store.Store) ([]v1.Image, error) {
+	if t.index == nil {
+		return t.imgs, nil
+	}
+	m, err := t.index.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var imgs []v1.Image
+	for _, d := range m.Manifests {
+		if d.MediaType.IsIndex() {
+			return nil, fmt.Errorf("index %s holds another index (%s): export its images by platform", t.indexDesc.Digest, d.Digest)
+		}
+		img, err := st.ImageByDigest(d)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
+}
+
+// pushable is what `push TAG` sends: one image, the index tagged TAG, or an index made of
+// the images TAG has for the platforms asked (all, without --platform).
+func pushable(st *store.Store, arg string, plat platform.List) (partial.Describable, error) {
+	t, err := taggedImages(st, arg, plat)
+	switch {
+	case err != nil:
+		return nil, err
+	case t.index != nil:
+		return t.index, nil
+	case len(t.imgs) == 1:
+		return t.imgs[0], nil
+	}
+	names := make([]string, len(t.refs))
+	for i, r := range t.refs {
+		names[i] = r.String()
+	}
+	return image.Index(t.imgs, names)
 }
 
 func pullCommand() *command {

@@ -5,15 +5,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
@@ -52,53 +55,88 @@ func Export(ctx context.Context, img v1.Image, name string, f ExportFormat, w io
 		}
 		return nil
 	case OCIArchive:
-		return writeOCIArchive(ctx, img, name, w)
+		return ExportArchive(ctx, []v1.Image{img}, name, w)
 	}
 	return fmt.Errorf("unknown export format %q", f)
 }
 
-// writeOCIArchive streams an OCI layout holding img alone. Every entry is dated at the image's
-// creation time so that an archive of the same image is the same bytes.
-func writeOCIArchive(ctx context.Context, img v1.Image, name string, w io.Writer) error {
-	cfg, err := img.ConfigFile()
-	if err != nil {
+// ExportArchive writes an OCI archive (a tar of an OCI image layout) of imgs to w, tagged name:
+// one image as itself, several (one per platform) as an image index of them, which `skopeo
+// copy --all oci-archive:FILE:NAME` copies whole and a platform-aware reader picks from.
+func ExportArchive(ctx context.Context, imgs []v1.Image, name string, w io.Writer) error {
+	if err := writeOCIArchive(ctx, imgs, name, w); err != nil {
 		return fmt.Errorf("export oci-archive: %w", err)
 	}
-	mtime := cfg.Created.Time
-	digest, err := img.Digest()
-	if err != nil {
-		return fmt.Errorf("export oci-archive: %w", err)
+	return nil
+}
+
+// writeOCIArchive streams an OCI layout holding imgs (an index of them when there are several).
+// Every entry is dated at the newest image's creation time, so that an archive of the same
+// images is the same bytes.
+func writeOCIArchive(ctx context.Context, imgs []v1.Image, name string, w io.Writer) error {
+	if len(imgs) == 0 {
+		return errors.New("no image to export")
 	}
-	rawManifest, err := img.RawManifest()
-	if err != nil {
-		return fmt.Errorf("export oci-archive: %w", err)
+	type blobFile struct {
+		digest v1.Hash
+		raw    []byte
 	}
-	mt, err := img.MediaType()
-	if err != nil {
-		return fmt.Errorf("export oci-archive: %w", err)
+	var (
+		mtime     time.Time
+		manifests []v1.Descriptor
+		small     []blobFile // manifests and configs
+	)
+	for _, img := range imgs {
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		if cfg.Created.After(mtime) {
+			mtime = cfg.Created.Time
+		}
+		digest, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		rawManifest, err := img.RawManifest()
+		if err != nil {
+			return err
+		}
+		mt, err := img.MediaType()
+		if err != nil {
+			return err
+		}
+		rawConfig, err := img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		cfgName, err := img.ConfigName()
+		if err != nil {
+			return err
+		}
+		manifests = append(manifests, v1.Descriptor{
+			MediaType: mt, Digest: digest, Size: int64(len(rawManifest)),
+			Platform: &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant},
+		})
+		small = append(small, blobFile{digest, rawManifest}, blobFile{cfgName, rawConfig})
 	}
-	index := v1.IndexManifest{
-		SchemaVersion: 2,
-		MediaType:     "application/vnd.oci.image.index.v1+json",
-		Manifests: []v1.Descriptor{{
-			MediaType:   mt,
-			Digest:      digest,
-			Size:        int64(len(rawManifest)),
-			Platform:    &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant},
-			Annotations: map[string]string{store.AnnotationRefName: name},
-		}},
+	top := manifests[0]
+	if len(manifests) > 1 {
+		rawIndex, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: manifests})
+		if err != nil {
+			return err
+		}
+		h, _, err := v1.SHA256(bytes.NewReader(rawIndex))
+		if err != nil {
+			return err
+		}
+		top = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: h, Size: int64(len(rawIndex))}
+		small = append([]blobFile{{h, rawIndex}}, small...)
 	}
-	indexJSON, err := json.Marshal(index)
+	top.Annotations = map[string]string{store.AnnotationRefName: name}
+	indexJSON, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{top}})
 	if err != nil {
 		return err
-	}
-	rawConfig, err := img.RawConfigFile()
-	if err != nil {
-		return fmt.Errorf("export oci-archive: %w", err)
-	}
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return fmt.Errorf("export oci-archive: %w", err)
 	}
 
 	tw := tar.NewWriter(w)
@@ -116,51 +154,57 @@ func writeOCIArchive(ctx context.Context, img v1.Image, name string, w io.Writer
 		return file(name, int64(len(b)), bytes.NewReader(b))
 	}
 	blob := func(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+	written := map[v1.Hash]bool{}
 	steps := []func() error{
 		func() error { return bytesFile("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)) },
 		func() error { return bytesFile("index.json", indexJSON) },
 		func() error { return dir("blobs/") },
 		func() error { return dir("blobs/sha256/") },
-		func() error { return bytesFile(blob(digest), rawManifest) },
-		func() error { return bytesFile(blob(cfgName), rawConfig) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return fmt.Errorf("export oci-archive: %w", err)
+			return err
 		}
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return fmt.Errorf("export oci-archive: %w", err)
-	}
-	written := map[v1.Hash]bool{}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return fmt.Errorf("export oci-archive: %w", err)
-		}
-		if written[d] {
+	for _, b := range small {
+		if written[b.digest] {
 			continue
 		}
-		written[d] = true
-		size, err := l.Size()
-		if err != nil {
-			return fmt.Errorf("export oci-archive: %w", err)
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return fmt.Errorf("export oci-archive: layer %s: %w", d, err)
-		}
-		err = file(blob(d), size, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("export oci-archive: layer %s: %w", d, err)
+		written[b.digest] = true
+		if err := bytesFile(blob(b.digest), b.raw); err != nil {
+			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("export oci-archive: %w", err)
+	for _, img := range imgs {
+		layers, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			if written[d] {
+				continue
+			}
+			written[d] = true
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			rc, err := l.Compressed()
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", d, err)
+			}
+			err = file(blob(d), size, rc)
+			rc.Close()
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", d, err)
+			}
+		}
 	}
-	return nil
+	return tw.Close()
 }
 
 // relativeNames copies the tar stream r to w with every name (and hardlink target) made
