@@ -106,7 +106,8 @@ func New(opts Options) *Client {
 		t.TLSClientConfig.InsecureSkipVerify = true
 		insecure = t
 	}
-	return &Client{opts: opts, keychain: opts.Keychain, transport: &policy{secure: secure, insecure: insecure, hosts: opts.Insecure}}
+	pol := &policy{secure: secure, insecure: insecure, hosts: opts.Insecure}
+	return &Client{opts: opts, keychain: opts.Keychain, transport: &announcer{inner: pol, backoff: opts.Backoff, tries: map[string]int{}}}
 }
 
 // ParseReference reads an image reference (REGISTRY/REPO[:TAG][@DIGEST]), marking registries

@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/log"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,6 +26,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/progress"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/sirupsen/logrus"
 )
 
 var (
@@ -512,5 +516,45 @@ func TestStalledDownloadsAreCut(t *testing.T) {
 				t.Fatalf("pull from a registry that stalls (%s): %v", tc.mode, err)
 			}
 		})
+	}
+}
+
+// TestRetriesAreAnnounced: a registry that does not answer is said to be retried, with the
+// tries left, and given up on by name; nothing is said of a request that succeeds.
+func TestRetriesAreAnnounced(t *testing.T) {
+	var logs bytes.Buffer
+	logger := logrus.New()
+	logger.SetOutput(&logs)
+	logger.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
+	ctx := log.WithLogger(context.Background(), logrus.NewEntry(logger))
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := l.Addr().String()
+	l.Close() // nothing listens there now: every connection is refused
+	c := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}})
+	if _, err := c.Head(ctx, ref(t, c, gone+"/serpent/x:1")); err == nil {
+		t.Fatal("Head on a closed port succeeded")
+	}
+	out := logs.String()
+	for _, want := range []string{
+		"registry " + gone + ": ", "connection refused: try 1 of 3 failed, retrying in 10ms",
+		"try 2 of 3 failed, retrying in 20ms", "giving up after 3 tries",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+
+	logs.Reset()
+	wrap, _ := flaky(0)
+	host := registrytest.InMemory(t, wrap)
+	if _, err := c.Push(ctx, testImage(t, amd64), ref(t, c, host+"/serpent/ok:1"), PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "retrying") {
+		t.Errorf("a push that never failed announced retries:\n%s", logs.String())
 	}
 }
