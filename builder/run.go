@@ -321,7 +321,8 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		return res, fmt.Errorf("run %s: %w", opts.Name, err)
 	}
 
-	res.Log = filepath.Join(r.logsDir, opts.Name+"-"+res.ID+".log")
+	// A tag may have parts (full/stage3): the log is one file all the same.
+	res.Log = filepath.Join(r.logsDir, strings.ReplaceAll(opts.Name, "/", "_")+"-"+res.ID+".log")
 	logFile, err := os.Create(res.Log)
 	if err != nil {
 		return res, fmt.Errorf("run %s: log: %w", opts.Name, err)

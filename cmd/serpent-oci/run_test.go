@@ -65,6 +65,13 @@ func TestRunCommand(t *testing.T) {
 	if code != 0 || stdout != "hi\n" {
 		t.Fatalf("run in the committed image: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// A tag of several parts (as a profile's, full/stage3) names its run's log file too.
+	if code, _, stderr = cli(t, "--store", storeDir, "tag", "hello", "team/hello"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, stdout, stderr = cli(t, "--store", storeDir, "run", "team/hello", "--", "cat", "/hello"); code != 0 || stdout != "hi\n" {
+		t.Fatalf("run team/hello: exit %d\n%s%s", code, stdout, stderr)
+	}
 	tests := []struct {
 		name   string
 		args   []string

@@ -68,7 +68,7 @@ done
 log "zlib 1.2.13 (Debian's dfsg repack)"
 unpack /sources/zlib_1.2.13.dfsg.orig.tar.bz2
 (
-	cd zlib-1.2.13
+	cd zlib-1.2.13.dfsg
 	CHOST="$TARGET" CC="$CC" AR="$TARGET-ar" RANLIB="$TARGET-ranlib" CFLAGS="$SERPENT_TARGET_CFLAGS -fPIC" \
 		quiet ./configure --prefix=/usr --libdir=/usr/lib
 	quiet make -j"$JOBS"

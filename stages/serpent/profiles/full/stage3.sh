@@ -45,7 +45,7 @@ built musl 1.2.3 "clang 14.0.6 (stage2, native)"
 log "zlib 1.2.13"
 unpack /sources/zlib_1.2.13.dfsg.orig.tar.bz2
 (
-	cd zlib-1.2.13
+	cd zlib-1.2.13.dfsg
 	CFLAGS="$CFLAGS -fPIC" quiet ./configure --prefix=/usr --libdir=/usr/lib
 	quiet make -j"$JOBS"
 	quiet make DESTDIR="$OUT" install
