@@ -151,6 +151,24 @@ func resolveBase(ctx context.Context, s *Spin, opts Options, p v1.Platform, prev
 			}
 		}
 	}
+	if name, hex, ok := strings.Cut(s.From, "@sha256:"); ok && !registry.LooksRemote(s.From) {
+		// NAME@sha256:DIGEST with a store tag's own digest (an image's or an index's) is
+		// that tag, pinned: it resolves in the store, not on a public registry.
+		h, err := v1.NewHash("sha256:" + hex)
+		if err != nil {
+			return base{}, fmt.Errorf("%s: %w", s.From, err)
+		}
+		if named, pointsAt := opts.Store.TaggedDigest(name, h); named {
+			if !pointsAt {
+				return base{}, fmt.Errorf("%s: the store's %s is not %s (pin the digest images or inspect shows)", s.From, name, h)
+			}
+			img, d, err := opts.Store.ImageForPlatform(h, p)
+			if err != nil {
+				return base{}, fmt.Errorf("%s for %s: %w", s.From, platform.String(p), err)
+			}
+			return base{img, d.Digest, s.From}, nil
+		}
+	}
 	if ref, err := store.ParseRef(s.From); err == nil {
 		img, d, err := opts.Store.Image(ref.WithPlatform(&p))
 		if err == nil {

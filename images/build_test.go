@@ -365,3 +365,66 @@ func TestSpinBaseProblemsStopBeforeAnything(t *testing.T) {
 		})
 	}
 }
+
+// TestSpinFromAStoreTagPinnedByDigest: from: NAME@sha256:DIGEST, with the digest of a store tag
+// (an image's, or an index's for every platform), builds on the store's image, with no
+// registry; a digest the tag does not have is an error that says so.
+func TestSpinFromAStoreTagPinnedByDigest(t *testing.T) {
+	buildertest.RequireRunc(t)
+	ctx := context.Background()
+	st := newStore(t)
+	amdImg, amdDesc := buildertest.Busybox(t, st, amd64)
+	armImg, _ := buildertest.Busybox(t, st, arm64)
+	idx, err := image.Index([]v1.Image{amdImg, armImg}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idxDesc, err := st.WriteIndex(ctx, idx, "bbindex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	load := func(from string) *images.Spin {
+		t.Helper()
+		file := filepath.Join(dir, "pinned.yaml")
+		if err := os.WriteFile(file, []byte("from: "+from+"\nsteps:\n  - run: echo pinned > /etc/pinned\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := images.Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		from  string
+		plats []v1.Platform
+		want  string // an error, or "" for success
+	}{
+		{"busybox@" + amdDesc.Digest.String(), []v1.Platform{amd64}, ""},
+		{"bbindex@" + idxDesc.Digest.String(), []v1.Platform{amd64, arm64}, ""},
+		{"busybox@" + idxDesc.Digest.String(), []v1.Platform{amd64}, "the store's busybox is not " + idxDesc.Digest.String()},
+		{"busybox@" + amdDesc.Digest.String(), []v1.Platform{arm64}, "is for linux/amd64, not linux/arm64"},
+	} {
+		res, err := images.Build(ctx, load(tc.from), images.Options{Store: st, Runner: runner, Platforms: tc.plats, Tag: "pinned"})
+		if tc.want != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("from %s: %v, want an error with %q", tc.from, err, tc.want)
+			}
+			continue
+		}
+		if err != nil || len(res) != len(tc.plats) {
+			t.Errorf("from %s: %v", tc.from, err)
+			continue
+		}
+		for _, r := range res {
+			if r.BaseDigest == idxDesc.Digest {
+				t.Errorf("from %s for %s: the base is the index, not the platform's image", tc.from, platform.String(r.Platform))
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/serpent-os/serpent-oci/oci/pausepoint"
+	"github.com/serpent-os/serpent-oci/oci/platform"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -344,4 +345,51 @@ func platformEqual(a, b *v1.Platform) bool {
 		return a == b
 	}
 	return fmtPlatform(a) == fmtPlatform(b)
+}
+
+// ImageForPlatform returns the image for platform p that the blob h names: h itself when it
+// is an image manifest for p, or p's image in the index h. It is how NAME@sha256:DIGEST reads
+// in the store, for a digest that a tag there reports.
+func (s *Store) ImageForPlatform(h v1.Hash, p v1.Platform) (v1.Image, v1.Descriptor, error) {
+	mt := s.mediaTypeOf(v1.Descriptor{Digest: h})
+	switch {
+	case isIndex(mt):
+		d, err := s.findInIndex(v1.Descriptor{MediaType: mt, Digest: h}, p)
+		if err != nil {
+			return nil, d, err
+		}
+		img, err := s.ImageByDigest(d)
+		return img, d, err
+	case isManifest(mt):
+		raw, err := s.readSmallBlob(h, MaxManifestBytes)
+		if err != nil {
+			return nil, v1.Descriptor{}, err
+		}
+		d := v1.Descriptor{MediaType: mt, Digest: h, Size: int64(len(raw))}
+		d.Platform = s.configPlatform(d)
+		if d.Platform == nil || !platform.Equal(*d.Platform, p) {
+			return nil, d, fmt.Errorf("image %s is for %s, not %s", h, fmtPlatform(d.Platform), platform.String(p))
+		}
+		img, err := s.ImageByDigest(d)
+		return img, d, err
+	}
+	return nil, v1.Descriptor{}, fmt.Errorf("%s: %w (no image or index with this digest in the store)", h, ErrNotFound)
+}
+
+// TaggedDigest reports whether name is tagged in the store, and whether one of its tags (an
+// image's or an index's) points at h.
+func (s *Store) TaggedDigest(name string, h v1.Hash) (named, pointsAt bool) {
+	tags, err := s.Tags()
+	if err != nil {
+		return false, false
+	}
+	for _, t := range tags {
+		if t.Ref.Name == name {
+			named = true
+			if t.Descriptor.Digest == h {
+				return true, true
+			}
+		}
+	}
+	return named, false
 }
