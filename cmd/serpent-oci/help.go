@@ -23,7 +23,7 @@ func printUsage(w io.Writer, global *pflag.FlagSet) {
 }
 
 func printCommandHelp(w io.Writer, c *command, fs *pflag.FlagSet) {
-	fmt.Fprintf(w, "%s\n\nUsage:\n  serpent-oci %s [flags] %s\n", c.summary, c.name, c.args)
+	fmt.Fprintf(w, "%s\n\nUsage:\n  %s\n", c.summary, synopsis(c))
 	if c.long != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.long))
 	}
@@ -31,6 +31,19 @@ func printCommandHelp(w io.Writer, c *command, fs *pflag.FlagSet) {
 	if c.example != "" {
 		fmt.Fprintf(w, "\nExample:\n%s\n", indent(strings.TrimSpace(c.example)))
 	}
+}
+
+// synopsis is the command line as it is typed: the command, its subcommand words (build,
+// fetch|list), [flags], then the arguments.
+func synopsis(c *command) string {
+	words := strings.Fields(c.args)
+	sub := 0
+	for sub < len(words) && words[sub] == strings.ToLower(words[sub]) && !strings.ContainsAny(words[sub], "[-.") {
+		sub++
+	}
+	parts := append([]string{"serpent-oci", c.name}, words[:sub]...)
+	parts = append(parts, "[flags]")
+	return strings.Join(append(parts, words[sub:]...), " ")
 }
 
 func indent(s string) string {

@@ -65,6 +65,8 @@ type command struct {
 	usageCode int
 	// rewriteArgs, when set, rewrites the arguments before the flags are parsed.
 	rewriteArgs func([]string) []string
+	// noStore is a command that uses no store: it has no --store flag.
+	noStore bool
 }
 
 func commands() []*command {
@@ -170,7 +172,9 @@ func runCommand(ctx context.Context, e *env, c *command, args []string) error {
 	if c.flags != nil {
 		c.flags(fs)
 	}
-	fs.StringVar(&e.storeDir, "store", e.storeDir, "image store directory (also a global flag)")
+	if !c.noStore {
+		fs.StringVar(&e.storeDir, "store", e.storeDir, "image store directory (also a global flag)")
+	}
 	help := fs.BoolP("help", "h", false, "show help for "+c.name)
 	if c.rewriteArgs != nil {
 		args = c.rewriteArgs(args)

@@ -65,10 +65,17 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("%s --help exited %d", c.name, code)
 			}
-			for _, want := range []string{"Usage:", "serpent-oci " + c.name, "Example:", "--store"} {
+			for _, want := range []string{"Usage:", "serpent-oci " + c.name, "Example:"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("%s --help lacks %q:\n%s", c.name, want, out)
 				}
+			}
+			// --store where the command uses a store, and only there.
+			if has := strings.Contains(out, "--store"); has == c.noStore {
+				t.Errorf("%s --help: has --store %v, uses a store %v", c.name, has, !c.noStore)
+			}
+			if strings.HasSuffix(strings.Split(out, "\n")[3], " ") {
+				t.Errorf("%s --help: the synopsis ends in a space", c.name)
 			}
 			// `help CMD` says the same.
 			if _, again, _ := cli(t, "help", c.name); again != out {
@@ -493,5 +500,23 @@ func TestMultiPlatformTagAndExport(t *testing.T) {
 	copied := filepath.Join(dir, "copied")
 	if out, err := exec.Command("skopeo", "copy", "-q", "--all", "oci-archive:"+archive+":fx", "oci:"+copied+":fx").CombinedOutput(); err != nil {
 		t.Errorf("skopeo copy --all of the archive: %v\n%s", err, out)
+	}
+}
+
+// TestSynopsesReadAsTyped: subcommand words come before [flags], as the command is typed.
+func TestSynopsesReadAsTyped(t *testing.T) {
+	want := map[string]string{
+		"spin":    "serpent-oci spin build [flags] FILE",
+		"sources": "serpent-oci sources fetch|list [flags] TARGET",
+		"build":   "serpent-oci build [flags] TARGET",
+		"version": "serpent-oci version [flags]",
+		"run":     "serpent-oci run [flags] TAG [-- COMMAND [ARG...]]",
+	}
+	for _, c := range commands() {
+		if w, ok := want[c.name]; ok {
+			if got := synopsis(c); got != w {
+				t.Errorf("%s: synopsis %q, want %q", c.name, got, w)
+			}
+		}
 	}
 }

@@ -160,6 +160,7 @@ func fsckCommand() *command {
 func versionCommand() *command {
 	return &command{
 		name:    "version",
+		noStore: true,
 		summary: "Print serpent-oci's version",
 		example: `serpent-oci version`,
 		run: func(ctx context.Context, e *env, args []string) error {

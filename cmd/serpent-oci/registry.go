@@ -296,6 +296,7 @@ func loginCommand() *command {
 	)
 	return &command{
 		name:    "login",
+		noStore: true,
 		args:    "REGISTRY",
 		summary: "Check and store credentials for a registry",
 		long: `The credentials are checked against the registry first, then stored as docker login stores
@@ -335,6 +336,7 @@ them: in the credential helper the Docker config names, else in $DOCKER_CONFIG/c
 func logoutCommand() *command {
 	return &command{
 		name:    "logout",
+		noStore: true,
 		args:    "REGISTRY",
 		summary: "Remove stored credentials for a registry",
 		long:    `Removes what login (or docker login) stored for REGISTRY, from its credential helper or the Docker config.`,
@@ -355,6 +357,7 @@ func indexCommand() *command {
 	)
 	return &command{
 		name:    "index",
+		noStore: true,
 		args:    "create REF --from SRC...",
 		summary: "Join per-platform images in a registry into one multi-platform index",
 		long: `For builds spread over machines: each builds its platform and pushes it (or shares a

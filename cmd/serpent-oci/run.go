@@ -282,6 +282,7 @@ func binfmtCommand() *command {
 	var install bool
 	return &command{
 		name:    "binfmt",
+		noStore: true,
 		summary: "Show or set up running foreign-platform binaries (qemu through binfmt_misc)",
 		long: `Without flags, prints for each platform whether this machine runs its binaries: natively,
 through a qemu interpreter registered with the F flag (which works inside containers), or
