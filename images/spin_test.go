@@ -89,9 +89,15 @@ func TestStepKeysFollowInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Parse("s.yaml", dir, def)
+	b, err := Parse("s.yaml", dir, def)
+	if err != nil {
+		t.Fatal(err)
+	}
 	write("two")
-	c, _ := Parse("s.yaml", dir, def)
+	c, err := Parse("s.yaml", dir, def)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if digestJSON(meaningOf(&a.Steps[0])) != digestJSON(meaningOf(&b.Steps[0])) {
 		t.Error("the same copy step has two keys")
 	}

@@ -22,8 +22,12 @@ func TestSpinCommand(t *testing.T) {
 	buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
 	dir := t.TempDir()
 	def := filepath.Join(dir, "tiny.yaml")
-	os.WriteFile(filepath.Join(dir, "note"), []byte("a note\n"), 0o644)
-	os.WriteFile(def, []byte("from: busybox\nsteps:\n  - copy: note\n    to: /etc/note\n  - run: grep -q 'a note' /etc/note\n  - cmd: [cat, /etc/note]\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "note"), []byte("a note\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(def, []byte("from: busybox\nsteps:\n  - copy: note\n    to: /etc/note\n  - run: grep -q 'a note' /etc/note\n  - cmd: [cat, /etc/note]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	code, out, stderr := cli(t, "--store", storeDir, "spin", "build", def, "--platform", "linux/amd64")
 	if code != 0 || !strings.Contains(out, "tiny@linux-amd64") || !strings.Contains(out, "busybox@sha256:") ||

@@ -229,6 +229,12 @@ func TestConcurrentWritersKeepEveryTag(t *testing.T) {
 	const writers, each = 4, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
+	imgs := make([][]v1.Image, writers) // made here: t.Fatal must not run in the goroutines
+	for w := range writers {
+		for range each {
+			imgs[w] = append(imgs[w], randomImage(t, "linux/amd64"))
+		}
+	}
 	for w := range writers {
 		wg.Add(1)
 		go func() {
@@ -239,8 +245,7 @@ func TestConcurrentWritersKeepEveryTag(t *testing.T) {
 				errs <- err
 				return
 			}
-			for i := range each {
-				img := randomImage(t, "linux/amd64")
+			for i, img := range imgs[w] {
 				if _, err := mine.WriteImage(ctx, img, Ref{Name: fmt.Sprintf("w%d-%d", w, i)}.WithPlatform(&v1.Platform{OS: "linux", Architecture: "amd64"})); err != nil {
 					errs <- err
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -161,4 +162,30 @@ func DiffTrees(a, b map[string]string) []string {
 	}
 	sort.Strings(diff)
 	return diff
+}
+
+// ShiftNewTimes moves by d the access and modification times of everything under dir (dir
+// too, symlinks themselves) modified at or after since: a tree made "later", without waiting
+// for the clock, whose deliberately dated files (a fixture's) keep their dates.
+func ShiftNewTimes(t testing.TB, dir string, since time.Time, d time.Duration) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		mt := time.Unix(st.Mtim.Unix())
+		if mt.Before(since) {
+			return nil
+		}
+		at := time.Unix(st.Atim.Unix()).Add(d)
+		ts := []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(mt.Add(d).UnixNano())}
+		return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err != nil {
+		t.Fatalf("shift the times of %s: %v", dir, err)
+	}
 }
