@@ -46,15 +46,16 @@ flake: deps
 
 check: deps vet test
 
-# The seed image stage1 runs in, from Debian's packages (once per store).
+# The seed image stage1 runs in, from Debian's packages (once per store; build makes it when
+# a stage needs it, so this is only for making it beforehand).
 seed: build
 	stages/seed/make-seed.sh $(BIN) --profile $(PROFILE)
 
 # The main job: the Serpent OS bootstrap, stage1 → stage2 → stage2.5 → stage3.
-bootstrap: deps build seed
+bootstrap: deps build
 	$(BIN) build stage3 --profile $(PROFILE) --platform $(PLATFORM)
 
-bootstrap-all: deps build seed
+bootstrap-all: deps build
 	$(BIN) build stage3 --profile $(PROFILE) --platform linux/amd64,linux/arm64
 
 # stage3 from a cold store of its own, with the checks CI runs on the result.

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # The full profile's cheap check, for CI (a cold full build takes hours): its recipes load and
-# plan for both platforms, then, in a cold store of its own, for each platform: the seed with
-# ccache, the full profile's stage1, and the llvm stage's script up to the end of LLVM's CMake
+# plan for both platforms in an empty store, then, in that store, for each platform: the seed
+# with ccache, the full profile's stage1, and the llvm stage's script up to the end of LLVM's CMake
 # configure (serpent-oci shell, with SERPENT_LLVM_STOP_AFTER=configure): the host's
 # llvm-tblgen and clang-tblgen build, and the cross build configures for the target.
-# (The plan needs the seed: it is first.)
 # Usage: .ci/full-profile-check.sh [bin/serpent-oci] PLATFORM...
 set -euo pipefail
 bin="$(realpath "${1:-bin/serpent-oci}")"
@@ -20,7 +19,6 @@ check() { # check DESCRIPTION COMMAND...
 plist="$(IFS=,; echo "${platforms[*]}")"
 start=$(date +%s)
 
-"$(dirname "$0")/../stages/seed/make-seed.sh" "$bin" --profile full
 "$bin" plan stage3 --profile full --platform "$plist" --format json | tr -d ' \n' > "$store/plan.json"
 for p in "${platforms[@]}"; do
 	for stage in stage1 llvm stage2 stage2.5 stage3; do

@@ -18,12 +18,11 @@ tmp="$(mktemp -d /var/tmp/serpent-oci-repro.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 
 profile="${PROFILE:-small}"
-build_in() { # build_in STORE [WARM_FROM]: the seed, then STAGE for every platform, from a directory of its own
+build_in() { # build_in STORE [WARM_FROM]: STAGE (and the seed) for every platform, from a directory of its own
 	mkdir -p "$tmp/wd-$(basename "$1")"
 	(
 		cd "$tmp/wd-$(basename "$1")"
 		export SERPENT_OCI_STORE="$1"
-		"$here/../stages/seed/make-seed.sh" "$bin" --profile "$profile"
 		if [ -n "${2:-}" ] && [ -d "$2/.serpent/cache" ]; then
 			# The stages' cache directories (ccache's) of the first store: a warm cache must
 			# build what a cold one built, bit for bit.

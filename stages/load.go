@@ -143,6 +143,7 @@ type rawRecipe struct {
 	Files       []string          `yaml:"files"`
 	Annotate    map[string]string `yaml:"annotate"`
 	Cache       []string          `yaml:"cache"`
+	Packages    []string          `yaml:"packages"`
 }
 
 var (
@@ -332,6 +333,8 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		return fail(at("from"), "missing: name a stage, image:REF or scratch")
 	case f == "scratch":
 		return fail(at("from", "from"), "a stage runs its script inside its base, and scratch has no shell: start from an image")
+	case f == string(FromHostPackages):
+		r.From = From{Kind: FromHostPackages}
 	case strings.HasPrefix(f, "image:"):
 		if strings.TrimPrefix(f, "image:") == "" {
 			return fail(at("from", "from"), "image: needs a reference (a store tag or a registry reference)")
@@ -351,6 +354,13 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		return fail(at("runs-on"), "missing: host or target")
 	default:
 		return fail(at("runs-on", "runs-on"), "%q: want host or target", raw.RunsOn)
+	}
+
+	if r.From.Kind == FromHostPackages {
+		return hostPackagesRecipe(r, raw, at, fail)
+	}
+	if len(raw.Packages) > 0 {
+		return fail(at("packages", "packages"), "only a from: host-packages stage lists packages")
 	}
 
 	out, err := parseOutput(&raw.Output)
@@ -464,6 +474,62 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		}
 	}
 	r.rawFiles = raw.Files
+	return r, nil
+}
+
+// debianPackageRE is a Debian package name (Debian Policy 5.6.1).
+var debianPackageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+
+// maxPackages bounds a host-packages stage's list.
+const maxPackages = 500
+
+// hostPackagesRecipe finishes a from: host-packages recipe: made on the host from packages,
+// it has packages and platforms, and none of a script stage's fields.
+func hostPackagesRecipe(r *Recipe, raw rawRecipe, at func(field string, path ...any) *Error, fail func(*Error, string, ...any) (*Recipe, error)) (*Recipe, error) {
+	if r.RunsOn != OnHost {
+		return fail(at("runs-on", "runs-on"), "a from: host-packages stage is made on the host: runs-on: host")
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"output", raw.Output.Kind != 0}, {"sources", len(raw.Sources) > 0}, {"script", raw.Script != ""},
+		{"run", raw.Run != ""}, {"env", len(raw.Env) > 0}, {"tools", len(raw.Tools) > 0}, {"files", len(raw.Files) > 0},
+		{"annotate", len(raw.Annotate) > 0}, {"cache", len(raw.Cache) > 0}, {"network", raw.Network},
+	} {
+		if f.set {
+			return fail(at(f.name, f.name), "a from: host-packages stage has no %s: it is its packages", f.name)
+		}
+	}
+	switch {
+	case len(raw.Packages) == 0:
+		return fail(at("packages"), "missing: list the packages the image holds")
+	case len(raw.Packages) > maxPackages:
+		return fail(at("packages", "packages"), "%d packages: at most %d", len(raw.Packages), maxPackages)
+	}
+	seen := map[string]bool{}
+	for i, p := range raw.Packages {
+		if !debianPackageRE.MatchString(p) {
+			return fail(at(fmt.Sprintf("packages[%d]", i), "packages", i), "%q is not a package name", p)
+		}
+		if seen[p] {
+			return fail(at(fmt.Sprintf("packages[%d]", i), "packages", i), "%q is listed twice", p)
+		}
+		seen[p] = true
+	}
+	r.Packages = raw.Packages
+	r.Output = Output{Kind: Rootfs}
+	if len(raw.Platforms) == 0 {
+		return fail(at("platforms"), "missing: list the target platforms the stage supports")
+	}
+	for i, s := range raw.Platforms {
+		p, err := platform.Parse(s)
+		if err != nil {
+			return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%v", err)
+		}
+		r.Platforms = append(r.Platforms, p)
+	}
+	r.Files = map[string][]byte{}
 	return r, nil
 }
 

@@ -125,6 +125,18 @@ func TestLoadRejects(t *testing.T) {
 			`two.yaml:6: cache[0]: "/var/../etc": want it written plainly (/etc)`},
 		{"cache of the root", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\ncache: [/]\n"),
 			`two.yaml:6: cache[0]: "/": the root cannot be a cache`},
+		{"host packages with a script", withOne("seed.yaml", "from: host-packages\nruns-on: host\nplatforms: [linux/arm64]\npackages: [clang-14]\nrun: x\n"),
+			`seed.yaml:5: run: a from: host-packages stage has no run: it is its packages`},
+		{"host packages on the target", withOne("seed.yaml", "from: host-packages\nruns-on: target\nplatforms: [linux/arm64]\npackages: [clang-14]\n"),
+			`seed.yaml:2: runs-on: a from: host-packages stage is made on the host: runs-on: host`},
+		{"host packages without packages", withOne("seed.yaml", "from: host-packages\nruns-on: host\nplatforms: [linux/arm64]\n"),
+			`seed.yaml:1: packages: missing: list the packages the image holds`},
+		{"a bad package name", withOne("seed.yaml", "from: host-packages\nruns-on: host\nplatforms: [linux/arm64]\npackages: [clang-14, 'x; rm -rf /']\n"),
+			`seed.yaml:4: packages[1]: "x; rm -rf /" is not a package name`},
+		{"a package twice", withOne("seed.yaml", "from: host-packages\nruns-on: host\nplatforms: [linux/arm64]\npackages: [make, make]\n"),
+			`seed.yaml:4: packages[1]: "make" is listed twice`},
+		{"packages on a script stage", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\npackages: [make]\n"),
+			`two.yaml:6: packages: only a from: host-packages stage lists packages`},
 		{"no targets", nil, "targets.yaml: missing"},
 	}
 	for _, tt := range tests {

@@ -51,6 +51,10 @@ const (
 	FromStage   FromKind = "stage"   // another stage of the set
 	FromImage   FromKind = "image"   // an image: a store tag or a registry reference
 	FromScratch FromKind = "scratch" // nothing
+	// FromHostPackages is an image made on the host from its distribution's packages (the
+	// seed): Debian's, with mmdebstrap through the machine's own apt sources. It has no base
+	// and no script; Packages lists what it holds.
+	FromHostPackages FromKind = "host-packages"
 )
 
 // From is a stage's base.
@@ -65,6 +69,8 @@ func (f From) String() string {
 		return "scratch"
 	case FromImage:
 		return "image:" + f.Ref
+	case FromHostPackages:
+		return "host-packages"
 	}
 	return f.Ref
 }
@@ -120,6 +126,8 @@ type Recipe struct {
 	Env         map[string]string `json:"env,omitempty"`
 	Network     bool              `json:"network,omitempty"`
 	Tools       []string          `json:"tools,omitempty"`
+	// Packages are the host distribution's packages a from: host-packages stage holds.
+	Packages []string `json:"packages,omitempty"`
 	// Annotate maps an annotation key to a file the stage writes (an absolute path in its
 	// container): the file's content becomes that annotation of the stage's image.
 	Annotate map[string]string `json:"annotate,omitempty"`

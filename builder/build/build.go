@@ -115,11 +115,12 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 // runSteps runs steps in order (with their sources at paths), as Run does.
 func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string]string) (*Report, error) {
 	rep := &Report{}
+	done := map[*Step]v1.Descriptor{} // what each step made or reused
 	for i, s := range steps {
 		if s.Action == Build && s.Key == "" {
 			// The base was rebuilt: now its digest is known, and an identical rebuild of it
 			// may make this stage reusable after all.
-			base := rep.Steps[i-1]
+			base := StepResult{Descriptor: done[s.baseStep]}
 			img, err := opts.Store.ImageByDigest(base.Descriptor)
 			if err != nil {
 				return rep, err
@@ -131,7 +132,7 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 		}
 		if s.Action == Build && s.baseStep != nil && s.baseStep.Action == Pull {
 			// Build on the pulled copy in the store, not on the cache's.
-			img, err := opts.Store.ImageByDigest(rep.Steps[i-1].Descriptor)
+			img, err := opts.Store.ImageByDigest(done[s.baseStep])
 			if err != nil {
 				return rep, err
 			}
@@ -162,6 +163,7 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 			}
 			res.CacheBytes = p.Uploaded
 		}
+		done[s] = res.Descriptor
 		rep.Steps = append(rep.Steps, res)
 		if opts.Events != nil {
 			opts.Events(Event{Kind: StepDone, Index: i + 1, Total: len(steps), Step: s, Result: &rep.Steps[len(rep.Steps)-1]})
@@ -215,6 +217,9 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 		return res, nil
 	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithFields(log.Fields{"stage": s.Name(), "platform": platform.String(s.Target.Platform)}))
+	if s.Recipe.From.Kind == stages.FromHostPackages {
+		return runHostPackages(ctx, opts, s)
+	}
 	r := s.Recipe
 	ro, recipeDir, err := stageRunOptions(opts, s, paths)
 	defer os.RemoveAll(recipeDir)

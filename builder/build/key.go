@@ -43,6 +43,7 @@ type recipeMeaning struct {
 	Network  bool              `json:"network"`
 	Files    map[string]string `json:"files"` // path → sha256
 	Annotate map[string]string `json:"annotate,omitempty"`
+	Packages []string          `json:"packages,omitempty"`
 }
 
 type keySource struct {
@@ -56,6 +57,7 @@ func RecipeDigest(r *stages.Recipe) string {
 	m := recipeMeaning{
 		Name: r.Name, From: r.From, RunsOn: r.RunsOn, Output: r.Output,
 		Script: r.Script, Run: r.Run, Env: r.Env, Network: r.Network, Files: map[string]string{}, Annotate: r.Annotate,
+		Packages: r.Packages,
 	}
 	for _, s := range r.Sources {
 		m.Sources = append(m.Sources, keySource{Name: s.Name, File: s.File, SHA256: s.SHA256})

@@ -116,6 +116,7 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 		}
 	}
 	var steps []*Step
+	hostImages := map[string]*Step{} // steps that make a from: host-packages image, by tag
 	for _, p := range opts.Platforms {
 		t, ok := opts.Set.Target(p)
 		if !ok {
@@ -125,6 +126,17 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 		for _, r := range chain {
 			if !r.Supports(p) {
 				return nil, fmt.Errorf("%s: stage %s does not support %s (platforms: %s)", r.File, r.Name, platform.String(p), platformList(r.Platforms))
+			}
+			if r.From.Kind == stages.FromHostPackages { // the target itself (build seed)
+				made, isNew, err := hostPackagesStep(opts, r, opts.Host, hostImages)
+				if err != nil {
+					return nil, err
+				}
+				if isNew {
+					steps = append(steps, made)
+				}
+				prev = made
+				continue
 			}
 			s := &Step{Recipe: r, Target: t, RecipeDigest: RecipeDigest(r), baseStep: prev}
 			s.RunsOn = opts.Host
@@ -136,6 +148,18 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 				s.Output = p
 			}
 			s.Tag = TagFor(opts.Set.Profile, r.Name, p, s.Output)
+			if r.From.Kind == stages.FromImage {
+				made, isNew, err := hostImageStep(opts, r, s.RunsOn, hostImages)
+				if err != nil {
+					return nil, err
+				}
+				if made != nil {
+					if isNew {
+						steps = append(steps, made)
+					}
+					prev, s.baseStep = made, made
+				}
+			}
 			if err := resolveBase(ctx, opts, s, prev); err != nil {
 				return nil, err
 			}
@@ -157,9 +181,66 @@ func platformList(ps []v1.Platform) string {
 	return strings.Join(out, ", ")
 }
 
+// imageName is the image a from: image:NAME recipe builds on: --seed REF (opts.Images) wins
+// over the profile's own mapping, which wins over the name.
+func imageName(opts PlanOptions, r *stages.Recipe) (name string, givenByUser bool) {
+	name = r.From.Ref
+	if alias, ok := opts.Images[name]; ok {
+		return alias, true
+	}
+	if alias, ok := opts.Set.Images[name]; ok {
+		return alias, false
+	}
+	return name, false
+}
+
+// hostImageStep is the step that makes the image r starts from, when the recipe set says how
+// (a from: host-packages stage of that name, such as the seed) and the store lacks it or
+// --rebuild names it. An image the store has is used as it is, whoever made it; one the user
+// named (--seed) is never made. Several platforms' chains share the step (made reports it new).
+func hostImageStep(opts PlanOptions, r *stages.Recipe, host v1.Platform, made map[string]*Step) (s *Step, isNew bool, err error) {
+	name, byUser := imageName(opts, r)
+	mr, ok := opts.Set.Recipes[name]
+	if byUser || !ok || mr.From.Kind != stages.FromHostPackages {
+		return nil, false, nil
+	}
+	return hostPackagesStep(opts, mr, host, made)
+}
+
+// hostPackagesStep is the step that makes mr, a from: host-packages stage, on host: tagged
+// NAME@HOST (the image from: image:NAME names), reused when the store has it.
+func hostPackagesStep(opts PlanOptions, mr *stages.Recipe, host v1.Platform, made map[string]*Step) (s *Step, isNew bool, err error) {
+	name := mr.Name
+	if !mr.Supports(host) {
+		return nil, false, fmt.Errorf("%s: stage %s is not made for host %s (platforms: %s)", mr.File, mr.Name, platform.String(host), platformList(mr.Platforms))
+	}
+	tag := store.Ref{Name: name}.WithPlatform(&host) // the image image:NAME names, for this host
+	if s := made[tag.String()]; s != nil {
+		return s, false, nil
+	}
+	s = &Step{
+		Recipe: mr, Target: stages.Target{Platform: host}, RunsOn: host, Output: host, Tag: tag,
+		RecipeDigest: RecipeDigest(mr), Base: "host packages",
+	}
+	s.Key = Key(s.RecipeDigest, v1.Hash{}, s.Target, host, opts.Epoch)
+	d, err := opts.Store.Resolve(tag)
+	switch {
+	case err == nil && !slices.Contains(opts.Rebuild, name):
+		s.Existing, s.Action, s.Reason = &d, Reuse, "in the store"
+	case err == nil:
+		s.Existing, s.Action, s.Reason = &d, Build, "--rebuild "+name
+	case errors.Is(err, store.ErrNotFound):
+		s.Action, s.Reason = Build, "not in the store"
+	default:
+		return nil, false, err
+	}
+	made[tag.String()] = s
+	return s, true, nil
+}
+
 func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) error {
 	r := s.Recipe
-	if r.From.Kind == stages.FromStage {
+	if r.From.Kind == stages.FromStage || (s.baseStep != nil && s.baseStep.Recipe.From.Kind == stages.FromHostPackages) {
 		s.Base = prev.Tag.String()
 		if !platform.Equal(prev.Output, s.RunsOn) {
 			return fmt.Errorf("%s: stage %s runs on %s (runs-on: %s) but its base %s makes images for %s",
@@ -181,13 +262,7 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 		}
 		return nil
 	}
-	// --seed REF (opts.Images) wins over the profile's own mapping, which wins over the name.
-	name := r.From.Ref
-	if alias, ok := opts.Images[name]; ok {
-		name = alias
-	} else if alias, ok := opts.Set.Images[name]; ok {
-		name = alias
-	}
+	name, _ := imageName(opts, r)
 	ref, err := store.ParseRef(name)
 	if err != nil {
 		return fmt.Errorf("%s: from: image:%s: %w", r.File, r.From.Ref, err)

@@ -65,6 +65,7 @@ func TestFullProfilePlans(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %s on %s (%s)", s.Name(), s.Tag, platform.String(s.RunsOn), s.Action))
 	}
 	want := []string{
+		"seed-full seed-full@linux-amd64 on linux/amd64 (reuse)", // the store's, one for both
 		"stage1 full/stage1@linux-amd64 on linux/amd64 (build)",
 		"llvm full/llvm@linux-amd64 on linux/amd64 (build)",
 		"stage2 full/stage2@linux-amd64 on linux/amd64 (build)",
@@ -79,7 +80,7 @@ func TestFullProfilePlans(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if steps[0].Base != "seed-full@linux-amd64" {
-		t.Errorf("the full profile's stage1 starts from %s, want seed-full", steps[0].Base)
+	if steps[1].Base != "seed-full@linux-amd64" {
+		t.Errorf("the full profile's stage1 starts from %s, want seed-full", steps[1].Base)
 	}
 }

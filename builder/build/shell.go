@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 )
@@ -43,7 +44,13 @@ func Shell(ctx context.Context, opts Options, stage string, so ShellOptions) (bu
 	}
 	if last.baseStep != nil {
 		// The base is in the store now, whether reused, built or pulled just before.
-		if last.BaseImage, err = opts.Store.ImageByDigest(rep.Steps[len(rep.Steps)-1].Descriptor); err != nil {
+		var base v1.Descriptor
+		for i, st := range steps[:len(steps)-1] {
+			if st == last.baseStep {
+				base = rep.Steps[i].Descriptor
+			}
+		}
+		if last.BaseImage, err = opts.Store.ImageByDigest(base); err != nil {
 			return builder.Result{}, err
 		}
 	}

@@ -22,6 +22,10 @@ import (
 type ImportOptions struct {
 	Platform v1.Platform
 	Layer    layer.WriteOptions
+	// CreatedBy is the layer's history entry (default "serpent-oci import").
+	CreatedBy string
+	// Annotations are added to the image's manifest.
+	Annotations map[string]string
 }
 
 // Import makes a one-layer image for opts.Platform from src, a directory or a rootfs tarball
@@ -58,6 +62,10 @@ func Import(ctx context.Context, st *store.Store, src string, ref store.Ref, opt
 		}
 	}
 	opts.Layer = fillEpoch(opts.Layer)
+	createdBy := opts.CreatedBy
+	if createdBy == "" {
+		createdBy = "serpent-oci import"
+	}
 	l, err := WriteLayer(ctx, st, root, opts.Layer)
 	if err != nil {
 		return fail(err)
@@ -71,12 +79,15 @@ func Import(ctx context.Context, st *store.Store, src string, ref store.Ref, opt
 		MediaType: opts.Layer.Compression.MediaType(),
 		History: v1.History{
 			Created:   v1.Time{Time: opts.Layer.SourceDateEpoch},
-			CreatedBy: "serpent-oci import",
+			CreatedBy: createdBy,
 			Comment:   "rootfs for " + platform.String(opts.Platform),
 		},
 	})
 	if err != nil {
 		return fail(err)
+	}
+	if len(opts.Annotations) > 0 {
+		img = mutate.Annotations(img, opts.Annotations).(v1.Image)
 	}
 	d, err := st.WriteImage(ctx, img, ref.WithPlatform(&opts.Platform))
 	if err != nil {

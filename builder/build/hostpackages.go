@@ -1,0 +1,175 @@
+package build
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/log"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+)
+
+// HostPackagesTool is the program a from: host-packages stage is made with, and the Debian
+// package that has it.
+const HostPackagesTool = "mmdebstrap"
+
+// AnnotationPackages lists a host-packages image's packages (comma-separated) and
+// AnnotationSuite the distribution release they came from.
+const (
+	AnnotationPackages = "os.serpent.oci.packages"
+	AnnotationSuite    = "os.serpent.oci.suite"
+)
+
+// runHostPackages makes a from: host-packages stage (the seed): mmdebstrap installs its
+// packages from the machine's own apt sources into a tarball, which becomes a one-layer image
+// for the host, tagged with the stage's key and provenance like any stage. It runs on the host
+// itself (no container: there is no image yet to run one in); its output goes to the console
+// and the stage's log.
+func runHostPackages(ctx context.Context, opts Options, s *Step) (StepResult, error) {
+	start := time.Now()
+	res := StepResult{Step: s, Built: true}
+	fail := func(err error) (StepResult, error) {
+		res.Took = time.Since(start)
+		return res, fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.RunsOn), err)
+	}
+	if !platform.Equal(s.RunsOn, platform.Host()) || runtime.GOOS != "linux" {
+		return fail(fmt.Errorf("it is made on a %s host, and this one is %s", platform.String(s.RunsOn), platform.String(platform.Host())))
+	}
+	tool, err := exec.LookPath(HostPackagesTool)
+	if err != nil {
+		return fail(fmt.Errorf("%s is missing: install it (apt-get install %s), or name a seed image with --seed REF", HostPackagesTool, HostPackagesTool))
+	}
+	suite, err := hostSuite("/etc/os-release")
+	if err != nil {
+		return fail(err)
+	}
+	lists, err := aptSourceLists("/etc/apt")
+	if err != nil {
+		return fail(err)
+	}
+	tmp, err := opts.Store.TempDir(s.Name())
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(tmp)
+	epoch := epochOf(opts.PlanOptions)
+	out := filepath.Join(tmp, s.Name()+".tar")
+	args := append([]string{"--variant=apt", "--include=" + strings.Join(s.Recipe.Packages, ","), "--format=tar", suite, out}, lists...)
+	logPath, err := runLogged(ctx, opts, s.Name(), tool, args, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch.Unix(), 10)})
+	res.Log = logPath
+	if err != nil {
+		return fail(err)
+	}
+	a := provenance(opts.PlanOptions, s, epoch)
+	a[AnnotationPackages] = strings.Join(s.Recipe.Packages, ",")
+	a[AnnotationSuite] = suite
+	d, err := image.Import(ctx, opts.Store, out, s.Tag, image.ImportOptions{
+		Platform:    s.RunsOn,
+		Layer:       layer.WriteOptions{SourceDateEpoch: epoch},
+		CreatedBy:   "serpent-oci stage " + s.Name() + " (" + HostPackagesTool + " " + suite + ", recipe " + s.RecipeDigest + ")",
+		Annotations: a,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	res.Descriptor, res.Took = d, time.Since(start)
+	res.Size = imageSize(opts, &d)
+	return res, nil
+}
+
+// runLogged runs a host program with its output prefixed on the runner's console and whole in
+// the store's log directory, and returns the log's path.
+func runLogged(ctx context.Context, opts Options, name, tool string, args, env []string) (string, error) {
+	logDir, err := opts.Store.PrivateDir("logs")
+	if err != nil {
+		return "", err
+	}
+	logPath := filepath.Join(logDir, fmt.Sprintf("%s-%s.log", name, time.Now().UTC().Format("20060102T150405.000")))
+	f, err := os.Create(logPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Env = append(os.Environ(), env...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	console := opts.Runner.Console()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			fmt.Fprintf(f, "%s\n", sc.Text())
+			if console != nil {
+				fmt.Fprintf(console, "%s | %s\n", name, sc.Text())
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	log.G(ctx).WithFields(log.Fields{"stage": name, "command": tool + " " + strings.Join(args, " ")}).Debug("running on the host")
+	err = cmd.Run()
+	pw.Close()
+	<-done
+	if err != nil {
+		return logPath, fmt.Errorf("%s: %w (log: %s)", tool, err, logPath)
+	}
+	return logPath, nil
+}
+
+// hostSuite is the host's distribution release (VERSION_CODENAME in os-release).
+func hostSuite(osRelease string) (string, error) {
+	b, err := os.ReadFile(osRelease)
+	if err != nil {
+		return "", fmt.Errorf("the host's release: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VERSION_CODENAME="); ok && strings.Trim(v, `"'`) != "" {
+			return strings.Trim(v, `"'`), nil
+		}
+	}
+	return "", fmt.Errorf("%s names no VERSION_CODENAME: a host-packages stage needs a Debian release", osRelease)
+}
+
+// aptSourceLists are the machine's apt source files that name binary archives (deb), which
+// mmdebstrap takes as they are; the source-only lists serpent-oci's install step adds
+// (serpent-oci-src) are left out.
+func aptSourceLists(aptDir string) ([]string, error) {
+	candidates := []string{filepath.Join(aptDir, "sources.list")}
+	for _, pat := range []string{"*.list", "*.sources"} {
+		m, _ := filepath.Glob(filepath.Join(aptDir, "sources.list.d", pat))
+		candidates = append(candidates, m...)
+	}
+	var out []string
+	for _, f := range candidates {
+		if strings.Contains(filepath.Base(f), "serpent-oci-src") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "deb ") || (strings.HasPrefix(line, "Types:") && strings.Contains(" "+line+" ", " deb ")) {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no apt sources with binary packages in %s", aptDir)
+	}
+	return out, nil
+}

@@ -1,0 +1,170 @@
+package build_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/builder/sources"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+func planned(steps []*build.Step) string {
+	var out []string
+	for _, s := range steps {
+		out = append(out, fmt.Sprintf("%s %s (%s: %s)", s.Name(), s.Tag, s.Action, s.Reason))
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestSeedIsAStage: on an empty store the plan makes the seed first, once for every platform;
+// a seed the store has (imported, or made before) is used as it is; --seed REF names another
+// image and makes none; --rebuild seed makes it again.
+func TestSeedIsAStage(t *testing.T) {
+	ctx := context.Background()
+	set, err := stages.Load(stages.Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := platform.MustParse("linux/amd64")
+	both := []v1.Platform{host, platform.MustParse("linux/arm64")}
+	opts := build.PlanOptions{Store: st, Set: set, Host: host, Platforms: both}
+
+	steps, err := build.Plan(ctx, opts, "stage2")
+	if err != nil {
+		t.Fatalf("plan on an empty store: %v", err)
+	}
+	want := `seed seed@linux-amd64 (build: not in the store)
+stage1 stage1@linux-amd64 (build: base seed is rebuilt first)
+stage2 stage2@linux-amd64 (build: base stage1 is rebuilt first)
+stage1 stage1-for-linux-arm64@linux-amd64 (build: base seed is rebuilt first)
+stage2 stage2@linux-arm64 (build: base stage1 is rebuilt first)`
+	if got := planned(steps); got != want {
+		t.Errorf("plan on an empty store:\n%s\nwant:\n%s", got, want)
+	}
+
+	seed, err := image.Scratch(host, layer.DefaultSourceDateEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.WriteImage(ctx, seed, store.Ref{Name: "seed"}.WithPlatform(&host)); err != nil {
+		t.Fatal(err)
+	}
+	if steps, err = build.Plan(ctx, opts, "stage1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := planned(steps)[:strings.Index(planned(steps), "\n")]; got != "seed seed@linux-amd64 (reuse: in the store)" {
+		t.Errorf("with an imported seed: %s", got)
+	}
+	if steps[1].Key == "" {
+		t.Errorf("stage1 on a seed in the store has no key yet")
+	}
+
+	rebuild := opts
+	rebuild.Rebuild = []string{"seed"}
+	if steps, err = build.Plan(ctx, rebuild, "stage1"); err != nil || !strings.HasPrefix(planned(steps), "seed seed@linux-amd64 (build: --rebuild seed)") {
+		t.Errorf("--rebuild seed: %v\n%s", err, planned(steps))
+	}
+
+	other := opts
+	other.Images = map[string]string{"seed": "busybox"}
+	if _, err := st.WriteImage(ctx, seed, store.Ref{Name: "busybox"}.WithPlatform(&host)); err != nil {
+		t.Fatal(err)
+	}
+	if steps, err = build.Plan(ctx, other, "stage1"); err != nil || len(steps) != 2 || steps[0].Name() != "stage1" || steps[0].Base != "busybox@linux-amd64" {
+		t.Errorf("--seed busybox: %v\n%s", err, planned(steps))
+	}
+}
+
+// TestSeedIsMadeOnTheHost: the seed stage runs mmdebstrap on the host with its packages and
+// the machine's apt sources, and the tarball becomes the seed image, tagged with its key; a
+// host without mmdebstrap gets one line naming the package to install. (mmdebstrap here is a
+// stand-in that records its arguments and writes a small tarball: CI's bootstrap makes the
+// real seed.)
+func TestSeedIsMadeOnTheHost(t *testing.T) {
+	ctx := context.Background()
+	if _, err := os.Stat("/etc/apt/sources.list.d"); err != nil {
+		t.Skip("not a Debian host: no /etc/apt/sources.list.d")
+	}
+	set, err := stages.Load(stages.Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := build.Options{
+		PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: []v1.Platform{platform.Host()}},
+		Runner:      runner, Sources: &sources.Cache{Dir: t.TempDir()},
+	}
+
+	t.Setenv("PATH", t.TempDir())
+	if _, err := build.Run(ctx, opts, "seed"); err == nil || !strings.Contains(err.Error(), "mmdebstrap is missing: install it (apt-get install mmdebstrap)") {
+		t.Fatalf("without mmdebstrap: %v", err)
+	}
+
+	bin := t.TempDir()
+	argsFile := filepath.Join(t.TempDir(), "args")
+	fake := fmt.Sprintf(`#!/bin/sh
+printf '%%s\n' "$@" > %s
+echo "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" >> %s
+d=$(mktemp -d) && mkdir -p "$d/etc" && echo seeded > "$d/etc/seeded"
+for a; do case "$a" in *.tar) out="$a" ;; esac; done
+tar -C "$d" -cf "$out" . && echo "I: success"
+`, argsFile, argsFile)
+	if err := os.WriteFile(filepath.Join(bin, "mmdebstrap"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":/usr/bin:/bin")
+	rep, err := build.Run(ctx, opts, "seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, _ := os.ReadFile(argsFile)
+	for _, want := range []string{"--variant=apt\n", "--include=clang-14,lld-14,llvm-14,cmake,", "--format=tar\n", "/etc/apt/", "SOURCE_DATE_EPOCH=1597536000"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("mmdebstrap's arguments lack %q:\n%s", want, args)
+		}
+	}
+	img, d, err := st.Image(store.Ref{Name: "seed"}.WithPlatform(ptrTo(platform.Host())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Digest != rep.Steps[0].Descriptor.Digest {
+		t.Errorf("the seed tagged is %s, the build made %s", d.Digest, rep.Steps[0].Descriptor.Digest)
+	}
+	m, _ := img.Manifest()
+	if m.Annotations[build.AnnotationKey] != rep.Steps[0].Step.Key || m.Annotations[build.AnnotationPackages] == "" || m.Annotations[build.AnnotationStage] != "seed" {
+		t.Errorf("the seed's annotations: %v", m.Annotations)
+	}
+	layers, _ := img.Layers()
+	if paths := layerPaths(t, layers[0]); !strings.Contains(strings.Join(paths, " "), "etc/seeded") {
+		t.Errorf("the seed's layer: %v", paths)
+	}
+	// Made once: the next plan reuses it.
+	steps, err := build.Plan(ctx, opts.PlanOptions, "stage1")
+	if err != nil || steps[0].Action != build.Reuse {
+		t.Errorf("after making the seed: %v\n%s", err, planned(steps))
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
