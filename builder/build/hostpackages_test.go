@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/builder/buildertest"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
@@ -168,3 +169,78 @@ tar -C "$d" -cf "$out" . && echo "I: success"
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// fakeMmdebstrap puts on PATH an mmdebstrap that writes a tarball of root (a busybox tree, so
+// that stages can run in the image it makes).
+func fakeMmdebstrap(t *testing.T, root string) {
+	t.Helper()
+	bin := t.TempDir()
+	fake := fmt.Sprintf("#!/bin/sh\nfor a; do case \"$a\" in *.tar) out=\"$a\" ;; esac; done\ntar -C %s -cf \"$out\" .\n", root)
+	if err := os.WriteFile(filepath.Join(bin, "mmdebstrap"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":/usr/bin:/bin")
+}
+
+// TestVerifyDeepWithASharedSeed: verify --rebuild --deep of two platforms' chains that share
+// one seed rebuilds each stage on the rebuild of its own base (the arm64 chain's first stage
+// on the seed, not on the amd64 chain's last stage), so both come out reproducible.
+func TestVerifyDeepWithASharedSeed(t *testing.T) {
+	buildertest.RequireRunc(t)
+	if _, err := os.Stat("/etc/apt/sources.list.d"); err != nil {
+		t.Skip("not a Debian host: no /etc/apt/sources.list.d")
+	}
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "rootfs")
+	buildertest.BusyboxRootfs(t, platform.Host(), root)
+	fakeMmdebstrap(t, root)
+	dir := t.TempDir()
+	targets, err := os.ReadFile(filepath.Join(buildertest.RepoRoot(), "stages", "testdata", "busybox", "targets.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"targets.yaml": string(targets),
+		"seed.yaml":    "from: host-packages\nruns-on: host\nplatforms: [linux/amd64, linux/arm64]\npackages: [busybox]\n",
+		"tools.yaml":   "from: image:seed\nruns-on: host\noutput: layer\nplatforms: [linux/amd64, linux/arm64]\nrun: echo \"tools for $SERPENT_TARGET_ARCH\" > /etc/tools\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := stages.Load(os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := build.Options{
+		PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: []v1.Platform{platform.MustParse("linux/amd64"), platform.MustParse("linux/arm64")}},
+		Runner:      runner, Sources: &sources.Cache{Dir: t.TempDir()},
+	}
+	rep, err := build.Run(ctx, opts, "tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got != "seed:built tools:built tools:built" {
+		t.Fatalf("build: %s, want the seed once and tools for each platform", got)
+	}
+	vs, err := build.Verify(ctx, opts, "tools", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 3 {
+		t.Fatalf("verify --deep checked %d stages, want 3", len(vs))
+	}
+	for _, v := range vs {
+		if !v.Reproducible() {
+			t.Errorf("%s (%s): rebuilt as %s, built as %s", v.Step.Name(), v.Step.Tag, v.Got.Digest, v.Want.Digest)
+		}
+	}
+}

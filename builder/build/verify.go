@@ -61,12 +61,12 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 	sopts := opts
 	sopts.Store, sopts.Runner, sopts.CacheTo = scratch, runner, nil
 	sopts.PlanOptions.Store = scratch
-	var rebuild []*Step
+	var rebuild, origs []*Step
 	for _, s := range steps {
 		if deep || s.Name() == target {
 			r := *s
 			r.Action, r.Reason = Build, "verify --rebuild"
-			rebuild = append(rebuild, &r)
+			rebuild, origs = append(rebuild, &r), append(origs, s)
 		}
 	}
 	paths, err := fetchSources(ctx, opts.Sources, rebuild)
@@ -74,15 +74,15 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 		return nil, err
 	}
 	var out []Verification
-	var prevGot *v1.Descriptor // with deep: the rebuild of the stage before, on the same platform
-	for _, r := range rebuild {
+	got := map[*Step]v1.Descriptor{} // with deep: each stage's rebuild, for the stages on it
+	for i, r := range rebuild {
 		s := *r
-		if deep && r.baseStep != nil && prevGot != nil {
-			img, err := scratch.ImageByDigest(*prevGot)
+		if prev, ok := got[r.baseStep]; deep && r.baseStep != nil && ok {
+			img, err := scratch.ImageByDigest(prev)
 			if err != nil {
 				return out, err
 			}
-			r.BaseImage, r.BaseDigest = img, prevGot.Digest
+			r.BaseImage, r.BaseDigest = img, prev.Digest
 			r.Key = Key(r.RecipeDigest, r.BaseDigest, r.Target, r.RunsOn, opts.Epoch)
 		}
 		res, err := runStep(ctx, sopts, r, paths)
@@ -96,7 +96,7 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 			}
 		}
 		out = append(out, v)
-		prevGot = &res.Descriptor
+		got[origs[i]] = res.Descriptor
 	}
 	return out, nil
 }
