@@ -145,6 +145,9 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 		if err != nil {
 			return rep, err
 		}
+		if s.Recipe.From.Kind == stages.FromHostPackages {
+			s.Installed = installedOf(opts, res.Descriptor)
+		}
 		sbom, err := SBOM(s, res.Descriptor, epochOf(opts.PlanOptions))
 		if err != nil {
 			return rep, err
@@ -295,6 +298,20 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 		KeepFailed: opts.KeepFailed,
 	}
 	return ro, recipeDir, nil
+}
+
+// installedOf reads the installed packages a host-packages image records (none for one made
+// otherwise, such as an imported seed).
+func installedOf(opts Options, d v1.Descriptor) []DebianPackage {
+	img, err := opts.Store.ImageByDigest(d)
+	if err != nil {
+		return nil
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil
+	}
+	return parseInstalled(m.Annotations[AnnotationInstalled])
 }
 
 // epochOf is the build's SOURCE_DATE_EPOCH.

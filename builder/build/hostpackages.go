@@ -1,14 +1,18 @@
 package build
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +29,99 @@ const HostPackagesTool = "mmdebstrap"
 
 // AnnotationPackages lists a host-packages image's packages (comma-separated) and
 // AnnotationSuite the distribution release they came from.
+// AnnotationInstalled lists every package installed in it, NAME=VERSION=ARCH, comma-separated,
+// sorted: what its SBOM lists.
 const (
-	AnnotationPackages = "os.serpent.oci.packages"
-	AnnotationSuite    = "os.serpent.oci.suite"
+	AnnotationPackages  = "os.serpent.oci.packages"
+	AnnotationSuite     = "os.serpent.oci.suite"
+	AnnotationInstalled = "os.serpent.oci.installed"
 )
+
+// DebianPackage is a package installed in a host-packages image.
+type DebianPackage struct{ Name, Version, Arch string }
+
+// maxDpkgStatusBytes bounds the dpkg status file read from a host-packages tarball.
+const maxDpkgStatusBytes = 32 << 20
+
+// installedPackages reads the packages dpkg installed from the status file in the tarball.
+func installedPackages(tarball string) ([]DebianPackage, error) {
+	f, err := os.Open(tarball)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, errors.New("no var/lib/dpkg/status in the image")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if path.Clean(strings.TrimPrefix(h.Name, "./")) != "var/lib/dpkg/status" || h.Typeflag != tar.TypeReg {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, maxDpkgStatusBytes+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > maxDpkgStatusBytes {
+			return nil, fmt.Errorf("var/lib/dpkg/status is larger than %d bytes", maxDpkgStatusBytes)
+		}
+		return parseDpkgStatus(string(b)), nil
+	}
+}
+
+// parseDpkgStatus lists the installed packages of a dpkg status file, sorted by name.
+func parseDpkgStatus(status string) []DebianPackage {
+	var out []DebianPackage
+	for _, stanza := range strings.Split(status, "\n\n") {
+		var p DebianPackage
+		installed := false
+		for _, line := range strings.Split(stanza, "\n") {
+			k, v, ok := strings.Cut(line, ": ")
+			if !ok {
+				continue
+			}
+			switch k {
+			case "Package":
+				p.Name = v
+			case "Version":
+				p.Version = v
+			case "Architecture":
+				p.Arch = v
+			case "Status":
+				installed = strings.HasSuffix(v, " installed")
+			}
+		}
+		if installed && p.Name != "" {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b DebianPackage) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func formatInstalled(ps []DebianPackage) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.Name + "=" + p.Version + "=" + p.Arch
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseInstalled reads AnnotationInstalled; what does not parse is left out.
+func parseInstalled(s string) []DebianPackage {
+	var out []DebianPackage
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Split(part, "=")
+		if len(f) == 3 && f[0] != "" {
+			out = append(out, DebianPackage{f[0], f[1], f[2]})
+		}
+	}
+	return out
+}
 
 // runHostPackages makes a from: host-packages stage (the seed): mmdebstrap installs its
 // packages from the machine's own apt sources into a tarball, which becomes a one-layer image
@@ -70,9 +163,14 @@ func runHostPackages(ctx context.Context, opts Options, s *Step) (StepResult, er
 	if err != nil {
 		return fail(err)
 	}
+	installed, err := installedPackages(out)
+	if err != nil {
+		return fail(fmt.Errorf("read what %s installed: %w", HostPackagesTool, err))
+	}
 	a := provenance(opts.PlanOptions, s, epoch)
 	a[AnnotationPackages] = strings.Join(s.Recipe.Packages, ",")
 	a[AnnotationSuite] = suite
+	a[AnnotationInstalled] = formatInstalled(installed)
 	d, err := image.Import(ctx, opts.Store, out, s.Tag, image.ImportOptions{
 		Platform:    s.RunsOn,
 		Layer:       layer.WriteOptions{SourceDateEpoch: epoch},

@@ -128,7 +128,8 @@ func TestSeedIsMadeOnTheHost(t *testing.T) {
 	fake := fmt.Sprintf(`#!/bin/sh
 printf '%%s\n' "$@" > %s
 echo "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" >> %s
-d=$(mktemp -d) && mkdir -p "$d/etc" && echo seeded > "$d/etc/seeded"
+d=$(mktemp -d) && mkdir -p "$d/etc" "$d/var/lib/dpkg" && echo seeded > "$d/etc/seeded"
+printf 'Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n\nPackage: clang-14\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:14.0.6-12\n' > "$d/var/lib/dpkg/status"
 for a; do case "$a" in *.tar) out="$a" ;; esac; done
 tar -C "$d" -cf "$out" . && echo "I: success"
 `, argsFile, argsFile)
@@ -161,6 +162,21 @@ tar -C "$d" -cf "$out" . && echo "I: success"
 	if paths := layerPaths(t, layers[0]); !strings.Contains(strings.Join(paths, " "), "etc/seeded") {
 		t.Errorf("the seed's layer: %v", paths)
 	}
+	if got := m.Annotations[build.AnnotationInstalled]; got != "clang-14=1:14.0.6-12=amd64,zlib1g=1:1.2.13.dfsg-1=amd64" {
+		t.Errorf("installed packages: %q", got)
+	}
+	refs, err := st.Referrers(d.Digest, build.SPDXMediaType)
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("the seed's SBOMs: %v, %v", refs, err)
+	}
+	sbom, err := st.ReferrerData(refs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSBOM(t, spdxSchema(t), sbom, rep.Steps[0].Step.Recipe, d.Digest)
+	if !strings.Contains(string(sbom), `"referenceLocator": "pkg:deb/debian/clang-14@1:14.0.6-12?arch=amd64"`) || strings.Contains(string(sbom), `"gone"`) {
+		t.Errorf("the seed's SBOM does not list what is installed (and only that):\n%s", sbom)
+	}
 	// Made once: the next plan reuses it.
 	steps, err := build.Plan(ctx, opts.PlanOptions, "stage1")
 	if err != nil || steps[0].Action != build.Reuse {
@@ -174,6 +190,13 @@ func ptrTo[T any](v T) *T { return &v }
 // that stages can run in the image it makes).
 func fakeMmdebstrap(t *testing.T, root string) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Join(root, "var", "lib", "dpkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	status := "Package: busybox\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.35.0-4+b3\n"
+	if err := os.WriteFile(filepath.Join(root, "var", "lib", "dpkg", "status"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	bin := t.TempDir()
 	fake := fmt.Sprintf("#!/bin/sh\nfor a; do case \"$a\" in *.tar) out=\"$a\" ;; esac; done\ntar -C %s -cf \"$out\" .\n", root)
 	if err := os.WriteFile(filepath.Join(bin, "mmdebstrap"), []byte(fake), 0o755); err != nil {

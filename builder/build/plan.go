@@ -69,6 +69,8 @@ type Step struct {
 	Existing     *v1.Descriptor // what the tag points at now, if anything
 	Cached       v1.Image       // with Pull: the image in the cache, read lazily
 	CachedRef    name.Reference // with Pull: where
+	// Installed are the packages in a host-packages stage's image (for its SBOM).
+	Installed []DebianPackage
 }
 
 // Name is the stage's name.

@@ -3,6 +3,7 @@ package build
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -99,6 +100,13 @@ type spdxPackage struct {
 	SourceInfo            string         `json:"sourceInfo,omitempty"`
 	PrimaryPackagePurpose string         `json:"primaryPackagePurpose,omitempty"`
 	Comment               string         `json:"comment,omitempty"`
+	ExternalRefs          []spdxRef      `json:"externalRefs,omitempty"`
+}
+
+type spdxRef struct {
+	Category string `json:"referenceCategory"`
+	Type     string `json:"referenceType"`
+	Locator  string `json:"referenceLocator"`
 }
 
 type spdxChecksum struct {
@@ -168,6 +176,17 @@ func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
 		}
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "GENERATED_FROM", p.SPDXID})
+	}
+	for i, p := range s.Installed {
+		id := fmt.Sprintf("SPDXRef-Deb-%d-%s", i, spdxIDUnsafe.ReplaceAllString(p.Name, "-"))
+		doc.Packages = append(doc.Packages, spdxPackage{
+			Name: p.Name, SPDXID: id, VersionInfo: p.Version, DownloadLocation: "NOASSERTION",
+			LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+			PrimaryPackagePurpose: "INSTALL",
+			ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl",
+				"pkg:deb/debian/" + p.Name + "@" + url.PathEscape(p.Version) + "?arch=" + p.Arch}},
+		})
+		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "CONTAINS", id})
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }
