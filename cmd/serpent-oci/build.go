@@ -75,7 +75,9 @@ func (g *graphFlags) loadSet() (*stages.Set, error) {
 	return set, nil
 }
 
-func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer) (build.PlanOptions, error) {
+// planOptions reads the flags into a plan's options, with the store opened for writing, or
+// with readOnly, as it is (a store that does not exist is planned as an empty one).
+func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer, readOnly ...bool) (build.PlanOptions, error) {
 	var opts build.PlanOptions
 	set, err := g.loadSet()
 	if err != nil {
@@ -85,8 +87,20 @@ func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer
 	if err != nil {
 		return opts, err
 	}
-	st, err := e.openStore(ctx)
-	if err != nil {
+	var st *store.Store
+	if len(readOnly) > 0 && readOnly[0] {
+		dir, err := e.storePath()
+		if err != nil {
+			return opts, err
+		}
+		var missing bool
+		if st, missing, err = store.OpenOrEmpty(ctx, dir); err != nil {
+			return opts, err
+		}
+		if missing {
+			fmt.Fprintf(progress, "store %s does not exist yet: planning as for an empty store\n", st.Dir())
+		}
+	} else if st, err = e.openStore(ctx); err != nil {
 		return opts, err
 	}
 	plats := g.plat
@@ -265,7 +279,7 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 			if format != "table" && format != "json" {
 				return usagef("plan: --format %q: want table or json", format)
 			}
-			po, err := g.planOptions(ctx, e, e.stderr)
+			po, err := g.planOptions(ctx, e, e.stderr, true) // a plan writes nothing
 			if err != nil {
 				return err
 			}

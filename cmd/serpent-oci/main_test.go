@@ -525,3 +525,23 @@ func TestSynopsesReadAsTyped(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanWritesNothing: plan reads the store as it is; on one that does not exist it plans
+// as for an empty store (the seed first) and creates nothing.
+func TestPlanWritesNothing(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-store")
+	code, out, stderr := cli(t, "--store", missing, "plan", "stage1", "--platform", "linux/amd64")
+	if code != 0 || !strings.Contains(out, "seed    linux/amd64") || !strings.Contains(stderr, "does not exist yet: planning as for an empty store") {
+		t.Fatalf("plan on a missing store: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("plan created %s: %v", missing, err)
+	}
+	empty := t.TempDir()
+	if code, _, stderr := cli(t, "--store", empty, "plan", "stage1", "--platform", "linux/amd64"); code != 0 {
+		t.Fatalf("plan on an empty directory: %s", stderr)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("plan wrote into an empty directory: %v", entries)
+	}
+}

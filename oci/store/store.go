@@ -85,6 +85,21 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 // nothing is created or written (a mistyped path is an error naming it, and a layout on a
 // read-only mount can be listed, inspected and exported). Writing methods of the result work
 // as Open's if the layout is writable.
+// OpenOrEmpty is OpenExisting, except that a directory that does not exist is an empty store
+// (and stays uncreated): for a command that asks what a build would do there. It reports
+// whether the directory was missing.
+func OpenOrEmpty(ctx context.Context, dir string) (st *Store, missing bool, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if _, err := os.Lstat(abs); errors.Is(err, os.ErrNotExist) {
+		return &Store{root: abs}, true, nil
+	}
+	st, err = OpenExisting(ctx, dir)
+	return st, false, err
+}
+
 func OpenExisting(ctx context.Context, dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
