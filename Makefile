@@ -73,8 +73,8 @@ repro: deps build
 	PROFILE=$(PROFILE) .ci/repro.sh $(BIN) $(REPRO_STAGE) $(REPRO_PLATFORMS)
 
 # Every stage rebuilt for both platforms: stage times, the engine's share, emulated/native.
-bench-bootstrap: build seed
-	.ci/bench-bootstrap.sh $(BIN)
+bench-bootstrap: build
+	PROFILE=$(PROFILE) .ci/bench-bootstrap.sh $(BIN)
 
 # The three-stage test set, built with the binary.
 demo: build

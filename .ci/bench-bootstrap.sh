@@ -3,18 +3,28 @@
 # --no-cache) and prints each stage's build time per platform, the engine's share of it
 # (snapshots, mounts, capture, compression, store), and the emulated-to-native ratio of the
 # stages that run on the target (stage2.5, stage3: arm64 under qemu against amd64 natively).
-# Usage: .ci/bench-bootstrap.sh [bin/serpent-oci] [build flags, default --no-cache]
+# PROFILE=full benchmarks the full profile; its default rebuilds stage2 and what follows (the
+# llvm stage is hours: its figures are in the README, and --rebuild llvm measures it again).
+# Usage: [PROFILE=full] .ci/bench-bootstrap.sh [bin/serpent-oci] [build flags, default --no-cache]
 set -euo pipefail
 bin="$(realpath "${1:-bin/serpent-oci}")"
 shift || true
-flags=("${@:---no-cache}")
+profile="${PROFILE:-small}"
+default=(--no-cache)
+stages=(stage1 stage2 stage2.5 stage3)
+if [ "$profile" != small ]; then
+	default=(--rebuild stage2)
+	stages=(stage1 llvm stage2 stage2.5 stage3)
+fi
+flags=("${default[@]}")
+[ $# -eq 0 ] || flags=("$@")
 declare -A took
 for p in linux/amd64 linux/arm64; do
-	out="$("$bin" build stage3 --platform "$p" --progress plain "${flags[@]}" 2>/dev/null)"
-	echo "$out" | grep -E '^(stage|engine|[0-9]+ stages)'
+	out="$("$bin" build stage3 --profile "$profile" --platform "$p" --progress plain "${flags[@]}" 2>/dev/null)"
+	echo "$out" | grep -E '^(stage|llvm|seed|engine|[0-9]+ stages)'
 	while read -r stage _ _ _ _ _ t _; do
 		took["$stage/$p"]="$t"
-	done < <(echo "$out" | awk '$1 ~ /^stage/ && $1 != "STAGE"')
+	done < <(echo "$out" | awk '$1 ~ /^(stage|llvm)/ && $1 != "STAGE"')
 done
 secs() { # a Go duration (1m2.5s, 350ms, 7.6s) in seconds
 	echo "$1" | awk '{ s = 0; d = $0
@@ -24,7 +34,7 @@ secs() { # a Go duration (1m2.5s, 350ms, 7.6s) in seconds
 }
 echo
 printf '%-9s %12s %12s %10s\n' STAGE amd64 arm64 "arm64/amd64"
-for stage in stage1 stage2 stage2.5 stage3; do
+for stage in "${stages[@]}"; do
 	a="${took[$stage/linux/amd64]:-?}" b="${took[$stage/linux/arm64]:-?}"
 	ratio=$(awk -v x="$(secs "$b")" -v y="$(secs "$a")" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }')
 	printf '%-9s %12s %12s %10s\n' "$stage" "$a" "$b" "$ratio"
