@@ -511,12 +511,13 @@ serpent-oci verify stage2 --rebuild --deep --platform linux/amd64,linux/arm64`,
 			if rebuild == (against != "") {
 				return usagef("verify: give --rebuild, or --against STORE")
 			}
-			po, err := g.planOptions(ctx, e, e.stderr)
+			// --against only reads: both stores as they are.
+			po, err := g.planOptions(ctx, e, e.stderr, against != "")
 			if err != nil {
 				return err
 			}
 			if against != "" {
-				other, err := store.Open(ctx, against)
+				other, err := store.OpenExisting(ctx, against)
 				if err != nil {
 					return err
 				}

@@ -545,3 +545,18 @@ func TestPlanWritesNothing(t *testing.T) {
 		t.Errorf("plan wrote into an empty directory: %v", entries)
 	}
 }
+
+// TestVerifyAgainstWritesNothing: verify --against reads both stores and creates neither.
+func TestVerifyAgainstWritesNothing(t *testing.T) {
+	a, b := t.TempDir(), filepath.Join(t.TempDir(), "missing")
+	code, _, stderr := cli(t, "--store", a, "verify", "stage1", "--against", b, "--platform", "linux/amd64")
+	if code != 1 || !strings.Contains(stderr, b+" does not exist") {
+		t.Errorf("verify --against a missing store: exit %d\n%s", code, stderr)
+	}
+	if entries, _ := os.ReadDir(a); len(entries) != 0 {
+		t.Errorf("verify --against wrote into its own store: %v", entries)
+	}
+	if _, err := os.Stat(b); !os.IsNotExist(err) {
+		t.Errorf("verify --against created %s", b)
+	}
+}
