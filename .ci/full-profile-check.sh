@@ -9,9 +9,11 @@ set -euo pipefail
 bin="$(realpath "${1:-bin/serpent-oci}")"
 shift || true
 platforms=("${@:-linux/amd64}")
-store="$(mktemp -d /var/tmp/serpent-oci-full-check.XXXXXX)"
-trap 'rm -rf "$store"' EXIT
-export SERPENT_OCI_STORE="$store"
+work="$(mktemp -d /var/tmp/serpent-oci-full-check.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+# The store is a directory of its own (not yet created: the build makes it); the plan and the
+# logs go beside it.
+export SERPENT_OCI_STORE="$work/store"
 passed=0 failed=0
 check() { # check DESCRIPTION COMMAND...
 	if "${@:2}"; then echo "ok: $1"; passed=$((passed + 1)); else echo "FAILED: $1"; failed=$((failed + 1)); fi
@@ -19,17 +21,17 @@ check() { # check DESCRIPTION COMMAND...
 plist="$(IFS=,; echo "${platforms[*]}")"
 start=$(date +%s)
 
-"$bin" plan stage3 --profile full --platform "$plist" --format json | tr -d ' \n' > "$store/plan.json"
+"$bin" plan stage3 --profile full --platform "$plist" --format json | tr -d ' \n' > "$work/plan.json"
 for p in "${platforms[@]}"; do
 	for stage in stage1 llvm stage2 stage2.5 stage3; do
 		check "the full profile plans $stage for $p" \
-			grep -q "\"stage\":\"$stage\",\"platform\":\"$p\"" "$store/plan.json"
+			grep -q "\"stage\":\"$stage\",\"platform\":\"$p\"" "$work/plan.json"
 	done
 done
 
 for p in "${platforms[@]}"; do
 	t0=$(date +%s)
-	log="$store/llvm-configure-${p//\//-}.log"
+	log="$work/llvm-configure-${p//\//-}.log"
 	check "llvm for $p: host tools build and the cross build configures" \
 		sh -c "'$bin' shell llvm --profile full --platform '$p' --progress plain -e SERPENT_LLVM_STOP_AFTER=configure \
 			-- /bin/sh -e /recipe/profiles/full/llvm.sh > '$log' 2>&1"
