@@ -121,6 +121,31 @@ func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer
 	return opts, nil
 }
 
+// progressConsole is the console of a command's --progress value (auto, plain or tty).
+func progressConsole(e *env, command, progress string) (*console, error) {
+	if progress != "auto" && progress != "plain" && progress != "tty" {
+		return nil, usagef("%s: --progress %q: want auto, plain or tty", command, progress)
+	}
+	return newConsole(e.stderr, progress == "tty" || (progress == "auto" && isTerminalWriter(e.stderr))), nil
+}
+
+// buildOptions are the options of a build over po that reports to con: the source cache, and
+// a runner on po's store, after recovering what an interrupted run left there.
+func (g *graphFlags) buildOptions(ctx context.Context, po build.PlanOptions, con *console, keep bool) (build.Options, error) {
+	cache, err := g.sourceCache(con)
+	if err != nil {
+		return build.Options{}, err
+	}
+	runner, err := builder.NewRunner(po.Store, builder.WithConsole(con))
+	if err != nil {
+		return build.Options{}, err
+	}
+	if _, err := runner.Recover(ctx); err != nil {
+		return build.Options{}, err
+	}
+	return build.Options{PlanOptions: po, Runner: runner, Sources: cache, KeepFailed: keep, Events: con.event}, nil
+}
+
 func (g *graphFlags) sourceCache(progress io.Writer) (*sources.Cache, error) {
 	dir := g.sourcesDir
 	if dir == "" {
@@ -172,11 +197,10 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			if len(args) != 1 {
 				return usagef("build: want one TARGET stage, got %d arguments", len(args))
 			}
-			if progress != "auto" && progress != "plain" && progress != "tty" {
-				return usagef("build: --progress %q: want auto, plain or tty", progress)
+			con, err := progressConsole(e, "build", progress)
+			if err != nil {
+				return err
 			}
-			tty := progress == "tty" || (progress == "auto" && isTerminalWriter(e.stderr))
-			con := newConsole(e.stderr, tty)
 			defer con.stop()
 			po, err := g.planOptions(ctx, e, con)
 			if err != nil {
@@ -196,18 +220,11 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 				}
 				cacheTo = cs[0]
 			}
-			cache, err := g.sourceCache(con)
+			opts, err := g.buildOptions(ctx, po, con, keep)
 			if err != nil {
 				return err
 			}
-			runner, err := builder.NewRunner(po.Store, builder.WithConsole(con))
-			if err != nil {
-				return err
-			}
-			if _, err := runner.Recover(ctx); err != nil {
-				return err
-			}
-			opts := build.Options{PlanOptions: po, Runner: runner, Sources: cache, KeepFailed: keep, CacheTo: cacheTo, Events: con.event}
+			opts.CacheTo = cacheTo
 			rep, err := build.Run(ctx, opts, args[0])
 			if err == nil && pushRef != nil {
 				var p registry.Pushed

@@ -28,14 +28,7 @@ const runFailedCode = 125
 const runInterruptedCode = 130
 
 func runContainerCommand() *command {
-	var (
-		plat                   platform.List
-		keep, interactive, tty bool
-		commit, workdir, fsys  string
-		network, user, entry   string
-		envVars, volumes       []string
-		timeout                time.Duration
-	)
+	var a runArgs // the flags; args are the positional arguments
 	return &command{
 		name:      "run",
 		args:      "TAG [-- COMMAND [ARG...]]",
@@ -60,27 +53,24 @@ image, a usage error, the container cannot start); 130 when interrupted (SIGINT,
 serpent-oci run -it stage3 --platform linux/arm64 -- sh
 serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi > /opt/hello'`,
 		flags: func(fs *pflag.FlagSet) {
-			fs.Var(&plat, "platform", "which platform's image, when the tag has several")
-			fs.StringVar(&network, "network", "none", "none (an empty network namespace) or host (the host's network); --network alone is host")
+			fs.Var(&a.plat, "platform", "which platform's image, when the tag has several")
+			fs.StringVar(&a.network, "network", "none", "none (an empty network namespace) or host (the host's network); --network alone is host")
 			fs.Lookup("network").NoOptDefVal = "host"
-			fs.BoolVarP(&interactive, "interactive", "i", false, "pass standard input to the command")
-			fs.BoolVarP(&tty, "tty", "t", false, "give the command a terminal")
-			fs.StringVar(&entry, "entrypoint", "", "run this instead of the image's entrypoint (\"\" keeps it; a command word, split at spaces)")
-			fs.StringVarP(&user, "user", "u", "", "run as USER[:GROUP] (names from the image's /etc/passwd and /etc/group; default: the image's user, else root)")
-			fs.StringVar(&commit, "commit", "", "tag the image with the command's changes as NEWTAG")
-			fs.StringArrayVarP(&envVars, "env", "e", nil, "set KEY=VALUE in the container (repeatable)")
-			fs.StringArrayVarP(&volumes, "volume", "v", nil, "bind a host path into the container: SRC:DST[:ro] (repeatable)")
-			fs.StringVarP(&workdir, "workdir", "w", "", "working directory in the container (default: the image's, else /)")
-			fs.DurationVar(&timeout, "timeout", 0, "stop the command after this long (e.g. 30m; 0: no limit)")
-			fs.BoolVar(&keep, "keep-failed", false, "keep a failed run's files (unmounted) and print where")
-			fs.StringVar(&fsys, "rootfs", "auto", "root filesystem: auto (overlay, else copy), overlay or copy")
+			fs.BoolVarP(&a.interactive, "interactive", "i", false, "pass standard input to the command")
+			fs.BoolVarP(&a.tty, "tty", "t", false, "give the command a terminal")
+			fs.StringVar(&a.entry, "entrypoint", "", "run this instead of the image's entrypoint (\"\" keeps it; a command word, split at spaces)")
+			fs.StringVarP(&a.user, "user", "u", "", "run as USER[:GROUP] (names from the image's /etc/passwd and /etc/group; default: the image's user, else root)")
+			fs.StringVar(&a.commit, "commit", "", "tag the image with the command's changes as NEWTAG")
+			fs.StringArrayVarP(&a.envVars, "env", "e", nil, "set KEY=VALUE in the container (repeatable)")
+			fs.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind a host path into the container: SRC:DST[:ro] (repeatable)")
+			fs.StringVarP(&a.workdir, "workdir", "w", "", "working directory in the container (default: the image's, else /)")
+			fs.DurationVar(&a.timeout, "timeout", 0, "stop the command after this long (e.g. 30m; 0: no limit)")
+			fs.BoolVar(&a.keep, "keep-failed", false, "keep a failed run's files (unmounted) and print where")
+			fs.StringVar(&a.fsys, "rootfs", "auto", "root filesystem: auto (overlay, else copy), overlay or copy")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
-			err := runContainer(ctx, e, runArgs{
-				args: args, plat: plat, keep: keep, interactive: interactive, tty: tty,
-				commit: commit, workdir: workdir, fsys: fsys, network: network, user: user, entry: entry,
-				envVars: envVars, volumes: volumes, timeout: timeout,
-			})
+			a.args = args
+			err := runContainer(ctx, e, a)
 			var exit *runc.ExitError
 			switch {
 			case err == nil:
@@ -116,6 +106,7 @@ func joinOptionalValue(flag string, values ...string) func([]string) []string {
 	}
 }
 
+// runArgs is a run's command line.
 type runArgs struct {
 	args                   []string
 	plat                   platform.List

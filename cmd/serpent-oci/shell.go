@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 
-	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/spf13/pflag"
@@ -44,32 +43,23 @@ serpent-oci shell llvm --profile full --platform linux/amd64 -e SERPENT_LLVM_STO
 			if len(g.plat) > 1 {
 				return usagef("shell: want one --platform, got %d", len(g.plat))
 			}
-			if progress != "auto" && progress != "plain" && progress != "tty" {
-				return usagef("shell: --progress %q: want auto, plain or tty", progress)
+			con, err := progressConsole(e, "shell", progress)
+			if err != nil {
+				return err
 			}
-			tty := progress == "tty" || (progress == "auto" && isTerminalWriter(e.stderr))
-			con := newConsole(e.stderr, tty)
 			defer con.stop()
 			po, err := g.planOptions(ctx, e, con)
 			if err != nil {
 				return err
 			}
-			cache, err := g.sourceCache(con)
+			opts, err := g.buildOptions(ctx, po, con, keep)
 			if err != nil {
-				return err
-			}
-			runner, err := builder.NewRunner(po.Store, builder.WithConsole(con))
-			if err != nil {
-				return err
-			}
-			if _, err := runner.Recover(ctx); err != nil {
 				return err
 			}
 			so := build.ShellOptions{Args: args[1:], Env: envVars}
 			if len(so.Args) == 0 && isTerminal(os.Stdin) {
 				so.Stdin, so.Terminal = os.Stdin, true
 			}
-			opts := build.Options{PlanOptions: po, Runner: runner, Sources: cache, KeepFailed: keep, Events: con.event}
 			_, err = build.Shell(ctx, opts, args[0], so)
 			var exit *runc.ExitError
 			if errors.As(err, &exit) {
