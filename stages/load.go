@@ -357,7 +357,7 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	}
 
 	if r.From.Kind == FromHostPackages {
-		return hostPackagesRecipe(r, raw, at, fail)
+		return hostPackagesRecipe(r, raw, set, at, fail)
 	}
 	if len(raw.Packages) > 0 {
 		return fail(at("packages", "packages"), "only a from: host-packages stage lists packages")
@@ -373,20 +373,8 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	}
 	r.Output = out
 
-	if len(raw.Platforms) == 0 {
-		return fail(at("platforms"), "missing: list the target platforms the stage supports")
-	}
-	for i, s := range raw.Platforms {
-		p, err := platform.Parse(s)
-		if err != nil {
-			return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%v", err)
-		}
-		if set != nil {
-			if _, ok := set.Target(p); !ok {
-				return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%s has no row in %s", platform.String(p), TargetsFile)
-			}
-		}
-		r.Platforms = append(r.Platforms, p)
+	if r.Platforms, err = parsePlatforms(raw.Platforms, set, at); err != nil {
+		return nil, err
 	}
 
 	seenSource := map[string]bool{}
@@ -477,6 +465,32 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	return r, nil
 }
 
+// parsePlatforms reads a recipe's target platforms: at least one, each parsed and, in a set,
+// with a row of the set's target table.
+func parsePlatforms(raw []string, set *Set, at func(field string, path ...any) *Error) ([]v1.Platform, error) {
+	fail := func(e *Error, format string, args ...any) ([]v1.Platform, error) {
+		e.Msg = fmt.Sprintf(format, args...)
+		return nil, e
+	}
+	if len(raw) == 0 {
+		return fail(at("platforms"), "missing: list the target platforms the stage supports")
+	}
+	var out []v1.Platform
+	for i, s := range raw {
+		p, err := platform.Parse(s)
+		if err != nil {
+			return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%v", err)
+		}
+		if set != nil {
+			if _, ok := set.Target(p); !ok {
+				return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%s has no row in %s", platform.String(p), TargetsFile)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // debianPackageRE is a Debian package name (Debian Policy 5.6.1).
 var debianPackageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 
@@ -485,7 +499,7 @@ const maxPackages = 500
 
 // hostPackagesRecipe finishes a from: host-packages recipe: made on the host from packages,
 // it has packages and platforms, and none of a script stage's fields.
-func hostPackagesRecipe(r *Recipe, raw rawRecipe, at func(field string, path ...any) *Error, fail func(*Error, string, ...any) (*Recipe, error)) (*Recipe, error) {
+func hostPackagesRecipe(r *Recipe, raw rawRecipe, set *Set, at func(field string, path ...any) *Error, fail func(*Error, string, ...any) (*Recipe, error)) (*Recipe, error) {
 	if r.RunsOn != OnHost {
 		return fail(at("runs-on", "runs-on"), "a from: host-packages stage is made on the host: runs-on: host")
 	}
@@ -519,15 +533,9 @@ func hostPackagesRecipe(r *Recipe, raw rawRecipe, at func(field string, path ...
 	}
 	r.Packages = raw.Packages
 	r.Output = Output{Kind: Rootfs}
-	if len(raw.Platforms) == 0 {
-		return fail(at("platforms"), "missing: list the target platforms the stage supports")
-	}
-	for i, s := range raw.Platforms {
-		p, err := platform.Parse(s)
-		if err != nil {
-			return fail(at(fmt.Sprintf("platforms[%d]", i), "platforms", i), "%v", err)
-		}
-		r.Platforms = append(r.Platforms, p)
+	var err error
+	if r.Platforms, err = parsePlatforms(raw.Platforms, set, at); err != nil {
+		return nil, err
 	}
 	r.Files = map[string][]byte{}
 	return r, nil
