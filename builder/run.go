@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -588,4 +589,27 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// RunHost runs cmd on the host itself (no container: for what is made before there is an image
+// to run in, such as the seed) the way Run reports a container's process: its output on the
+// console, each line prefixed with name, and whole in a log in the store's log directory,
+// whose path it returns. cmd's Stdout and Stderr are set here.
+func (r *Runner) RunHost(ctx context.Context, name string, cmd *exec.Cmd) (string, error) {
+	logPath := filepath.Join(r.logsDir, strings.ReplaceAll(name, "/", "_")+"-"+newID()+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return "", fmt.Errorf("%s: log: %w", name, err)
+	}
+	defer f.Close()
+	console := newPrefixWriter(r.console, name+" | ")
+	out := &syncWriter{w: io.MultiWriter(f, console)}
+	cmd.Stdout, cmd.Stderr = out, out
+	log.G(ctx).WithFields(log.Fields{"stage": name, "command": strings.Join(cmd.Args, " ")}).Debug("running on the host")
+	err = cmd.Run()
+	_ = console.Flush()
+	if err != nil {
+		return logPath, fmt.Errorf("%s: %w (log: %s)", filepath.Base(cmd.Path), err, logPath)
+	}
+	return logPath, nil
 }

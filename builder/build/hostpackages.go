@@ -2,7 +2,6 @@ package build
 
 import (
 	"archive/tar"
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/log"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
@@ -158,7 +156,9 @@ func runHostPackages(ctx context.Context, opts Options, s *Step) (StepResult, er
 	epoch := epochOf(opts.PlanOptions)
 	out := filepath.Join(tmp, s.Name()+".tar")
 	args := append([]string{"--variant=apt", "--include=" + strings.Join(s.Recipe.Packages, ","), "--format=tar", suite, out}, lists...)
-	logPath, err := runLogged(ctx, opts, s.Name(), tool, args, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch.Unix(), 10)})
+	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10))
+	logPath, err := opts.Runner.RunHost(ctx, s.Name(), cmd)
 	res.Log = logPath
 	if err != nil {
 		return fail(err)
@@ -183,47 +183,6 @@ func runHostPackages(ctx context.Context, opts Options, s *Step) (StepResult, er
 	res.Descriptor, res.Took = d, time.Since(start)
 	res.Size = imageSize(opts, &d)
 	return res, nil
-}
-
-// runLogged runs a host program with its output prefixed on the runner's console and whole in
-// the store's log directory, and returns the log's path.
-func runLogged(ctx context.Context, opts Options, name, tool string, args, env []string) (string, error) {
-	logDir, err := opts.Store.PrivateDir("logs")
-	if err != nil {
-		return "", err
-	}
-	logPath := filepath.Join(logDir, fmt.Sprintf("%s-%s.log", name, time.Now().UTC().Format("20060102T150405.000")))
-	f, err := os.Create(logPath)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	cmd := exec.CommandContext(ctx, tool, args...)
-	cmd.Env = append(os.Environ(), env...)
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	console := opts.Runner.Console()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			fmt.Fprintf(f, "%s\n", sc.Text())
-			if console != nil {
-				fmt.Fprintf(console, "%s | %s\n", name, sc.Text())
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	log.G(ctx).WithFields(log.Fields{"stage": name, "command": tool + " " + strings.Join(args, " ")}).Debug("running on the host")
-	err = cmd.Run()
-	pw.Close()
-	<-done
-	if err != nil {
-		return logPath, fmt.Errorf("%s: %w (log: %s)", tool, err, logPath)
-	}
-	return logPath, nil
 }
 
 // hostSuite is the host's distribution release (VERSION_CODENAME in os-release).
