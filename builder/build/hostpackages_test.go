@@ -17,6 +17,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 	"github.com/serpent-os/serpent-oci/stages"
 )
 
@@ -98,25 +99,13 @@ stage2 stage2@linux-arm64 (build: base stage1 is rebuilt first)`
 // real seed.)
 func TestSeedIsMadeOnTheHost(t *testing.T) {
 	ctx := context.Background()
-	if _, err := os.Stat("/etc/apt/sources.list.d"); err != nil {
-		t.Skip("not a Debian host: no /etc/apt/sources.list.d")
-	}
+	requireAptSources(t)
 	set, err := stages.Load(stages.Embedded())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := build.Options{
-		PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: []v1.Platform{platform.Host()}},
-		Runner:      runner, Sources: &sources.Cache{Dir: t.TempDir()},
-	}
+	opts := hostBuildOptions(t, set, platform.Host())
+	st := opts.Store
 
 	t.Setenv("PATH", t.TempDir())
 	if _, err := build.Run(ctx, opts, "seed"); err == nil || !strings.Contains(err.Error(), "mmdebstrap is missing: install it (apt-get install mmdebstrap)") {
@@ -186,6 +175,31 @@ tar -C "$d" -cf "$out" . && echo "I: success"
 
 func ptrTo[T any](v T) *T { return &v }
 
+// requireAptSources needs a Debian host: the seed is made from its apt sources.
+func requireAptSources(t *testing.T) {
+	t.Helper()
+	_, err := os.Stat("/etc/apt/sources.list.d")
+	testenv.Require(t, err == nil, "a Debian host (/etc/apt/sources.list.d)")
+}
+
+// hostBuildOptions are build options over set for plats, with a new store, a runner on it and
+// an empty source cache.
+func hostBuildOptions(t *testing.T, set *stages.Set, plats ...v1.Platform) build.Options {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return build.Options{
+		PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: plats},
+		Runner:      runner, Sources: &sources.Cache{Dir: t.TempDir()},
+	}
+}
+
 // fakeMmdebstrap puts on PATH an mmdebstrap that writes a tarball of root (a busybox tree, so
 // that stages can run in the image it makes).
 func fakeMmdebstrap(t *testing.T, root string) {
@@ -210,9 +224,7 @@ func fakeMmdebstrap(t *testing.T, root string) {
 // on the seed, not on the amd64 chain's last stage), so both come out reproducible.
 func TestVerifyDeepWithASharedSeed(t *testing.T) {
 	buildertest.RequireRunc(t)
-	if _, err := os.Stat("/etc/apt/sources.list.d"); err != nil {
-		t.Skip("not a Debian host: no /etc/apt/sources.list.d")
-	}
+	requireAptSources(t)
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "rootfs")
 	buildertest.BusyboxRootfs(t, platform.Host(), root)
@@ -235,18 +247,7 @@ func TestVerifyDeepWithASharedSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := build.Options{
-		PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: []v1.Platform{platform.MustParse("linux/amd64"), platform.MustParse("linux/arm64")}},
-		Runner:      runner, Sources: &sources.Cache{Dir: t.TempDir()},
-	}
+	opts := hostBuildOptions(t, set, platform.MustParse("linux/amd64"), platform.MustParse("linux/arm64"))
 	rep, err := build.Run(ctx, opts, "tools")
 	if err != nil {
 		t.Fatal(err)
