@@ -13,10 +13,7 @@ platforms=("${@:-linux/arm64}")
 store="$(mktemp -d /var/tmp/serpent-oci-ci-store.XXXXXX)"
 trap 'rm -rf "$store"' EXIT
 export SERPENT_OCI_STORE="$store"
-passed=0 failed=0
-check() { # check DESCRIPTION COMMAND...
-	if "${@:2}"; then echo "ok: $1"; passed=$((passed + 1)); else echo "FAILED: $1"; failed=$((failed + 1)); fi
-}
+. "$(dirname "$0")/check.sh"
 
 profile="${PROFILE:-small}"
 prefix=""
@@ -98,5 +95,4 @@ if [ -n "${REPRO_PLATFORMS:-}" ]; then
 		env REPRO_STORE_A="$store" "$(dirname "$0")/repro.sh" "$bin" stage3 $REPRO_PLATFORMS
 	echo "second build and comparison: $(( $(date +%s) - t0 ))s"
 fi
-echo "bootstrap: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done bootstrap

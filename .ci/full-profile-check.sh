@@ -14,10 +14,7 @@ trap 'rm -rf "$work"' EXIT
 # The store is a directory of its own (not yet created: the build makes it); the plan and the
 # logs go beside it.
 export SERPENT_OCI_STORE="$work/store"
-passed=0 failed=0
-check() { # check DESCRIPTION COMMAND...
-	if "${@:2}"; then echo "ok: $1"; passed=$((passed + 1)); else echo "FAILED: $1"; failed=$((failed + 1)); fi
-}
+. "$(dirname "$0")/check.sh"
 plist="$(IFS=,; echo "${platforms[*]}")"
 start=$(date +%s)
 
@@ -42,5 +39,4 @@ for p in "${platforms[@]}"; do
 	echo "full profile check for $p: $(( $(date +%s) - t0 ))s"
 done
 echo "full profile check of ${platforms[*]}: $(( $(date +%s) - start ))s"
-echo "full-profile-check: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+checks_done full-profile-check
