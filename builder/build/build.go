@@ -120,12 +120,12 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 		if s.Action == Build && s.Key == "" {
 			// The base was rebuilt: now its digest is known, and an identical rebuild of it
 			// may make this stage reusable after all.
-			base := StepResult{Descriptor: done[s.baseStep]}
-			img, err := opts.Store.ImageByDigest(base.Descriptor)
+			base := done[s.baseStep]
+			img, err := opts.Store.ImageByDigest(base)
 			if err != nil {
 				return rep, err
 			}
-			s.BaseImage, s.BaseDigest = img, base.Descriptor.Digest
+			s.BaseImage, s.BaseDigest = img, base.Digest
 			if err := decide(ctx, opts.PlanOptions, s); err != nil {
 				return rep, err
 			}

@@ -45,9 +45,9 @@ func Shell(ctx context.Context, opts Options, stage string, so ShellOptions) (bu
 	if last.baseStep != nil {
 		// The base is in the store now, whether reused, built or pulled just before.
 		var base v1.Descriptor
-		for i, st := range steps[:len(steps)-1] {
-			if st == last.baseStep {
-				base = rep.Steps[i].Descriptor
+		for _, r := range rep.Steps {
+			if r.Step == last.baseStep {
+				base = r.Descriptor
 			}
 		}
 		if last.BaseImage, err = opts.Store.ImageByDigest(base); err != nil {

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -74,9 +73,4 @@ func (a *announcer) wait(try int) time.Duration {
 		return a.backoff.Cap
 	}
 	return time.Duration(d)
-}
-
-// String names the transport in debug output.
-func (a *announcer) String() string {
-	return fmt.Sprintf("retries announced (%d tries)", a.backoff.Steps)
 }
