@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/serpent-os/serpent-oci/builder/sources"
@@ -61,6 +62,8 @@ type StepResult struct {
 	Took       time.Duration
 	Built      bool
 	Pulled     bool  // from a --cache-from repository
+	Resolved   bool  // a cache hit whose image was not needed: Descriptor is the cache's, not in the store
+	Downloaded int64 // with Pulled: the bytes fetched
 	CacheBytes int64 // blob bytes uploaded to the --cache-to repository
 	Log        string
 	Run        builder.Result
@@ -79,6 +82,26 @@ func (r *Report) Pulled() int {
 		if s.Pulled {
 			n++
 		}
+	}
+	return n
+}
+
+// Resolved is how many stages were cache hits used by digest alone.
+func (r *Report) Resolved() int {
+	n := 0
+	for _, s := range r.Steps {
+		if s.Resolved {
+			n++
+		}
+	}
+	return n
+}
+
+// Downloaded is the bytes the build's pulls fetched.
+func (r *Report) Downloaded() int64 {
+	var n int64
+	for _, s := range r.Steps {
+		n += s.Downloaded
 	}
 	return n
 }
@@ -129,6 +152,12 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 			if err := decide(ctx, opts.PlanOptions, s); err != nil {
 				return rep, err
 			}
+			if s.Action == Resolve {
+				// The plan could not know what comes after it: fetch it, to be sure.
+				if err := s.needImage(ctx, opts.PlanOptions); err != nil {
+					return rep, err
+				}
+			}
 		}
 		if s.Action == Build && s.baseStep != nil && s.baseStep.Action == Pull {
 			// Build on the pulled copy in the store, not on the cache's.
@@ -145,6 +174,18 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 		if err != nil {
 			return rep, err
 		}
+		if s.Action == Resolve {
+			if err := resolved(ctx, opts, s, &res); err != nil {
+				return rep, err
+			}
+			done[s] = res.Descriptor
+			rep.Steps = append(rep.Steps, res)
+			if opts.Events != nil {
+				opts.Events(Event{Kind: StepDone, Index: i + 1, Total: len(steps), Step: s, Result: &rep.Steps[len(rep.Steps)-1]})
+			}
+			continue
+		}
+		forgetResolved(opts.Store, s.Tag)
 		if s.Recipe.From.Kind == stages.FromHostPackages {
 			s.Installed = installedOf(opts, res.Descriptor)
 		}
@@ -173,6 +214,38 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 		}
 	}
 	return rep, nil
+}
+
+// resolved finishes a step resolved from a cache: the store records it (so that later plans
+// continue its chain of keys, and pull it from there when something must run on it), and a
+// --cache-to repository gets it (mounted from the cache when the registry is the same).
+func resolved(ctx context.Context, opts Options, s *Step, res *StepResult) error {
+	res.Resolved = true
+	if s.Cached != nil {
+		if d, err := partial.Descriptor(s.Cached); err == nil {
+			res.Descriptor = *d
+		}
+		res.Size, _ = image.Size(s.Cached)
+	}
+	if err := writeResolved(opts.Store, s); err != nil {
+		return fmt.Errorf("stage %s: record it as resolved from %s: %w", s.Name(), s.CachedRef, err)
+	}
+	if opts.CacheTo == nil {
+		return nil
+	}
+	if s.Cached == nil { // resolved by an earlier build: read where that one found it
+		img, err := opts.Registry.Image(ctx, s.CachedRef, s.Output)
+		if err != nil {
+			return fmt.Errorf("stage %s: copy it to the cache: %w", s.Name(), err)
+		}
+		s.Cached = img
+	}
+	p, err := opts.CacheTo.Put(ctx, s.Name(), s.Key, s.Cached)
+	if err != nil {
+		return fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.Target.Platform), err)
+	}
+	res.CacheBytes = p.Uploaded
+	return nil
 }
 
 func fetchSources(ctx context.Context, cache *sources.Cache, steps []*Step) (map[string]string, error) {
@@ -209,12 +282,20 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 		res.Size = imageSize(opts, s.Existing)
 		res.Took = time.Since(start)
 		return res, nil
+	case Resolve:
+		res.Descriptor = v1.Descriptor{Digest: s.CachedDigest}
+		res.Took = time.Since(start)
+		return res, nil
 	case Pull:
+		n, err := missingBytes(opts.Store, s.Cached)
+		if err != nil {
+			return res, fmt.Errorf("stage %s for %s: read %s: %w", s.Name(), platform.String(s.Target.Platform), s.CachedRef, err)
+		}
 		d, err := opts.Registry.Store(ctx, opts.Store, s.Cached, s.CachedRef, s.Tag)
 		if err != nil {
 			return res, fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.Target.Platform), err)
 		}
-		res.Descriptor, res.Pulled = d, true
+		res.Descriptor, res.Pulled, res.Downloaded = d, true, n
 		res.Size = imageSize(opts, &d)
 		res.Took = time.Since(start)
 		return res, nil

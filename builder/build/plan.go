@@ -23,7 +23,10 @@ type Action string
 const (
 	Reuse Action = "reuse" // the store's image has the key
 	Pull  Action = "pull"  // a --cache-from repository has an image with the key
-	Build Action = "build"
+	// Resolve is a cache hit whose image no step needs (an ancestor of another hit): only its
+	// digest, read from its manifest, is used, for the keys after it; nothing is downloaded.
+	Resolve Action = "resolve"
+	Build   Action = "build"
 )
 
 // PlanOptions is what a plan depends on.
@@ -68,7 +71,11 @@ type Step struct {
 	Reason       string
 	Existing     *v1.Descriptor // what the tag points at now, if anything
 	Cached       v1.Image       // with Pull: the image in the cache, read lazily
-	CachedRef    name.Reference // with Pull: where
+	CachedRef    name.Reference // with Pull and Resolve: where
+	CachedDigest v1.Hash        // with Pull and Resolve: its manifest's digest
+	// Download is, with Pull, the bytes its pull fetches: the manifest, and the config and
+	// layers the store lacks.
+	Download int64
 	// Installed are the packages in a host-packages stage's image (for its SBOM).
 	Installed []DebianPackage
 }
@@ -130,7 +137,7 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 				return nil, fmt.Errorf("%s: stage %s does not support %s (platforms: %s)", r.File, r.Name, platform.String(p), platformList(r.Platforms))
 			}
 			if r.From.Kind == stages.FromHostPackages { // the target itself (build seed)
-				made, isNew, err := hostPackagesStep(opts, r, opts.Host, hostImages)
+				made, isNew, err := hostPackagesStep(ctx, opts, r, opts.Host, hostImages)
 				if err != nil {
 					return nil, err
 				}
@@ -151,7 +158,7 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 			}
 			s.Tag = TagFor(opts.Set.Profile, r.Name, p, s.Output)
 			if r.From.Kind == stages.FromImage {
-				made, isNew, err := hostImageStep(opts, r, s.RunsOn, hostImages)
+				made, isNew, err := hostImageStep(ctx, opts, r, s.RunsOn, hostImages)
 				if err != nil {
 					return nil, err
 				}
@@ -171,6 +178,9 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 			steps = append(steps, s)
 			prev = s
 		}
+	}
+	if err := fetchOnlyWhatIsNeeded(ctx, opts, steps, target); err != nil {
+		return nil, err
 	}
 	return steps, nil
 }
@@ -200,18 +210,18 @@ func imageName(opts PlanOptions, r *stages.Recipe) (name string, givenByUser boo
 // (a from: host-packages stage of that name, such as the seed) and the store lacks it or
 // --rebuild names it. An image the store has is used as it is, whoever made it; one the user
 // named (--seed) is never made. Several platforms' chains share the step (made reports it new).
-func hostImageStep(opts PlanOptions, r *stages.Recipe, host v1.Platform, made map[string]*Step) (s *Step, isNew bool, err error) {
+func hostImageStep(ctx context.Context, opts PlanOptions, r *stages.Recipe, host v1.Platform, made map[string]*Step) (s *Step, isNew bool, err error) {
 	name, byUser := imageName(opts, r)
 	mr, ok := opts.Set.Recipes[name]
 	if byUser || !ok || mr.From.Kind != stages.FromHostPackages {
 		return nil, false, nil
 	}
-	return hostPackagesStep(opts, mr, host, made)
+	return hostPackagesStep(ctx, opts, mr, host, made)
 }
 
 // hostPackagesStep is the step that makes mr, a from: host-packages stage, on host: tagged
 // NAME@HOST (the image from: image:NAME names), reused when the store has it.
-func hostPackagesStep(opts PlanOptions, mr *stages.Recipe, host v1.Platform, made map[string]*Step) (s *Step, isNew bool, err error) {
+func hostPackagesStep(ctx context.Context, opts PlanOptions, mr *stages.Recipe, host v1.Platform, made map[string]*Step) (s *Step, isNew bool, err error) {
 	name := mr.Name
 	if !mr.Supports(host) {
 		return nil, false, fmt.Errorf("%s: stage %s is not made for host %s (platforms: %s)", mr.File, mr.Name, platform.String(host), platformList(mr.Platforms))
@@ -233,6 +243,11 @@ func hostPackagesStep(opts PlanOptions, mr *stages.Recipe, host v1.Platform, mad
 		s.Existing, s.Action, s.Reason = &d, Build, "--rebuild "+name
 	case errors.Is(err, store.ErrNotFound):
 		s.Action, s.Reason = Build, "not in the store"
+		if !opts.NoCache && !slices.Contains(opts.Rebuild, name) {
+			if err := lookInCaches(ctx, opts, s); err != nil {
+				return nil, false, err
+			}
+		}
 	default:
 		return nil, false, err
 	}
@@ -255,12 +270,8 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 				return err
 			}
 			s.BaseImage, s.BaseDigest = img, prev.Existing.Digest
-		case prev.Action == Pull:
-			h, err := prev.Cached.Digest()
-			if err != nil {
-				return fmt.Errorf("%s: %w", prev.CachedRef, err)
-			}
-			s.BaseImage, s.BaseDigest = prev.Cached, h
+		case prev.Action == Pull || prev.Action == Resolve:
+			s.BaseImage, s.BaseDigest = prev.Cached, prev.CachedDigest // a resolved record's image is nil
 		}
 		return nil
 	}
@@ -343,13 +354,15 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 }
 
 // lookInCaches turns a build into a pull when a cache repository has an image under the
-// step's key that says it is that key's image and is for the step's output platform.
+// step's key that says it is that key's image and is for the step's output platform, or else
+// into a resolve when an earlier build resolved the key from a cache (the store's record):
+// only the manifest is read here, and fetchOnlyWhatIsNeeded decides what is downloaded.
 func lookInCaches(ctx context.Context, opts PlanOptions, s *Step) error {
 	for _, c := range opts.CacheFrom {
 		img, ref, err := c.Find(ctx, s.Name(), s.Key)
 		if err != nil {
 			// A cache that cannot be read is a cache miss, as in BuildKit: the build goes on.
-			log.G(ctx).WithError(err).Warnf("stage %s: cache %s unreadable: building instead", s.Name(), c)
+			log.G(ctx).WithError(err).WithFields(log.Fields{"stage": s.Name(), "cache": c.String()}).Warn("cache unreadable: building instead")
 			continue
 		}
 		if img == nil {
@@ -364,11 +377,99 @@ func lookInCaches(ctx context.Context, opts PlanOptions, s *Step) error {
 			return fmt.Errorf("stage %s: read %s: %w", s.Name(), ref, err)
 		}
 		if m.Annotations[AnnotationKey] != s.Key || cfg.Platform() == nil || !platform.Equal(*cfg.Platform(), s.Output) {
-			log.G(ctx).WithField("image", ref.String()).Warnf("stage %s: cache image does not carry key %s for %s: ignored", s.Name(), s.Key, platform.String(s.Output))
+			log.G(ctx).WithFields(log.Fields{"stage": s.Name(), "image": ref.String(), "key": s.Key, "platform": platform.String(s.Output)}).
+				Warn("cache image does not carry the stage's key for its platform: ignored")
 			continue
 		}
-		s.Action, s.Reason, s.Cached, s.CachedRef = Pull, "in cache "+c.String(), img, ref
+		h, err := img.Digest()
+		if err != nil {
+			return fmt.Errorf("stage %s: read %s: %w", s.Name(), ref, err)
+		}
+		s.Action, s.Reason, s.Cached, s.CachedRef, s.CachedDigest = Pull, "in cache "+c.String(), img, ref, h
 		return nil
 	}
+	rec, ok := readResolved(ctx, opts.Store, s.Tag)
+	if !ok || rec.Key != s.Key || opts.Registry == nil {
+		return nil
+	}
+	h, err := v1.NewHash(rec.Digest)
+	if err != nil {
+		return nil // readResolved checked it
+	}
+	ref, err := opts.Registry.ParseReference(rec.Image)
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("tag", s.Tag.String()).Warn("resolved record names no registry image: ignored")
+		return nil
+	}
+	s.Action, s.Reason, s.CachedRef, s.CachedDigest = Resolve, "resolved from "+ref.Context().String()+" by an earlier build", ref.Context().Digest(h.String()), h
 	return nil
+}
+
+// fetchOnlyWhatIsNeeded downloads a cache hit only where an image is needed: the target's own,
+// and the base of a stage that is built. Every other hit is only resolved (its digest keys the
+// stages after it), as BuildKit exports only the result of a cached chain. It sets each
+// pull's download size.
+func fetchOnlyWhatIsNeeded(ctx context.Context, opts PlanOptions, steps []*Step, target string) error {
+	needed := map[*Step]bool{}
+	for _, s := range steps {
+		if s.Name() == target {
+			needed[s] = true
+		}
+		if s.Action == Build && s.baseStep != nil {
+			needed[s.baseStep] = true
+		}
+	}
+	for _, s := range steps {
+		switch {
+		case s.Action == Pull && !needed[s]:
+			s.Action, s.Reason = Resolve, s.Reason+": only its digest is needed"
+		case s.Action == Resolve && needed[s], s.Action == Pull:
+			if err := s.needImage(ctx, opts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// needImage makes s a pull (a resolved step's image is needed: something runs on it), with its
+// download size.
+func (s *Step) needImage(ctx context.Context, opts PlanOptions) error {
+	if s.Cached == nil {
+		img, err := opts.Registry.Image(ctx, s.CachedRef, s.Output)
+		if err != nil {
+			return fmt.Errorf("stage %s: its image is needed, and %s (where an earlier build resolved it) cannot serve it: %w (build with --cache-from, or --rebuild %s)", s.Name(), s.CachedRef, err, s.Name())
+		}
+		if h, err := img.Digest(); err != nil || h != s.CachedDigest {
+			return fmt.Errorf("stage %s: %s is not %s", s.Name(), s.CachedRef, s.CachedDigest)
+		}
+		s.Cached = img
+	}
+	n, err := missingBytes(opts.Store, s.Cached)
+	if err != nil {
+		return fmt.Errorf("stage %s: read %s: %w", s.Name(), s.CachedRef, err)
+	}
+	s.Action, s.Download = Pull, n
+	s.Reason = strings.TrimSuffix(s.Reason, ": only its digest is needed")
+	return nil
+}
+
+// missingBytes is what a pull of img into st downloads: its manifest, and its config and layers
+// the store lacks.
+func missingBytes(st *store.Store, img v1.Image) (int64, error) {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return 0, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(raw))
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		if !st.HasBlob(d.Digest) {
+			n += d.Size
+		}
+	}
+	return n, nil
 }

@@ -38,6 +38,11 @@ func Shell(ctx context.Context, opts Options, stage string, so ShellOptions) (bu
 		return builder.Result{}, err
 	}
 	last := steps[len(steps)-1]
+	if b := last.baseStep; b != nil && b.Action == Resolve {
+		if err := b.needImage(ctx, opts.PlanOptions); err != nil { // the shell runs on it
+			return builder.Result{}, err
+		}
+	}
 	rep, err := runSteps(ctx, opts, steps[:len(steps)-1], paths)
 	if err != nil {
 		return builder.Result{}, err

@@ -250,13 +250,15 @@ func printSummary(w io.Writer, rep *build.Report) {
 		case s.Built:
 			result = "built (" + s.Step.Reason + ")"
 		case s.Pulled:
-			result = "pulled (" + s.Step.Reason + ")"
+			result = "pulled " + humanBytes(s.Downloaded) + " (" + s.Step.Reason + ")"
+		case s.Resolved:
+			result = "resolved, 0 B (" + s.Step.Reason + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Step.Name(), platform.String(s.Step.Target.Platform),
 			s.Step.Tag, shortDigest(s.Descriptor.Digest), humanBytes(s.Size), s.Took.Round(time.Millisecond), result)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d stages, %d built, %d pulled, in %s\n", len(rep.Steps), rep.Containers(), rep.Pulled(), rep.Took.Round(time.Millisecond))
+	fmt.Fprintf(w, "%d stages, %d built, %d pulled (%s), %d resolved only, in %s\n", len(rep.Steps), rep.Containers(), rep.Pulled(), humanBytes(rep.Downloaded()), rep.Resolved(), rep.Took.Round(time.Millisecond))
 	var engine, total time.Duration
 	for _, s := range rep.Steps {
 		if s.Built {
@@ -314,23 +316,31 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 					Key      string `json:"key"`
 					Action   string `json:"action"`
 					Reason   string `json:"reason"`
+					Download int64  `json:"download_bytes"` // what a pull fetches; 0 for the others
 				}
 				var rows []row
 				for _, s := range steps {
-					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason})
+					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download})
 				}
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STAGE\tPLATFORM\tRUNS ON\tBASE\tKEY\tACTION\tWHY")
+			fmt.Fprintln(tw, "STAGE\tPLATFORM\tRUNS ON\tBASE\tKEY\tACTION\tDOWNLOAD\tWHY")
 			for _, s := range steps {
 				key := "(after its base)"
 				if s.Key != "" {
 					key = s.Key[:len("sha256:")+16]
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, key, s.Action, s.Reason)
+				download := "-"
+				switch s.Action {
+				case build.Pull:
+					download = humanBytes(s.Download)
+				case build.Resolve:
+					download = "0 B"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, key, s.Action, download, s.Reason)
 			}
 			return tw.Flush()
 		},
@@ -461,7 +471,9 @@ func (c *console) event(ev build.Event) {
 		case build.Reuse:
 			fmt.Fprintf(c, "%s: reusing %s (same key)\n", where, s.Tag)
 		case build.Pull:
-			fmt.Fprintf(c, "%s: pulling %s\n", where, s.CachedRef)
+			fmt.Fprintf(c, "%s: pulling %s (%s)\n", where, s.CachedRef, humanBytes(s.Download))
+		case build.Resolve:
+			fmt.Fprintf(c, "%s: resolved %s as %s, nothing downloaded (%s)\n", where, s.Tag, shortDigest(s.CachedDigest), s.Reason)
 		default:
 			fmt.Fprintf(c, "%s: building on %s (%s)\n", where, platform.String(s.RunsOn), s.Reason)
 		}

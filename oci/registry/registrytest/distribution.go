@@ -16,6 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +45,7 @@ type Distribution struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	logf   *os.File
+	marks  int
 }
 
 // StartDistribution starts the registry, stopped when the test ends. Without docker-registry
@@ -75,7 +80,7 @@ func StartDistribution(t testing.TB) *Distribution {
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: %s
@@ -155,6 +160,51 @@ func (d *Distribution) Transport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = &tls.Config{RootCAs: d.Roots}
 	return t
+}
+
+// Request is one request the registry answered, from its access log.
+type Request struct {
+	Method, Path string
+	Status       int
+	Bytes        int64 // the response body's
+}
+
+var accessLine = regexp.MustCompile(`"([A-Z]+) (\S+) HTTP/[0-9.]+" ([0-9]{3}) ([0-9]+|-)`)
+
+// Served lists the requests the registry answered so far, in order (its access log, in the
+// Apache combined format). A request's line is written after its response: Served sends one
+// of its own and waits for that line, so that every request answered before it is listed.
+func (d *Distribution) Served() []Request {
+	d.t.Helper()
+	d.marks++
+	mark := fmt.Sprintf("/v2/?served-mark=%d", d.marks)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: d.Transport()}
+	resp, err := client.Get("https://" + d.Addr + mark)
+	if err != nil {
+		d.t.Fatalf("registry access log mark: %v", err)
+	}
+	resp.Body.Close()
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lines = strings.Split(d.Log(), "\n")
+		if slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "\"GET "+mark+" ") }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("the registry's access log lacks %s:\n%s", mark, d.Log())
+		}
+	}
+	var out []Request
+	for _, line := range lines {
+		m := accessLine.FindStringSubmatch(line)
+		if m == nil || strings.Contains(m[2], "served-mark=") {
+			continue
+		}
+		status, _ := strconv.Atoi(m[3])
+		n, _ := strconv.ParseInt(m[4], 10, 64) // "-": 0
+		out = append(out, Request{Method: m[1], Path: m[2], Status: status, Bytes: n})
+	}
+	return out
 }
 
 // Log is what the registry printed.
