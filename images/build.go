@@ -116,7 +116,7 @@ func Build(ctx context.Context, s *Spin, opts Options) ([]Result, error) {
 		}
 		b, err := resolveBase(ctx, s, opts, p, prevs[i])
 		if err != nil {
-			return nil, &stages.Error{File: s.File, Line: s.FromLine, Field: "from", Msg: err.Error()}
+			return nil, &stages.Error{File: s.File, Line: s.FromLine, Field: "from", Err: err}
 		}
 		bases[i] = b
 	}

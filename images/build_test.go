@@ -343,10 +343,11 @@ func TestSpinBaseProblemsStopBeforeAnything(t *testing.T) {
 		name, from string
 		plats      []v1.Platform
 		want       string
+		is         error // the cause, seen through the definition error
 	}{
-		{"a base that does not exist", r.reg.Addr + "/serpent/nothing:1", nil, "spin.yaml:2: from: "},
-		{"a base without the platform", base, []v1.Platform{platform.MustParse("linux/riscv64")}, "no image for linux/riscv64"},
-		{"a store tag the store lacks", "stage3", nil, "spin.yaml:2: from: stage3"},
+		{"a base that does not exist", r.reg.Addr + "/serpent/nothing:1", nil, "spin.yaml:2: from: ", registry.ErrNotFound},
+		{"a base without the platform", base, []v1.Platform{platform.MustParse("linux/riscv64")}, "no image for linux/riscv64", nil},
+		{"a store tag the store lacks", "stage3", nil, "spin.yaml:2: from: stage3", store.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newStore(t)
@@ -355,6 +356,9 @@ func TestSpinBaseProblemsStopBeforeAnything(t *testing.T) {
 			var se *stages.Error
 			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want a definition error containing %q", err, tc.want)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v does not wrap %v", err, tc.is)
 			}
 			if logs, _ := os.ReadDir(filepath.Join(st.Dir(), ".serpent", "logs")); len(logs) != 0 {
 				t.Errorf("%d steps ran before the base problem was found", len(logs))

@@ -162,7 +162,11 @@ type Error struct {
 	Line  int
 	Field string
 	Msg   string
+	Err   error // the cause, when there is one (Msg empty: its message)
 }
+
+// Unwrap is the cause, so that errors.Is and errors.As see through the position.
+func (e *Error) Unwrap() error { return e.Err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -174,6 +178,10 @@ func (e *Error) Error() string {
 	if e.Field != "" {
 		b.WriteString(e.Field + ": ")
 	}
-	b.WriteString(e.Msg)
+	if e.Msg == "" && e.Err != nil {
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString(e.Msg)
+	}
 	return b.String()
 }
