@@ -147,7 +147,8 @@ func resolveBase(ctx context.Context, s *Spin, opts Options, p v1.Platform, prev
 						}
 					}
 				}
-				log.G(ctx).Warnf("%s: the base %s recorded last time (%s) is gone: resolving %s again", s.File, h, platform.String(p), s.From)
+				log.G(ctx).WithFields(log.Fields{"spin": s.File, "base": h.String(), "platform": platform.String(p), "from": s.From}).
+					Warn("the base recorded last time is gone: resolving from: again")
 			}
 		}
 	}

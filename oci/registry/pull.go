@@ -119,7 +119,7 @@ func (c *Client) Store(ctx context.Context, st *store.Store, img v1.Image, ref n
 			break
 		}
 		wait := b.Step()
-		log.G(ctx).WithError(err).Warnf("pull %s: retrying in %s", ref, wait.Round(time.Millisecond))
+		log.G(ctx).WithError(err).WithFields(log.Fields{"ref": ref.String(), "try": try, "wait": wait.Round(time.Millisecond).String()}).Warn("pull failed: retrying")
 		select {
 		case <-ctx.Done():
 			return v1.Descriptor{}, fmt.Errorf("pull %s: %w", ref, ctx.Err())
