@@ -159,6 +159,16 @@ func TestCacheHitFetchesOnlyTheTarget(t *testing.T) {
 		}
 	}
 
+	// verify rebuilds the target on its base, fetched from where it was resolved; --deep
+	// cannot rebuild what the store has not got, and says so.
+	vs, err := build.Verify(ctx, empty.options(t, fromRegistry), "target-native", false)
+	if err != nil || len(vs) != 1 || !vs[0].Reproducible() {
+		t.Errorf("verify target-native after a cache hit: %v %+v", err, vs)
+	}
+	if _, err := build.Verify(ctx, empty.options(t, fromRegistry), "target-native", true); err == nil || !strings.Contains(err.Error(), "only resolved from a cache") {
+		t.Errorf("verify --deep after a cache hit: %v, want an error saying the stages are only resolved", err)
+	}
+
 	// Rebuilding the target runs on its base: that one is pulled now, from where it was
 	// resolved, and the rebuild is the same image.
 	rebuilt, err := empty.build(t, "target-native", fromRegistry, func(o *build.Options) { o.Rebuild = []string{"target-native"} })

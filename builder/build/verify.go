@@ -41,8 +41,21 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 		return nil, err
 	}
 	for _, s := range steps {
-		if s.Action != Reuse && (deep || s.Name() == target) {
+		if !deep && s.Name() != target {
+			continue
+		}
+		switch {
+		case s.Action == Resolve:
+			return nil, fmt.Errorf("verify --deep: %s for %s is not in the store, only resolved from a cache (%s): build %s without --deep, or pull it", s.Name(), platform.String(s.Target.Platform), s.Reason, target)
+		case s.Action != Reuse:
 			return nil, fmt.Errorf("verify: %s for %s is not built from its current recipe (%s): build it first", s.Name(), platform.String(s.Target.Platform), s.Reason)
+		}
+		if b := s.baseStep; !deep && b != nil && b.Action == Resolve {
+			// The rebuild runs on it: fetch it from where it was resolved.
+			if err := b.needImage(ctx, opts.PlanOptions); err != nil {
+				return nil, err
+			}
+			s.BaseImage = b.Cached
 		}
 	}
 	dir, err := opts.Store.TempDir("verify")
