@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -165,6 +166,7 @@ func buildCommand() *command {
 		progress string
 		push     string
 		spin     string
+		flagSet  *pflag.FlagSet
 	)
 	return &command{
 		name:    "build",
@@ -185,11 +187,15 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			fs.StringVar(&push, "push", "", "push TARGET's images, one per platform, as one multi-platform index to this reference")
 			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
+			flagSet = fs
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if spin != "" {
 				if len(args) != 0 {
 					return usagef("build --spin: no TARGET stage with a spin")
+				}
+				if err := onlySpinFlags(flagSet); err != nil {
+					return err
 				}
 				f := spinFlags{plat: g.plat, push: push, epoch: g.epoch, reg: g.reg}
 				return f.build(ctx, e, spin)
@@ -239,6 +245,23 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			return err
 		},
 	}
+}
+
+// spinBuildFlags are the flags of build that build --spin honours (those of spin build).
+var spinBuildFlags = []string{"spin", "platform", "push", "source-date-epoch", "insecure-registry", "store"}
+
+// onlySpinFlags refuses a flag of build that a spin build cannot honour, rather than ignore it.
+func onlySpinFlags(fs *pflag.FlagSet) error {
+	var bad []string
+	fs.Visit(func(f *pflag.Flag) {
+		if !slices.Contains(spinBuildFlags, f.Name) {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return usagef("build --spin: %s: not for a spin (it takes --platform, --push, --source-date-epoch and --insecure-registry; see spin build --help)", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func printSummary(w io.Writer, rep *build.Report) {

@@ -111,6 +111,8 @@ func TestExitCodes(t *testing.T) {
 		{"shell without a stage", []string{"shell"}, 2, "shell: want a STAGE"},
 		{"shell for two platforms", []string{"shell", "stage2", "--platform", "linux/amd64,linux/arm64"}, 2, "want one --platform, got 2"},
 		{"shell of no such stage", []string{"shell", "stage9", "--platform", "linux/amd64"}, 1, `no stage is named "stage9"`},
+		{"build --spin with a stage flag", []string{"build", "--spin", "spin.yaml", "--no-cache", "--rebuild", "stage2"}, 2, "build --spin: --no-cache, --rebuild: not for a spin"},
+		{"build --spin with a cache", []string{"build", "--spin", "spin.yaml", "--cache-from", "127.0.0.1:1/c"}, 2, "build --spin: --cache-from: not for a spin"},
 		{"version", []string{"version"}, 0, ""},
 		{"--version", []string{"--version"}, 0, ""},
 	}
