@@ -12,10 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/serpent-os/serpent-oci/builder/build"
-	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
-	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
 var _ = flag.String("bench.tree", "", "unused here; make bench passes it to every package")
@@ -67,20 +65,7 @@ func BenchmarkCacheHitFromEmptyStore(b *testing.B) {
 		b.Fatal(err)
 	}
 	cache := &registry.Cache{Client: client, Repo: repo}
-	first := newFixtureB(b)
-	amd64 := platform.MustParse("linux/amd64")
-	busybox, _, err := first.st.Image(store.Ref{Name: "busybox"}.WithPlatform(&amd64))
-	if err != nil {
-		b.Fatal(err)
-	}
-	baseRef, _ := client.ParseReference(host + "/base/busybox:1")
-	if _, err := client.Push(ctx, busybox, baseRef, registry.PushOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	built, err := first.build(b, "target-native", func(o *build.Options) { o.Registry, o.CacheTo = client, cache })
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, _, baseRef, built := buildIntoCache(b, cache)
 	var hitBytes, chainBytes int64
 	var hitTook, chainTook time.Duration
 	for b.Loop() {

@@ -76,21 +76,18 @@ type Report struct {
 }
 
 // Pulled is how many stages came from a cache repository.
-func (r *Report) Pulled() int {
-	n := 0
-	for _, s := range r.Steps {
-		if s.Pulled {
-			n++
-		}
-	}
-	return n
-}
+func (r *Report) Pulled() int { return r.count(func(s StepResult) bool { return s.Pulled }) }
 
 // Resolved is how many stages were cache hits used by digest alone.
-func (r *Report) Resolved() int {
+func (r *Report) Resolved() int { return r.count(func(s StepResult) bool { return s.Resolved }) }
+
+// Containers is how many containers the build ran.
+func (r *Report) Containers() int { return r.count(func(s StepResult) bool { return s.Built }) }
+
+func (r *Report) count(is func(StepResult) bool) int {
 	n := 0
 	for _, s := range r.Steps {
-		if s.Resolved {
+		if is(s) {
 			n++
 		}
 	}
@@ -102,17 +99,6 @@ func (r *Report) Downloaded() int64 {
 	var n int64
 	for _, s := range r.Steps {
 		n += s.Downloaded
-	}
-	return n
-}
-
-// Containers is how many containers the build ran.
-func (r *Report) Containers() int {
-	n := 0
-	for _, s := range r.Steps {
-		if s.Built {
-			n++
-		}
 	}
 	return n
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/serpent-os/serpent-oci/builder/build"
@@ -34,25 +35,7 @@ func TestCacheHitFetchesOnlyTheTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := &registry.Cache{Client: client, Repo: repo}
-
-	first := newFixture(t)
-	amd64 := platform.MustParse("linux/amd64")
-	busybox, _, err := first.st.Image(store.Ref{Name: "busybox"}.WithPlatform(&amd64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The base image in the registry too, so that the second store starts from nothing.
-	baseRef, err := client.ParseReference(d.Addr + "/base/busybox:1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Push(ctx, busybox, baseRef, registry.PushOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	built, err := first.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheTo = client, cache })
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, busybox, baseRef, built := buildIntoCache(t, cache)
 	want := map[string]v1.Descriptor{}
 	for _, r := range built.Steps {
 		want[r.Step.Name()] = r.Descriptor
@@ -132,7 +115,7 @@ func TestCacheHitFetchesOnlyTheTarget(t *testing.T) {
 	if limit := wantDownloaded + 64<<10; total > limit {
 		t.Errorf("the registry served %d bytes in all, more than the target's %d and 64 KiB of manifests and configs", total, wantDownloaded)
 	}
-	t.Logf("served %d requests, %d bytes; the target's image is %d bytes, the chain's %d", len(served), total, wantDownloaded, chainBytes(t, first.st, built))
+	t.Logf("served %d requests, %d bytes; the target's image is %d bytes, the chain's %d", len(served), total, wantDownloaded, chainBytes(built))
 
 	// The store has the target alone, and is whole.
 	tags, err := empty.st.Tags()
@@ -183,6 +166,29 @@ func TestCacheHitFetchesOnlyTheTarget(t *testing.T) {
 	}
 }
 
+// buildIntoCache builds the test set's last stage with --cache-to cache, after pushing the
+// set's base image to the same registry (base/busybox:1, where an empty store finds it).
+func buildIntoCache(t testing.TB, cache *registry.Cache) (f *fixture, base v1.Image, baseRef name.Reference, rep *build.Report) {
+	t.Helper()
+	f = newFixtureB(t)
+	amd64 := platform.MustParse("linux/amd64")
+	base, _, err := f.st.Image(store.Ref{Name: "busybox"}.WithPlatform(&amd64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if baseRef, err = cache.Client.ParseReference(cache.Repo.RegistryStr() + "/base/busybox:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Client.Push(context.Background(), base, baseRef, registry.PushOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = f.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheTo = cache.Client, cache })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, base, baseRef, rep
+}
+
 func imageOf(t *testing.T, st *store.Store, d v1.Descriptor) v1.Image {
 	t.Helper()
 	img, err := st.ImageByDigest(d)
@@ -193,8 +199,7 @@ func imageOf(t *testing.T, st *store.Store, d v1.Descriptor) v1.Image {
 }
 
 // chainBytes is the size of every image a build made: what a pull of the whole chain moves.
-func chainBytes(t *testing.T, st *store.Store, rep *build.Report) int64 {
-	t.Helper()
+func chainBytes(rep *build.Report) int64 {
 	var n int64
 	for _, r := range rep.Steps {
 		n += r.Size
