@@ -11,9 +11,10 @@ bin="$(realpath "${1:-bin/serpent-oci}")"
 shift
 platforms=("${@:-linux/arm64}")
 store="$(mktemp -d /var/tmp/serpent-oci-ci-store.XXXXXX)"
-trap 'rm -rf "$store"' EXIT
 export SERPENT_OCI_STORE="$store"
 . "$(dirname "$0")/check.sh"
+. "$(dirname "$0")/cachehit.sh"
+trap 'cachehit_cleanup; rm -rf "$store"' EXIT
 
 profile="${PROFILE:-small}"
 prefix=""
@@ -87,6 +88,10 @@ for p in "${platforms[@]}"; do
 	rm -rf "$rootfs"
 done
 echo "bootstrap of ${platforms[*]} from a cold store: $(( $(date +%s) - start ))s"
+# A registry cache of the build serves an empty store the stage3 images alone.
+t0=$(date +%s)
+CACHEHIT_BUILD_ARGS="--profile $profile" check_cache_hit "$bin" stage3 "${prefix}stage3" "${platforms[@]}"
+echo "cache hit check: $(( $(date +%s) - t0 ))s"
 if [ -n "${REPRO_PLATFORMS:-}" ]; then
 	# The same stages again, from cold in a second store: every digest must match this one's.
 	t0=$(date +%s)

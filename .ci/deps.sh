@@ -16,6 +16,8 @@ packages=(
 	gzip
 	util-linux       # mount, flock
 	mmdebstrap       # builds the seed image from Debian packages
+	curl             # CI scripts: waits for the registry they start
+	python3          # CI scripts: reads inspect's JSON, picks a free port
 )
 
 if [ "$(id -u)" -ne 0 ]; then
