@@ -84,9 +84,6 @@ func WithBinfmtPaths(p binfmt.Paths) Option {
 	return func(r *Runner) error { r.binfmt = p; return nil }
 }
 
-// Console is where the runner sends the live output of runs.
-func (r *Runner) Console() io.Writer { return r.console }
-
 // NewRunner returns a runner over st. It does not clean up after earlier runs: call Recover.
 func NewRunner(st *store.Store, opts ...Option) (*Runner, error) {
 	runs, err := st.PrivateDir("runs")

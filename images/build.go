@@ -41,7 +41,7 @@ const (
 // Options is a spin build.
 type Options struct {
 	Store     *store.Store
-	Runner    *builder.Runner
+	Runner    builder.Executor
 	Registry  *registry.Client // for bases in a registry (nil: store tags only)
 	Platforms []v1.Platform    // default: the spin's, else the host's
 	Tag       string           // store tag of the result (default: the spin's name)

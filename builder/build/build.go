@@ -28,7 +28,7 @@ import (
 // Options is a build: a plan's options, and what running it takes.
 type Options struct {
 	PlanOptions
-	Runner     *builder.Runner
+	Runner     builder.Executor
 	Sources    *sources.Cache
 	KeepFailed bool
 	// CacheTo, when set, receives every stage image under its cache key (--cache-to): built,

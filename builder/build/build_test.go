@@ -29,7 +29,7 @@ var arm64 = platform.MustParse("linux/arm64")
 type fixture struct {
 	st             *store.Store
 	set, mirror    string
-	runner         *builder.Runner
+	runner         builder.Executor
 	cacheDir, logs string
 }
 
@@ -47,6 +47,30 @@ func newFixtureB(t testing.TB) *fixture {
 func newEmptyFixture(t testing.TB) *fixture {
 	t.Helper()
 	buildertest.RequireRunc(t)
+	f := newStoreFixture(t)
+	var err error
+	f.runner, err = builder.NewRunner(f.st, builder.WithConsole(&strings.Builder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// newFakeFixture is a fixture with the test set's base image whose runs are a FakeExecutor's:
+// no root, runc or qemu.
+func newFakeFixture(t testing.TB) (*fixture, *buildertest.FakeExecutor) {
+	t.Helper()
+	f := newStoreFixture(t)
+	buildertest.Busybox(t, f.st, platform.MustParse("linux/amd64"))
+	fake := &buildertest.FakeExecutor{Store: f.st}
+	f.runner = fake
+	return f, fake
+}
+
+// newStoreFixture is a fixture with an empty store, the recipe set and its sources, and no
+// executor yet.
+func newStoreFixture(t testing.TB) *fixture {
+	t.Helper()
 	f := &fixture{}
 	var err error
 	f.st, err = store.Open(context.Background(), filepath.Join(t.TempDir(), "store"))
@@ -54,10 +78,6 @@ func newEmptyFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	f.set, f.mirror = buildertest.RecipeSet(t)
-	f.runner, err = builder.NewRunner(f.st, builder.WithConsole(&strings.Builder{}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.cacheDir = filepath.Join(t.TempDir(), "sources")
 	f.logs = filepath.Join(f.st.Dir(), ".serpent", "logs")
 	return f

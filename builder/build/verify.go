@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -67,7 +66,7 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 	if err != nil {
 		return nil, err
 	}
-	runner, err := builder.NewRunner(scratch, builder.WithConsole(opts.Runner.Console()))
+	runner, err := opts.Runner.On(scratch) // the same options: provider, binfmt_misc, console
 	if err != nil {
 		return nil, err
 	}
