@@ -109,22 +109,26 @@ func (f *fixture) build(t testing.TB, target string, mutate ...func(*build.Optio
 	return build.Run(context.Background(), f.options(t, mutate...), target)
 }
 
-// actions lists each step as "stage:action" in build order.
+// actions lists each step as "stage:result" in build order.
 func actions(rep *build.Report) string {
 	var out []string
 	for _, s := range rep.Steps {
-		a := "reused"
-		switch {
-		case s.Built:
-			a = "built"
-		case s.Pulled:
-			a = "pulled"
-		case s.Resolved:
-			a = "resolved"
-		}
-		out = append(out, s.Step.Name()+":"+a)
+		out = append(out, s.Step.Name()+":"+result(s))
 	}
 	return strings.Join(out, " ")
+}
+
+// result is what the build did with a step: built, pulled, resolved or reused.
+func result(s build.StepResult) string {
+	switch {
+	case s.Built:
+		return "built"
+	case s.Pulled:
+		return "pulled"
+	case s.Resolved:
+		return "resolved"
+	}
+	return "reused"
 }
 
 func edit(t *testing.T, path, old, new string) {

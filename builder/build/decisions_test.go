@@ -16,16 +16,7 @@ import (
 func outcomes(rep *build.Report) string {
 	var out []string
 	for _, s := range rep.Steps {
-		a := "reused"
-		switch {
-		case s.Built:
-			a = "built"
-		case s.Pulled:
-			a = "pulled"
-		case s.Resolved:
-			a = "resolved"
-		}
-		out = append(out, s.Step.Name()+":"+a+" ("+s.Step.Reason+")")
+		out = append(out, s.Step.Name()+":"+result(s)+" ("+s.Step.Reason+")")
 	}
 	return strings.Join(out, ", ")
 }
