@@ -1,6 +1,7 @@
 package images
 
 import (
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,6 +163,7 @@ func TestCopyReadsTheSpinDirectoryAsARoot(t *testing.T) {
 		}
 	}
 	// The copy itself: the tree lands with its inner symlink as a symlink, and no host file.
+	testenv.RequireRoot(t) // the copy sets the step's owner, root
 	root := t.TempDir()
 	if err := copyInto(root, dir, &Step{Kind: Copy, Src: "ctx/real", Dst: "/etc/x"}); err != nil {
 		t.Fatal(err)
