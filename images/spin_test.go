@@ -1,11 +1,12 @@
 package images
 
 import (
-	"github.com/serpent-os/serpent-oci/oci/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 func TestLoadErrorsNameFileLineAndField(t *testing.T) {
