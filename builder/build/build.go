@@ -161,29 +161,16 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 			return rep, err
 		}
 		if s.Action == Resolve {
-			if err := resolved(ctx, opts, s, &res); err != nil {
-				return rep, err
+			// Not in the store: the store records where it was found, so that later plans
+			// continue its chain of keys, and pull it from there when something runs on it.
+			if err := writeResolved(opts.Store, s); err != nil {
+				return rep, fmt.Errorf("stage %s: record it as resolved from %s: %w", s.Name(), s.CachedRef, err)
 			}
-			done[s] = res.Descriptor
-			rep.Steps = append(rep.Steps, res)
-			if opts.Events != nil {
-				opts.Events(Event{Kind: StepDone, Index: i + 1, Total: len(steps), Step: s, Result: &rep.Steps[len(rep.Steps)-1]})
-			}
-			continue
-		}
-		forgetResolved(opts.Store, s.Tag)
-		if s.Recipe.From.Kind == stages.FromHostPackages {
-			s.Installed = installedOf(opts, res.Descriptor)
-		}
-		sbom, err := SBOM(s, res.Descriptor, epochOf(opts.PlanOptions))
-		if err != nil {
+		} else if err := finishStored(ctx, opts, s, res.Descriptor); err != nil {
 			return rep, err
 		}
-		if _, err := opts.Store.WriteReferrer(ctx, res.Descriptor, SPDXMediaType, SPDXMediaType, sbom, nil); err != nil {
-			return rep, fmt.Errorf("stage %s: store its SBOM: %w", s.Name(), err)
-		}
 		if opts.CacheTo != nil && s.Key != "" {
-			img, err := opts.Store.ImageByDigest(res.Descriptor)
+			img, err := cacheToImage(ctx, opts, s, res.Descriptor)
 			if err != nil {
 				return rep, err
 			}
@@ -202,36 +189,38 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 	return rep, nil
 }
 
-// resolved finishes a step resolved from a cache: the store records it (so that later plans
-// continue its chain of keys, and pull it from there when something must run on it), and a
-// --cache-to repository gets it (mounted from the cache when the registry is the same).
-func resolved(ctx context.Context, opts Options, s *Step, res *StepResult) error {
-	res.Resolved = true
-	if s.Cached != nil {
-		if d, err := partial.Descriptor(s.Cached); err == nil {
-			res.Descriptor = *d
-		}
-		res.Size, _ = image.Size(s.Cached)
+// finishStored finishes a step whose image d is in the store: its SBOM is stored beside it,
+// and a record of it as resolved, if any, is dropped.
+func finishStored(ctx context.Context, opts Options, s *Step, d v1.Descriptor) error {
+	forgetResolved(opts.Store, s.Tag)
+	if s.Recipe.From.Kind == stages.FromHostPackages {
+		s.Installed = installedOf(opts, d)
 	}
-	if err := writeResolved(opts.Store, s); err != nil {
-		return fmt.Errorf("stage %s: record it as resolved from %s: %w", s.Name(), s.CachedRef, err)
+	sbom, err := SBOM(s, d, epochOf(opts.PlanOptions))
+	if err != nil {
+		return err
 	}
-	if opts.CacheTo == nil {
-		return nil
+	if _, err := opts.Store.WriteReferrer(ctx, d, SPDXMediaType, SPDXMediaType, sbom, nil); err != nil {
+		return fmt.Errorf("stage %s: store its SBOM: %w", s.Name(), err)
 	}
-	if s.Cached == nil { // resolved by an earlier build: read where that one found it
+	return nil
+}
+
+// cacheToImage is the image of step s (made or reused as d) that --cache-to receives: the
+// store's, or for a resolved step the cache's (mounted from there when the registry is the
+// same), read from where an earlier build resolved it if this one did not read it.
+func cacheToImage(ctx context.Context, opts Options, s *Step, d v1.Descriptor) (v1.Image, error) {
+	if s.Action != Resolve {
+		return opts.Store.ImageByDigest(d)
+	}
+	if s.Cached == nil {
 		img, err := opts.Registry.Image(ctx, s.CachedRef, s.Output)
 		if err != nil {
-			return fmt.Errorf("stage %s: copy it to the cache: %w", s.Name(), err)
+			return nil, fmt.Errorf("stage %s: copy it to the cache: %w", s.Name(), err)
 		}
 		s.Cached = img
 	}
-	p, err := opts.CacheTo.Put(ctx, s.Name(), s.Key, s.Cached)
-	if err != nil {
-		return fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.Target.Platform), err)
-	}
-	res.CacheBytes = p.Uploaded
-	return nil
+	return s.Cached, nil
 }
 
 func fetchSources(ctx context.Context, cache *sources.Cache, steps []*Step) (map[string]string, error) {
@@ -268,11 +257,19 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 		res.Size = imageSize(opts, s.Existing)
 		res.Took = time.Since(start)
 		return res, nil
-	case Resolve:
-		res.Descriptor = v1.Descriptor{Digest: s.CachedDigest}
+	case Resolve: // by digest alone; what the cache's manifest says, when this build read it
+		res.Descriptor, res.Resolved = v1.Descriptor{Digest: s.CachedDigest}, true
+		if s.Cached != nil {
+			if d, err := partial.Descriptor(s.Cached); err == nil {
+				res.Descriptor = *d
+			}
+			res.Size, _ = image.Size(s.Cached)
+		}
 		res.Took = time.Since(start)
 		return res, nil
 	case Pull:
+		// Counted again, not taken from the plan: an earlier pull of this build may have
+		// brought blobs this image shares.
 		n, err := missingBytes(opts.Store, s.Cached)
 		if err != nil {
 			return res, fmt.Errorf("stage %s for %s: read %s: %w", s.Name(), platform.String(s.Target.Platform), s.CachedRef, err)

@@ -388,13 +388,9 @@ func lookInCaches(ctx context.Context, opts PlanOptions, s *Step) error {
 		s.Action, s.Reason, s.Cached, s.CachedRef, s.CachedDigest = Pull, "in cache "+c.String(), img, ref, h
 		return nil
 	}
-	rec, ok := readResolved(ctx, opts.Store, s.Tag)
+	rec, h, ok := readResolved(ctx, opts.Store, s.Tag)
 	if !ok || rec.Key != s.Key || opts.Registry == nil {
 		return nil
-	}
-	h, err := v1.NewHash(rec.Digest)
-	if err != nil {
-		return nil // readResolved checked it
 	}
 	ref, err := opts.Registry.ParseReference(rec.Image)
 	if err != nil {

@@ -38,13 +38,15 @@ func resolvedFile(tag store.Ref) string {
 	return fmt.Sprintf("%x.json", sha256.Sum256([]byte(tag.String())))
 }
 
-// readResolved reads the store's record for tag. A record that is missing, unreadable or not
-// for tag is no record (one that is there but bad is logged): it can only save a build.
-func readResolved(ctx context.Context, st *store.Store, tag store.Ref) (resolvedRecord, bool) {
+// readResolved reads the store's record for tag, and its digest. A record that is missing,
+// unreadable or not for tag is no record (one that is there but bad is logged): it can only
+// save a build.
+func readResolved(ctx context.Context, st *store.Store, tag store.Ref) (resolvedRecord, v1.Hash, bool) {
 	var rec resolvedRecord
+	var h v1.Hash
 	root, err := os.OpenRoot(st.Dir())
 	if err != nil {
-		return rec, false
+		return rec, h, false
 	}
 	defer root.Close()
 	name := path.Join(".serpent", resolvedDir, resolvedFile(tag))
@@ -53,7 +55,7 @@ func readResolved(ctx context.Context, st *store.Store, tag store.Ref) (resolved
 		if !errors.Is(err, fs.ErrNotExist) {
 			log.G(ctx).WithError(err).WithField("tag", tag.String()).Warn("resolved record unreadable: ignored")
 		}
-		return rec, false
+		return rec, h, false
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxResolvedBytes+1))
@@ -67,13 +69,13 @@ func readResolved(ctx context.Context, st *store.Store, tag store.Ref) (resolved
 		err = fmt.Errorf("it is for %q", rec.Tag)
 	}
 	if err == nil {
-		_, err = v1.NewHash(rec.Digest)
+		h, err = v1.NewHash(rec.Digest)
 	}
 	if err != nil {
 		log.G(ctx).WithError(err).WithFields(log.Fields{"tag": tag.String(), "file": filepath.Join(st.Dir(), name)}).Warn("resolved record is bad: ignored")
-		return resolvedRecord{}, false
+		return resolvedRecord{}, v1.Hash{}, false
 	}
-	return rec, true
+	return rec, h, true
 }
 
 // writeResolved records that s was resolved from its cache (written whole or not at all).
