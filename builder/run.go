@@ -446,19 +446,9 @@ func (r *Runner) captureLayer(ctx context.Context, ws rootfs.Workspace, missing 
 	if len(removed) > 0 {
 		log.G(ctx).WithField("paths", removed).Debug("left the runtime's mount points out of the layer")
 	}
-	opts.Layer = fillLayer(opts.Layer)
 	opts.Layer.Format = layer.OverlayUpper
-	l, err := image.WriteLayer(ctx, r.store, changes, opts.Layer)
-	if err != nil {
-		return err
-	}
-	img, err := mutate.Append(image.WithoutAnnotations(opts.Base), mutate.Addendum{
-		Layer:     l,
-		MediaType: opts.Layer.Compression.MediaType(),
-		History: v1.History{
-			Created:   v1.Time{Time: opts.Layer.SourceDateEpoch},
-			CreatedBy: opts.CreatedBy,
-		},
+	img, l, err := image.AppendDir(ctx, r.store, image.WithoutAnnotations(opts.Base), opts.Platform, changes, image.AppendOptions{
+		Layer: opts.Layer, CreatedBy: opts.CreatedBy,
 	})
 	if err != nil {
 		return err
@@ -476,24 +466,9 @@ func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOp
 	case err != nil:
 		return fmt.Errorf("the run left no directory at %s to capture", opts.CaptureDir)
 	}
-	opts.Layer = fillLayer(opts.Layer)
 	opts.Layer.Format = layer.Dir
-	l, err := image.WriteLayer(ctx, r.store, dir, opts.Layer)
-	if err != nil {
-		return err
-	}
-	base, err := image.Scratch(opts.DirPlat, opts.Layer.SourceDateEpoch)
-	if err != nil {
-		return err
-	}
-	img, err := mutate.Append(base, mutate.Addendum{
-		Layer:     l,
-		MediaType: opts.Layer.Compression.MediaType(),
-		History: v1.History{
-			Created:   v1.Time{Time: opts.Layer.SourceDateEpoch},
-			CreatedBy: opts.CreatedBy,
-			Comment:   "rootfs " + opts.CaptureDir + " of " + opts.Name,
-		},
+	img, l, err := image.AppendDir(ctx, r.store, nil, opts.DirPlat, dir, image.AppendOptions{
+		Layer: opts.Layer, CreatedBy: opts.CreatedBy, Comment: "rootfs " + opts.CaptureDir + " of " + opts.Name,
 	})
 	if err != nil {
 		return err
@@ -502,15 +477,6 @@ func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOp
 }
 
 func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunOptions, res *Result) error {
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cfg = cfg.DeepCopy()
-	cfg.Created = v1.Time{Time: opts.Layer.SourceDateEpoch}
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		return err
-	}
 	annotations := map[string]string{}
 	if opts.BaseName != "" {
 		baseDigest, err := opts.Base.Digest()
@@ -537,17 +503,6 @@ func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunO
 	}
 	res.Descriptor = d
 	return nil
-}
-
-func fillLayer(o layer.WriteOptions) layer.WriteOptions {
-	if o.SourceDateEpoch.IsZero() {
-		o.SourceDateEpoch = layer.DefaultSourceDateEpoch
-	}
-	o.SourceDateEpoch = o.SourceDateEpoch.UTC()
-	if o.Compression == "" {
-		o.Compression = layer.Gzip
-	}
-	return o
 }
 
 // lockRun marks run id as alive for as long as this process holds the lock, so that Recover

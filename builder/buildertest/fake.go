@@ -99,15 +99,12 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 	if err != nil {
 		return res, err
 	}
-	var img v1.Image
-	if opts.Capture == builder.CaptureDir {
-		if img, err = image.Scratch(opts.DirPlat, opts.Layer.SourceDateEpoch); err != nil {
-			return res, err
-		}
-	} else {
-		img = image.WithoutAnnotations(opts.Base)
+	var base v1.Image // CaptureDir: a new image on scratch
+	if opts.Capture != builder.CaptureDir {
+		base = image.WithoutAnnotations(opts.Base)
 	}
-	if img, err = mutate.Append(img, mutate.Addendum{Layer: l, History: v1.History{Created: v1.Time{Time: opts.Layer.SourceDateEpoch}, CreatedBy: opts.CreatedBy}}); err != nil {
+	img, err := image.Append(base, opts.DirPlat, l, image.AppendOptions{Layer: opts.Layer, CreatedBy: opts.CreatedBy})
+	if err != nil {
 		return res, err
 	}
 	annotations := map[string]string{}

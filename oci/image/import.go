@@ -61,27 +61,14 @@ func Import(ctx context.Context, st *store.Store, src string, ref store.Ref, opt
 			return fail(err)
 		}
 	}
-	opts.Layer = fillEpoch(opts.Layer)
 	createdBy := opts.CreatedBy
 	if createdBy == "" {
 		createdBy = "serpent-oci import"
 	}
-	l, err := WriteLayer(ctx, st, root, opts.Layer)
-	if err != nil {
-		return fail(err)
-	}
-	base, err := Scratch(opts.Platform, opts.Layer.SourceDateEpoch)
-	if err != nil {
-		return fail(err)
-	}
-	img, err := mutate.Append(base, mutate.Addendum{
-		Layer:     l,
-		MediaType: opts.Layer.Compression.MediaType(),
-		History: v1.History{
-			Created:   v1.Time{Time: opts.Layer.SourceDateEpoch},
-			CreatedBy: createdBy,
-			Comment:   "rootfs for " + platform.String(opts.Platform),
-		},
+	img, _, err := AppendDir(ctx, st, nil, opts.Platform, root, AppendOptions{
+		Layer:     opts.Layer,
+		CreatedBy: createdBy,
+		Comment:   "rootfs for " + platform.String(opts.Platform),
 	})
 	if err != nil {
 		return fail(err)
@@ -94,17 +81,6 @@ func Import(ctx context.Context, st *store.Store, src string, ref store.Ref, opt
 		return fail(err)
 	}
 	return d, nil
-}
-
-func fillEpoch(o layer.WriteOptions) layer.WriteOptions {
-	if o.SourceDateEpoch.IsZero() {
-		o.SourceDateEpoch = layer.DefaultSourceDateEpoch
-	}
-	if o.Compression == "" {
-		o.Compression = layer.Gzip
-	}
-	o.SourceDateEpoch = o.SourceDateEpoch.UTC()
-	return o
 }
 
 // extractTarball unpacks a rootfs tarball into dir with the same safe extractor layers use.

@@ -14,6 +14,7 @@ import (
 // WriteLayer writes the tree at root as a layer blob into st and returns it. The caller must
 // hold st (store.Hold) until an image that uses the layer is tagged, or gc may remove it.
 func WriteLayer(ctx context.Context, st *store.Store, root string, opts layer.WriteOptions) (v1.Layer, error) {
+	opts = opts.Filled()
 	w, err := st.NewBlob()
 	if err != nil {
 		return nil, err
@@ -26,9 +27,6 @@ func WriteLayer(ctx context.Context, st *store.Store, root string, opts layer.Wr
 	digest, size, err := w.Commit(nil)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Compression == "" {
-		opts.Compression = layer.Gzip
 	}
 	log.G(ctx).WithFields(log.Fields{"digest": digest.String(), "bytes": size, "uncompressed": res.Size, "files": res.Files}).Debug("layer stored")
 	l := &storedLayer{st: st, digest: digest, diffID: res.DiffID, size: size, mediaType: opts.Compression.MediaType()}

@@ -48,7 +48,11 @@ type WriteOptions struct {
 	Format          Format
 }
 
-func (o WriteOptions) fill() WriteOptions {
+// Filled is o with its defaults: the epoch DefaultSourceDateEpoch when zero, always in UTC and
+// whole seconds (what a tar header keeps), gzip compression when none. It is the one defaults
+// step: whatever else records the epoch (an image's history and created time) takes it from
+// here, so that the config and the files' mtimes never disagree.
+func (o WriteOptions) Filled() WriteOptions {
 	if o.SourceDateEpoch.IsZero() {
 		o.SourceDateEpoch = DefaultSourceDateEpoch
 	}
@@ -71,7 +75,7 @@ type WriteResult struct {
 // its children are, named relative to it. On error, what reached w is incomplete and must be
 // discarded.
 func Write(ctx context.Context, root string, w io.Writer, opts WriteOptions) (res WriteResult, err error) {
-	opts = opts.fill()
+	opts = opts.Filled()
 	fi, err := os.Lstat(root)
 	if err != nil {
 		return res, fmt.Errorf("write layer: %w", err)
