@@ -2,7 +2,10 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"os/exec"
+
+	"github.com/serpent-os/serpent-oci/builder/runc"
 
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
@@ -17,6 +20,23 @@ type Executor interface {
 	// On is an executor like this one (same runtime, root filesystem provider, binfmt_misc
 	// paths and console) over another store, such as verify's scratch store.
 	On(st *store.Store) (Executor, error)
+}
+
+// Mount binds a host path into a run's container.
+type Mount struct {
+	Source      string // on the host
+	Destination string // absolute, in the container
+	ReadOnly    bool
+}
+
+// ExitStatus is the exit status of a run's process when err says it exited non-zero (and not
+// that it could not start, was killed on a timeout, or failed in its capture).
+func ExitStatus(err error) (int, bool) {
+	var exit *runc.ExitError
+	if errors.As(err, &exit) {
+		return exit.Code, true
+	}
+	return 0, false
 }
 
 var _ Executor = (*Runner)(nil)

@@ -48,7 +48,7 @@ func TestMountPointCleanupFollowsNothingPlanted(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := e.opts(buildertest.Platforms[0], "mv /a/b /a/moved && ln -s "+victim+" /a/b && echo planted")
-	o.Mounts = []runc.Mount{{Source: volume, Destination: "/a/b/c"}}
+	o.Mounts = []builder.Mount{{Source: volume, Destination: "/a/b/c"}}
 	o.Capture, o.Tag = builder.CaptureLayer, &store.Ref{Name: "planted"}
 	if _, err := e.runner(t).Run(context.Background(), o); err != nil {
 		t.Fatal(err)

@@ -142,7 +142,7 @@ type RunOptions struct {
 	Env      []string // added to the image's environment; later keys win
 	Cwd      string   // default: the image's working directory, else /
 	Network  bool
-	Mounts   []runc.Mount
+	Mounts   []Mount
 	Stdin    io.Reader
 	Terminal bool // interactive: the process gets a terminal (output is then not logged)
 	Timeout  time.Duration
@@ -308,7 +308,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 	spec, err := runc.Spec(runc.SpecOptions{
 		Rootfs: ws.Root(), Args: opts.Args, Env: env, Cwd: cwd,
 		Network: opts.Network, ResolvConf: resolvConf(opts.Network),
-		Mounts: opts.Mounts, Terminal: opts.Terminal, UID: uid, GID: gid,
+		Mounts: runcMounts(opts.Mounts), Terminal: opts.Terminal, UID: uid, GID: gid,
 	})
 	if err != nil {
 		return res, err
@@ -372,6 +372,14 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		return res, fmt.Errorf("run %s: %w", opts.Name, err)
 	}
 	return res, r.capture(ctx, ws, missing, opts, &res)
+}
+
+func runcMounts(ms []Mount) []runc.Mount {
+	out := make([]runc.Mount, len(ms))
+	for i, m := range ms {
+		out[i] = runc.Mount{Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly}
+	}
+	return out
 }
 
 // capture makes the run's result, as opts.Capture says.

@@ -32,3 +32,25 @@ func TestLayering(t *testing.T) {
 		}
 	}
 }
+
+// TestRuncStaysBehindTheExecutor: only the runner (package builder) uses the runc package;
+// the planner, the spin builder and the CLI see builder.Executor and its own types.
+func TestRuncStaysBehindTheExecutor(t *testing.T) {
+	const runc = "github.com/serpent-os/serpent-oci/builder/runc"
+	allowed := map[string]bool{"github.com/serpent-os/serpent-oci/builder": true, runc: true}
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", "../...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list ../...: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || allowed[fields[0]] {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if imp == runc {
+				t.Errorf("%s imports %s: it should go through builder.Executor", fields[0], runc)
+			}
+		}
+	}
+}

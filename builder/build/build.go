@@ -16,7 +16,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/serpent-os/serpent-oci/builder"
-	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
@@ -329,9 +328,9 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 			return ro, recipeDir, err
 		}
 	}
-	mounts := []runc.Mount{{Source: recipeDir, Destination: "/recipe", ReadOnly: true}}
+	mounts := []builder.Mount{{Source: recipeDir, Destination: "/recipe", ReadOnly: true}}
 	for _, src := range r.Sources {
-		mounts = append(mounts, runc.Mount{Source: paths[src.SHA256], Destination: "/sources/" + src.File, ReadOnly: true})
+		mounts = append(mounts, builder.Mount{Source: paths[src.SHA256], Destination: "/sources/" + src.File, ReadOnly: true})
 	}
 	caches, err := cacheMounts(opts.Store, s)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/serpent-os/serpent-oci/builder/runc"
+	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
@@ -20,7 +20,7 @@ const CacheMountsDir = "cache"
 // They are kept per stage, target platform and host platform, so that a cross build for arm64
 // never shares a compiler cache with the native one; what is in them never enters the image
 // (the runner captures nothing under a mount point) or the cache key.
-func cacheMounts(st *store.Store, s *Step) ([]runc.Mount, error) {
+func cacheMounts(st *store.Store, s *Step) ([]builder.Mount, error) {
 	if len(s.Recipe.Cache) == 0 {
 		return nil, nil
 	}
@@ -29,13 +29,13 @@ func cacheMounts(st *store.Store, s *Step) ([]runc.Mount, error) {
 		return nil, err
 	}
 	dir := filepath.Join(root, s.Name(), platform.Slug(s.Target.Platform)+"-on-"+platform.Slug(s.RunsOn))
-	var mounts []runc.Mount
+	var mounts []builder.Mount
 	for _, p := range s.Recipe.Cache {
 		src := filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_"))
 		if err := os.MkdirAll(src, 0o755); err != nil {
 			return nil, fmt.Errorf("stage %s: cache directory %s: %w", s.Name(), p, err)
 		}
-		mounts = append(mounts, runc.Mount{Source: src, Destination: p})
+		mounts = append(mounts, builder.Mount{Source: src, Destination: p})
 	}
 	return mounts, nil
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/serpent-os/serpent-oci/builder"
-	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
@@ -142,7 +141,7 @@ func inputsDigest(opts builder.RunOptions) (string, error) {
 		fmt.Fprintf(h, "base %s\n", d)
 	}
 	mounts := slices.Clone(opts.Mounts)
-	slices.SortFunc(mounts, func(a, b runc.Mount) int { return strings.Compare(a.Destination, b.Destination) })
+	slices.SortFunc(mounts, func(a, b builder.Mount) int { return strings.Compare(a.Destination, b.Destination) })
 	for _, m := range mounts {
 		if !m.ReadOnly {
 			continue

@@ -13,7 +13,6 @@ import (
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/binfmt"
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
-	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/spf13/pflag"
@@ -71,12 +70,12 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 		run: func(ctx context.Context, e *env, args []string) error {
 			a.args = args
 			err := runContainer(ctx, e, a)
-			var exit *runc.ExitError
+			code, exited := builder.ExitStatus(err)
 			switch {
 			case err == nil:
 				return nil
-			case errors.As(err, &exit):
-				return &exitCodeError{code: exit.Code, err: err, silent: true}
+			case exited:
+				return &exitCodeError{code: code, err: err, silent: true}
 			case errors.As(err, new(usageError)):
 				return err
 			case ctx.Err() != nil:
@@ -225,8 +224,8 @@ func processArgs(imageEntrypoint, imageCmd []string, entrypoint string, command 
 }
 
 // parseVolumes reads SRC:DST[:ro] bind specifications.
-func parseVolumes(specs []string) ([]runc.Mount, error) {
-	var out []runc.Mount
+func parseVolumes(specs []string) ([]builder.Mount, error) {
+	var out []builder.Mount
 	for _, v := range specs {
 		parts := strings.Split(v, ":")
 		if len(parts) < 2 || len(parts) > 3 || (len(parts) == 3 && parts[2] != "ro" && parts[2] != "rw") {
@@ -242,7 +241,7 @@ func parseVolumes(specs []string) ([]runc.Mount, error) {
 		if !filepath.IsAbs(parts[1]) {
 			return nil, usagef("--volume %q: the container path must be absolute", v)
 		}
-		out = append(out, runc.Mount{Source: src, Destination: parts[1], ReadOnly: len(parts) == 3 && parts[2] == "ro"})
+		out = append(out, builder.Mount{Source: src, Destination: parts[1], ReadOnly: len(parts) == 3 && parts[2] == "ro"})
 	}
 	return out, nil
 }

@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 
+	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
-	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/spf13/pflag"
 )
 
@@ -61,8 +60,7 @@ serpent-oci shell llvm --profile full --platform linux/amd64 -e SERPENT_LLVM_STO
 				so.Stdin, so.Terminal = os.Stdin, true
 			}
 			_, err = build.Shell(ctx, opts, args[0], so)
-			var exit *runc.ExitError
-			if errors.As(err, &exit) {
+			if _, exited := builder.ExitStatus(err); exited {
 				return &exitCodeError{code: 1, err: err}
 			}
 			return err
