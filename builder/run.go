@@ -260,9 +260,7 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		return res, fmt.Errorf("run %s: prepare root filesystem: %w", opts.Name, err)
 	}
 	res.Provider = provider.Name()
-	if o, ok := provider.(*rootfs.Overlay); ok {
-		res.Snapshots = o.LastStats
-	}
+	res.Snapshots = rootfs.SnapshotStats(ws)
 	kept := ""
 	defer func() {
 		if err != nil && opts.KeepFailed {

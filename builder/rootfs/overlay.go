@@ -16,8 +16,6 @@ import (
 // Overlay is the overlayfs provider.
 type Overlay struct {
 	Snapshots *snapshot.Snapshotter
-	// Stats of the last Prepare's snapshot work (for reports and benchmarks).
-	LastStats snapshot.Stats
 }
 
 var _ Provider = (*Overlay)(nil)
@@ -31,8 +29,7 @@ func (o *Overlay) Prepare(ctx context.Context, base v1.Image, dir string) (Works
 	if err != nil {
 		return nil, err
 	}
-	o.LastStats = stats
-	w := &overlayWorkspace{dir: dir}
+	w := &overlayWorkspace{dir: dir, stats: stats}
 	for _, d := range []string{"upper", "work", "rootfs", "empty"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("overlay workspace: %w", err)
@@ -107,7 +104,12 @@ func escapeOverlay(p string) string {
 type overlayWorkspace struct {
 	dir     string
 	mounted bool
+	stats   snapshot.Stats
 }
+
+// SnapshotStats is what Prepare's layer snapshots cost: the workspace's own, so that two
+// runs preparing at once on one provider each report theirs.
+func (w *overlayWorkspace) SnapshotStats() snapshot.Stats { return w.stats }
 
 func (w *overlayWorkspace) Root() string  { return filepath.Join(w.dir, "rootfs") }
 func (w *overlayWorkspace) upper() string { return filepath.Join(w.dir, "upper") }

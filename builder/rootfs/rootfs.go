@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder/snapshot"
 )
 
 // Workspace is one run's root filesystem.
@@ -40,6 +41,15 @@ type Workspace interface {
 // failed run kept for inspection) but no mount behind.
 type Unmounter interface {
 	Unmount() error
+}
+
+// SnapshotStats is what preparing ws cost in layer snapshots (made, reused, bytes extracted):
+// zero for a workspace that uses none (a copy).
+func SnapshotStats(ws Workspace) snapshot.Stats {
+	if s, ok := ws.(interface{ SnapshotStats() snapshot.Stats }); ok {
+		return s.SnapshotStats()
+	}
+	return snapshot.Stats{}
 }
 
 // Provider makes workspaces over a base image in a scratch directory it may fill.
