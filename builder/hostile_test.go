@@ -27,8 +27,8 @@ func TestCaptureRefusesASymlinkedPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := e.opts(buildertest.Platforms[0], "mkdir -p /build/out && echo mine > /build/out/f && rm -rf /build && ln -s "+host+" /build")
-	o.Capture, o.CaptureDir, o.DirPlat = builder.CaptureDir, "/build/out", platform.MustParse("linux/arm64")
-	o.Tag = &store.Ref{Name: "captured"}
+	o.Output.Capture, o.Output.Dir, o.Output.Platform = builder.CaptureDir, "/build/out", platform.MustParse("linux/arm64")
+	o.Output.Tag = &store.Ref{Name: "captured"}
 	_, err := e.runner(t).Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "refusing to capture /build/out: /build is a symlink to "+host) {
 		t.Fatalf("capture through a planted symlink: %v", err)
@@ -48,8 +48,8 @@ func TestMountPointCleanupFollowsNothingPlanted(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := e.opts(buildertest.Platforms[0], "mv /a/b /a/moved && ln -s "+victim+" /a/b && echo planted")
-	o.Mounts = []builder.Mount{{Source: volume, Destination: "/a/b/c"}}
-	o.Capture, o.Tag = builder.CaptureLayer, &store.Ref{Name: "planted"}
+	o.Process.Mounts = []builder.Mount{{Source: volume, Destination: "/a/b/c"}}
+	o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: "planted"}
 	if _, err := e.runner(t).Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}

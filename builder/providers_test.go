@@ -109,7 +109,7 @@ echo touched > /etc/touched`
 					}
 				}
 				o := e.opts(p, script)
-				o.Base, o.Capture, o.Tag = img, builder.CaptureLayer, &store.Ref{Name: "crafted-" + prov}
+				o.Base, o.Output.Capture, o.Output.Tag = img, builder.CaptureLayer, &store.Ref{Name: "crafted-" + prov}
 				res, err := e.runner(t, builder.WithProvider(provider)).Run(context.Background(), o)
 				if err != nil {
 					t.Fatalf("%s: %v", prov, err)

@@ -131,38 +131,51 @@ const (
 	CaptureDir
 )
 
-// RunOptions describes one run.
+// RunOptions describes one run: a process (or a Prepare step alone) in a root made from
+// Base, and what is made of what it changed.
 type RunOptions struct {
 	Name     string      // for the console prefix, the log file and the history (default "run")
 	Base     v1.Image    // the image to run in
 	BaseName string      // how the base is known (for the history and annotations)
 	Platform v1.Platform // the base's platform
 
-	Args     []string
-	Env      []string // added to the image's environment; later keys win
-	Cwd      string   // default: the image's working directory, else /
-	Network  bool
-	Mounts   []Mount
-	Stdin    io.Reader
-	Terminal bool // interactive: the process gets a terminal (output is then not logged)
-	Timeout  time.Duration
-	// User is who the process runs as, in the image config's form: uid, uid:gid, name or
-	// name:group, names read from the root's /etc/passwd and /etc/group ("": root).
-	User string
-	// Stdout and Stderr, when set, receive the process's output as it is, apart (no console
-	// prefix, as podman run); the log still gets both.
-	Stdout, Stderr io.Writer
+	Process Process
 
 	// Prepare, when set, is called with the root filesystem's path (on the host) before the
 	// container starts: what it writes there is part of the run's changes. With Prepare and
-	// no Args, no container runs at all (a spin's copy step).
+	// no Process.Args, no container runs at all (a spin's copy step).
 	Prepare func(ctx context.Context, root string) error
 
-	Capture    Capture
-	CaptureDir string      // with CaptureDir: the directory in the container
-	DirPlat    v1.Platform // with CaptureDir: the new image's platform
-	CreatedBy  string      // history entry of the new layer
-	Layer      layer.WriteOptions
+	Output Output
+
+	KeepFailed bool // keep a failed run's directory (unmounted) and say where
+}
+
+// Process is what runs in the container and how it meets the world.
+type Process struct {
+	Args    []string
+	Env     []string // added to the image's environment; later keys win
+	Cwd     string   // default: the image's working directory, else /
+	Network bool     // the host's network (default: a namespace with loopback only)
+	Mounts  []Mount
+	Timeout time.Duration
+	// User is who the process runs as, in the image config's form: uid, uid:gid, name or
+	// name:group, names read from the root's /etc/passwd and /etc/group ("": root).
+	User     string
+	Stdin    io.Reader
+	Terminal bool // interactive: the process gets a terminal (output is then not logged)
+	// Stdout and Stderr, when set, receive the process's output as it is, apart (no console
+	// prefix, as podman run); the log still gets both.
+	Stdout, Stderr io.Writer
+}
+
+// Output is what a run makes of what it changed, and where it goes.
+type Output struct {
+	Capture   Capture
+	Dir       string      // with CaptureDir: the directory in the container
+	Platform  v1.Platform // with CaptureDir: the new image's platform
+	CreatedBy string      // history entry of the new layer
+	Layer     layer.WriteOptions
 	// Tag is where the result is tagged. Without one, the result's layer is stored and the
 	// image (Result.Image) returned untagged, for the caller to build on.
 	Tag         *store.Ref
@@ -170,8 +183,6 @@ type RunOptions struct {
 	// AnnotationFiles maps annotation keys to files the run writes (absolute paths in the
 	// container): each file's content becomes that annotation of the result.
 	AnnotationFiles map[string]string
-
-	KeepFailed bool // keep a failed run's directory (unmounted) and say where
 }
 
 // Result is what a run did.
@@ -210,18 +221,19 @@ func newID() string {
 	return ContainerPrefix + hex.EncodeToString(b)
 }
 
-// Run runs opts.Args in opts.Base. On success with a capture, the new image is stored and
+// Run runs opts.Process in opts.Base. On success with a capture, the new image is stored and
 // tagged; on failure or interruption nothing is tagged, the container is gone, nothing is left
 // mounted, and the log stays.
-func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err error) {
+func (r *Runner) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	if opts.Name == "" {
 		opts.Name = "run"
 	}
-	if len(opts.Args) == 0 && opts.Prepare == nil {
+	var res Result
+	if len(opts.Process.Args) == 0 && opts.Prepare == nil {
 		return res, errors.New("run: no command given")
 	}
-	if opts.Capture == CaptureDir && !filepath.IsAbs(opts.CaptureDir) {
-		return res, fmt.Errorf("run: captured directory %q must be absolute", opts.CaptureDir)
+	if opts.Output.Capture == CaptureDir && !filepath.IsAbs(opts.Output.Dir) {
+		return res, fmt.Errorf("run: captured directory %q must be absolute", opts.Output.Dir)
 	}
 	if err := r.binfmt.Check(opts.Platform); err != nil {
 		return res, fmt.Errorf("run %s: %w", opts.Name, err)
@@ -242,95 +254,159 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 
 	runDir := filepath.Join(r.runsDir, res.ID)
 	start := time.Now()
-	provider := r.provider
-	if provider == nil {
-		provider = &rootfs.Overlay{Snapshots: r.snaps}
-	}
-	ws, err := provider.Prepare(ctx, opts.Base, filepath.Join(runDir, "fs"))
-	if errors.Is(err, rootfs.ErrOverlayUnavailable) && r.provider == nil {
-		// Only a failed mount falls back: a layer that cannot be extracted fails the copy too,
-		// and is said once, as what it is.
-		log.G(ctx).WithError(err).Warn("falling back to a private copy of the base")
-		_ = os.RemoveAll(filepath.Join(runDir, "fs"))
-		provider = rootfs.Copy{}
-		ws, err = provider.Prepare(ctx, opts.Base, filepath.Join(runDir, "fs"))
-	}
+	ws, err := r.prepare(ctx, opts, runDir, &res)
 	if err != nil {
 		_ = os.RemoveAll(runDir)
 		return res, fmt.Errorf("run %s: prepare root filesystem: %w", opts.Name, err)
 	}
-	res.Provider = provider.Name()
-	res.Snapshots = rootfs.SnapshotStats(ws)
-	kept := ""
-	defer func() {
-		if err != nil && opts.KeepFailed {
-			kept = runDir
-			_ = os.WriteFile(filepath.Join(runDir, "kept"), nil, 0o600)
-			if u, ok := ws.(rootfs.Unmounter); ok {
-				_ = u.Unmount()
-			}
-		} else if cerr := ws.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-		if err == nil || kept == "" {
-			_ = os.RemoveAll(runDir)
-		}
+	err = r.runIn(ctx, ws, runDir, start, opts, &res)
+	keep := err != nil && opts.KeepFailed
+	if cerr := closeWorkspace(ws, runDir, keep); cerr != nil && err == nil {
+		err = cerr
+	}
+	if keep {
 		var fre *FailedRunError
 		if errors.As(err, &fre) {
-			fre.Kept = kept
+			fre.Kept = runDir
+		} else {
+			log.G(ctx).WithField("path", runDir).Warn("kept the failed run's files")
 		}
-	}()
+	}
+	return res, err
+}
+
+// prepare makes the run's root filesystem in runDir/fs with the runner's provider: overlayfs
+// unless told otherwise, a private copy where overlayfs cannot be mounted.
+func (r *Runner) prepare(ctx context.Context, opts RunOptions, runDir string, res *Result) (rootfs.Workspace, error) {
+	provider := r.provider
+	if provider == nil {
+		provider = &rootfs.Overlay{Snapshots: r.snaps}
+	}
+	dir := filepath.Join(runDir, "fs")
+	ws, err := provider.Prepare(ctx, opts.Base, dir)
+	if errors.Is(err, rootfs.ErrOverlayUnavailable) && r.provider == nil {
+		// Only a failed mount falls back: a layer that cannot be extracted fails the copy too,
+		// and is said once, as what it is.
+		log.G(ctx).WithError(err).Warn("falling back to a private copy of the base")
+		_ = os.RemoveAll(dir)
+		provider = rootfs.Copy{}
+		ws, err = provider.Prepare(ctx, opts.Base, dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Provider = provider.Name()
+	res.Snapshots = rootfs.SnapshotStats(ws)
+	return ws, nil
+}
+
+// closeWorkspace removes the run's directory, or with keep unmounts it and leaves its files
+// (marked kept, so that Recover leaves them too).
+func closeWorkspace(ws rootfs.Workspace, runDir string, keep bool) error {
+	if keep {
+		_ = os.WriteFile(filepath.Join(runDir, "kept"), nil, 0o600)
+		if u, ok := ws.(rootfs.Unmounter); ok {
+			return u.Unmount()
+		}
+		return nil
+	}
+	err := ws.Close()
+	_ = os.RemoveAll(runDir)
+	return err
+}
+
+// runIn does the run's work in its workspace: the Prepare step, the process, the capture.
+func (r *Runner) runIn(ctx context.Context, ws rootfs.Workspace, runDir string, start time.Time, opts RunOptions, res *Result) error {
 	if opts.Prepare != nil {
 		if err := opts.Prepare(ctx, ws.Root()); err != nil {
-			return res, fmt.Errorf("run %s: %w", opts.Name, err)
+			return fmt.Errorf("run %s: %w", opts.Name, err)
 		}
 	}
 	res.Prepare = time.Since(start)
-	if len(opts.Args) == 0 {
-		return res, r.capture(ctx, ws, nil, opts, &res)
+	var missing []string
+	if len(opts.Process.Args) > 0 {
+		var err error
+		if missing, err = r.runProcess(ctx, ws, runDir, opts, res); err != nil {
+			return err
+		}
+		if err := readAnnotationFiles(ws.Root(), &opts.Output); err != nil {
+			return fmt.Errorf("run %s: %w", opts.Name, err)
+		}
 	}
+	return r.capture(ctx, ws, missing, opts, res)
+}
 
+// runProcess runs the process in a runc container over ws and returns the mount points the
+// runtime had to create in the root (to be left out of a capture). A process that fails is a
+// *FailedRunError.
+func (r *Runner) runProcess(ctx context.Context, ws rootfs.Workspace, runDir string, opts RunOptions, res *Result) ([]string, error) {
+	p := opts.Process
 	cfg, err := opts.Base.ConfigFile()
 	if err != nil {
-		return res, fmt.Errorf("run %s: base config: %w", opts.Name, err)
+		return nil, fmt.Errorf("run %s: base config: %w", opts.Name, err)
 	}
-	cwd := opts.Cwd
+	cwd := p.Cwd
 	if cwd == "" {
 		cwd = cfg.Config.WorkingDir
 	}
-	env := append(append([]string{image.DefaultPath}, cfg.Config.Env...), opts.Env...)
-	uid, gid, err := ResolveUser(ws.Root(), opts.User)
+	env := append(append([]string{image.DefaultPath}, cfg.Config.Env...), p.Env...)
+	uid, gid, err := ResolveUser(ws.Root(), p.User)
 	if err != nil {
-		return res, fmt.Errorf("run %s: %w", opts.Name, err)
+		return nil, fmt.Errorf("run %s: %w", opts.Name, err)
 	}
 	spec, err := runc.Spec(runc.SpecOptions{
-		Rootfs: ws.Root(), Args: opts.Args, Env: env, Cwd: cwd,
-		Network: opts.Network, ResolvConf: resolvConf(opts.Network),
-		Mounts: runcMounts(opts.Mounts), Terminal: opts.Terminal, UID: uid, GID: gid,
+		Rootfs: ws.Root(), Args: p.Args, Env: env, Cwd: cwd,
+		Network: p.Network, ResolvConf: resolvConf(p.Network),
+		Mounts: runcMounts(p.Mounts), Terminal: p.Terminal, UID: uid, GID: gid,
 	})
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	missing := rootfs.Missing(ws.Root(), runc.MountPoints(spec))
 	bundle := filepath.Join(runDir, "bundle")
 	if err := runc.WriteBundle(bundle, spec); err != nil {
-		return res, fmt.Errorf("run %s: %w", opts.Name, err)
+		return nil, fmt.Errorf("run %s: %w", opts.Name, err)
 	}
 
 	// A tag may have parts (full/stage3): the log is one file all the same.
 	res.Log = filepath.Join(r.logsDir, strings.ReplaceAll(opts.Name, "/", "_")+"-"+res.ID+".log")
 	logFile, err := os.Create(res.Log)
 	if err != nil {
-		return res, fmt.Errorf("run %s: log: %w", opts.Name, err)
+		return nil, fmt.Errorf("run %s: log: %w", opts.Name, err)
 	}
 	defer logFile.Close()
-	stdio := runc.Stdio{Stdin: opts.Stdin}
-	var console *prefixWriter
+	stdio, flush := r.stdio(p, opts.Name, logFile)
+
+	runCtx := ctx
+	if p.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeoutCause(ctx, p.Timeout, fmt.Errorf("timed out after %v", p.Timeout))
+		defer cancel()
+	}
+	log.G(ctx).WithFields(log.Fields{"provider": res.Provider, "args": strings.Join(p.Args, " ")}).Debug("starting container")
+	start := time.Now()
+	runErr := r.runtime.Run(runCtx, res.ID, bundle, stdio)
+	res.Run = time.Since(start)
+	flush()
+	if runErr != nil {
+		if cause := context.Cause(runCtx); cause != nil && runCtx.Err() != nil && ctx.Err() == nil {
+			runErr = fmt.Errorf("%w: %w", cause, runErr)
+		}
+		return nil, &FailedRunError{Name: opts.Name, Log: res.Log, Err: runErr}
+	}
+	return missing, nil
+}
+
+// stdio is where the process's streams go: a terminal's straight to ours; with Stdout or
+// Stderr, to them as they are and to the log; else to the log and the console, each line
+// prefixed with the run's name. flush writes out a last unfinished console line.
+func (r *Runner) stdio(p Process, name string, logFile io.Writer) (stdio runc.Stdio, flush func()) {
+	stdio.Stdin = p.Stdin
 	switch {
-	case opts.Terminal:
+	case p.Terminal:
 		stdio.Stdout, stdio.Stderr = os.Stdout, os.Stderr
-	case opts.Stdout != nil || opts.Stderr != nil:
-		stdout, stderr := opts.Stdout, opts.Stderr
+	case p.Stdout != nil || p.Stderr != nil:
+		stdout, stderr := p.Stdout, p.Stderr
 		if stdout == nil {
 			stdout = io.Discard
 		}
@@ -341,35 +417,12 @@ func (r *Runner) Run(ctx context.Context, opts RunOptions) (res Result, err erro
 		lf := &syncWriter{w: logFile}
 		stdio.Stdout, stdio.Stderr = io.MultiWriter(lf, stdout), io.MultiWriter(lf, stderr)
 	default:
-		console = newPrefixWriter(r.console, opts.Name+" | ")
+		console := newPrefixWriter(r.console, name+" | ")
 		out := io.MultiWriter(logFile, console)
 		stdio.Stdout, stdio.Stderr = out, out
+		return stdio, func() { _ = console.Flush() }
 	}
-
-	runCtx := ctx
-	if opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("timed out after %v", opts.Timeout))
-		defer cancel()
-	}
-	log.G(ctx).WithFields(log.Fields{"provider": res.Provider, "args": strings.Join(opts.Args, " ")}).Debug("starting container")
-	start = time.Now()
-	runErr := r.runtime.Run(runCtx, res.ID, bundle, stdio)
-	res.Run = time.Since(start)
-	if console != nil {
-		_ = console.Flush()
-	}
-	if runErr != nil {
-		if cause := context.Cause(runCtx); cause != nil && runCtx.Err() != nil && ctx.Err() == nil {
-			runErr = fmt.Errorf("%w: %w", cause, runErr)
-		}
-		return res, &FailedRunError{Name: opts.Name, Log: res.Log, Err: runErr}
-	}
-
-	if err := readAnnotationFiles(ws.Root(), &opts); err != nil {
-		return res, fmt.Errorf("run %s: %w", opts.Name, err)
-	}
-	return res, r.capture(ctx, ws, missing, opts, &res)
+	return stdio, func() {}
 }
 
 func runcMounts(ms []Mount) []runc.Mount {
@@ -380,11 +433,11 @@ func runcMounts(ms []Mount) []runc.Mount {
 	return out
 }
 
-// capture makes the run's result, as opts.Capture says.
+// capture makes the run's result, as opts.Output.Capture says.
 func (r *Runner) capture(ctx context.Context, ws rootfs.Workspace, missing []string, opts RunOptions, res *Result) error {
 	start := time.Now()
 	var err error
-	switch opts.Capture {
+	switch opts.Output.Capture {
 	case CaptureLayer:
 		err = r.captureLayer(ctx, ws, missing, opts, res)
 	case CaptureDir:
@@ -400,7 +453,7 @@ func (r *Runner) capture(ctx context.Context, ws rootfs.Workspace, missing []str
 // maxAnnotation bounds an annotation read from a file: manifests are meant to stay small.
 const maxAnnotation = 256 << 10
 
-func readAnnotationFiles(root string, opts *RunOptions) error {
+func readAnnotationFiles(root string, opts *Output) error {
 	for key, p := range opts.AnnotationFiles {
 		full, err := securejoin.SecureJoin(root, p)
 		if err != nil {
@@ -452,9 +505,10 @@ func (r *Runner) captureLayer(ctx context.Context, ws rootfs.Workspace, missing 
 	if len(removed) > 0 {
 		log.G(ctx).WithField("paths", removed).Debug("left the runtime's mount points out of the layer")
 	}
-	opts.Layer.Format = layer.OverlayUpper
+	out := opts.Output
+	out.Layer.Format = layer.OverlayUpper
 	img, l, err := image.AppendDir(ctx, r.store, image.WithoutAnnotations(opts.Base), opts.Platform, changes, image.AppendOptions{
-		Layer: opts.Layer, CreatedBy: opts.CreatedBy,
+		Layer: out.Layer, CreatedBy: out.CreatedBy,
 	})
 	if err != nil {
 		return err
@@ -465,16 +519,17 @@ func (r *Runner) captureLayer(ctx context.Context, ws rootfs.Workspace, missing 
 func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOptions, res *Result) error {
 	// Every component a plain directory: a run that replaced /build by a symlink to a host
 	// directory must not get that directory captured.
-	dir, err := rootfs.PlainDir(ws.Root(), opts.CaptureDir)
+	dir, err := rootfs.PlainDir(ws.Root(), opts.Output.Dir)
 	switch {
 	case errors.Is(err, rootfs.ErrNotPlain):
-		return fmt.Errorf("refusing to capture %s: %w", opts.CaptureDir, err)
+		return fmt.Errorf("refusing to capture %s: %w", opts.Output.Dir, err)
 	case err != nil:
-		return fmt.Errorf("the run left no directory at %s to capture", opts.CaptureDir)
+		return fmt.Errorf("the run left no directory at %s to capture", opts.Output.Dir)
 	}
-	opts.Layer.Format = layer.Dir
-	img, l, err := image.AppendDir(ctx, r.store, nil, opts.DirPlat, dir, image.AppendOptions{
-		Layer: opts.Layer, CreatedBy: opts.CreatedBy, Comment: "rootfs " + opts.CaptureDir + " of " + opts.Name,
+	out := opts.Output
+	out.Layer.Format = layer.Dir
+	img, l, err := image.AppendDir(ctx, r.store, nil, out.Platform, dir, image.AppendOptions{
+		Layer: out.Layer, CreatedBy: out.CreatedBy, Comment: "rootfs " + out.Dir + " of " + opts.Name,
 	})
 	if err != nil {
 		return err
@@ -492,7 +547,7 @@ func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunO
 		annotations[AnnotationBaseName] = opts.BaseName
 		annotations[AnnotationBaseDigest] = baseDigest.String()
 	}
-	for k, v := range opts.Annotations {
+	for k, v := range opts.Output.Annotations {
 		annotations[k] = v
 	}
 	if len(annotations) > 0 {
@@ -500,10 +555,10 @@ func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunO
 	}
 	res.Image = img
 	res.LayerBytes, _ = l.Size()
-	if opts.Tag == nil {
+	if opts.Output.Tag == nil {
 		return nil
 	}
-	d, err := r.store.WriteImage(ctx, img, *opts.Tag)
+	d, err := r.store.WriteImage(ctx, img, *opts.Output.Tag)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,8 @@ func (e *env) runner(t *testing.T, opts ...builder.Option) *builder.Runner {
 func (e *env) opts(p v1.Platform, script string) builder.RunOptions {
 	return builder.RunOptions{
 		Name: "test", Base: e.images[platform.String(p)], BaseName: "busybox", Platform: p,
-		Args: []string{"/bin/sh", "-c", script}, CreatedBy: "test",
+		Process: builder.Process{Args: []string{"/bin/sh", "-c", script}},
+		Output:  builder.Output{CreatedBy: "test"},
 	}
 }
 
@@ -182,9 +183,9 @@ func TestRunCapturesExactlyTheChanges(t *testing.T) {
 					}
 				}
 				o := e.opts(p, changeScript)
-				o.Capture = builder.CaptureLayer
+				o.Output.Capture = builder.CaptureLayer
 				tag := store.Ref{Name: "changed-" + prov}
-				o.Tag = &tag
+				o.Output.Tag = &tag
 				res, err := e.runner(t, builder.WithProvider(provider)).Run(ctx, o)
 				if err != nil {
 					t.Fatal(err)
@@ -275,7 +276,7 @@ func TestNoNetworkUnlessAsked(t *testing.T) {
 		t.Fatalf("without network, nc should be refused; log: %q", log)
 	}
 	o := e.opts(p, script)
-	o.Network = true
+	o.Process.Network = true
 	res, err = e.runner(t).Run(context.Background(), o)
 	if err != nil {
 		t.Fatalf("with network: %v", err)
@@ -308,8 +309,8 @@ func TestFailedRunTagsNothing(t *testing.T) {
 			}
 			defer cancel()
 			o := e.opts(buildertest.Platforms[1], "echo partial > /partial; "+tt.script)
-			o.Capture, o.Timeout = builder.CaptureLayer, tt.timeout
-			o.Tag = &store.Ref{Name: "never"}
+			o.Output.Capture, o.Process.Timeout = builder.CaptureLayer, tt.timeout
+			o.Output.Tag = &store.Ref{Name: "never"}
 			start := time.Now()
 			_, err := e.runner(t).Run(ctx, o)
 			var failed *builder.FailedRunError
@@ -361,8 +362,8 @@ func TestKeepFailedKeepsFilesNotMounts(t *testing.T) {
 func TestCaptureDirMakesANewImage(t *testing.T) {
 	e := setup(t)
 	o := e.opts(buildertest.Platforms[0], "mkdir -p /out/rootfs/bin && cp /bin/busybox /out/rootfs/bin/ && ln -s busybox /out/rootfs/bin/sh && echo made > /out/rootfs/marker")
-	o.Capture, o.CaptureDir, o.DirPlat = builder.CaptureDir, "/out/rootfs", platform.MustParse("linux/arm64")
-	o.Tag = &store.Ref{Name: "made"}
+	o.Output.Capture, o.Output.Dir, o.Output.Platform = builder.CaptureDir, "/out/rootfs", platform.MustParse("linux/arm64")
+	o.Output.Tag = &store.Ref{Name: "made"}
 	res, err := e.runner(t).Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -426,7 +427,7 @@ func TestKilledRunIsRecovered(t *testing.T) {
 	fmt.Printf("store=%s\n", e.st.Dir())
 	o := e.opts(buildertest.Platforms[1], "echo running; sleep 60")
 	o.Name = "child"
-	o.Capture, o.Tag = builder.CaptureLayer, &store.Ref{Name: "never"}
+	o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: "never"}
 	_, _ = e.runner(t, builder.WithConsole(os.Stdout)).Run(context.Background(), o)
 	t.Fatal("the child's run was not killed")
 }
@@ -462,7 +463,7 @@ func TestConcurrentRunsDoNotCollide(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			o := e.opts(buildertest.Platforms[i], fmt.Sprintf("echo %d > /which; sleep 1", i))
-			o.Capture, o.Tag = builder.CaptureLayer, &store.Ref{Name: fmt.Sprintf("concurrent-%d", i)}
+			o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: fmt.Sprintf("concurrent-%d", i)}
 			results[i], errs[i] = e.runner(t).Run(context.Background(), o)
 		}()
 	}

@@ -377,13 +377,17 @@ func reuseLayer(img, prev v1.Image, digest string, h v1.History) (v1.Image, erro
 func runStep(ctx context.Context, s *Spin, opts Options, st *Step, p v1.Platform, img v1.Image, h v1.History) (v1.Image, v1.Hash, error) {
 	ro := builder.RunOptions{
 		Name: fmt.Sprintf("%s-%d", s.Name, st.Index+1), Base: img, Platform: p,
-		Capture: builder.CaptureLayer, CreatedBy: h.CreatedBy,
-		Layer: layer.WriteOptions{SourceDateEpoch: opts.Epoch},
+		Output: builder.Output{
+			Capture: builder.CaptureLayer, CreatedBy: h.CreatedBy,
+			Layer: layer.WriteOptions{SourceDateEpoch: opts.Epoch},
+		},
 	}
 	switch st.Kind {
 	case Run:
-		ro.Args, ro.Network = []string{"/bin/sh", "-e", "-c", st.Script}, st.Network
-		ro.Env = []string{"SOURCE_DATE_EPOCH=" + fmt.Sprint(opts.Epoch.Unix())}
+		ro.Process = builder.Process{
+			Args: []string{"/bin/sh", "-e", "-c", st.Script}, Network: st.Network,
+			Env: []string{"SOURCE_DATE_EPOCH=" + fmt.Sprint(opts.Epoch.Unix())},
+		}
 	case Copy:
 		ro.Prepare = func(ctx context.Context, root string) error { return copyInto(root, s.Dir, st) }
 	}

@@ -141,7 +141,7 @@ func inside(t *testing.T, st *store.Store, ref store.Ref, cmd string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := runner.Run(context.Background(), builder.RunOptions{Name: "check", Base: img, Platform: *ref.Platform, Args: []string{"/bin/sh", "-c", cmd}})
+	res, err := runner.Run(context.Background(), builder.RunOptions{Name: "check", Base: img, Platform: *ref.Platform, Process: builder.Process{Args: []string{"/bin/sh", "-c", cmd}}})
 	if err != nil {
 		t.Fatal(err)
 	}

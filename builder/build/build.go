@@ -292,13 +292,13 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	if err != nil {
 		return res, err
 	}
-	ro.Tag = &s.Tag
-	ro.AnnotationFiles = r.Annotate
-	ro.Annotations = provenance(opts.PlanOptions, s, epochOf(opts.PlanOptions))
+	ro.Output.Tag = &s.Tag
+	ro.Output.AnnotationFiles = r.Annotate
+	ro.Output.Annotations = provenance(opts.PlanOptions, s, epochOf(opts.PlanOptions))
 	if r.Output.Kind == stages.Rootfs {
-		ro.Capture, ro.CaptureDir, ro.DirPlat = builder.CaptureDir, r.Output.Dir, s.Target.Platform
+		ro.Output.Capture, ro.Output.Dir, ro.Output.Platform = builder.CaptureDir, r.Output.Dir, s.Target.Platform
 	} else {
-		ro.Capture = builder.CaptureLayer
+		ro.Output.Capture = builder.CaptureLayer
 	}
 	run, err := opts.Runner.Run(ctx, ro)
 	res.Run, res.Log, res.Took, res.Built = run, run.Log, time.Since(start), true
@@ -355,9 +355,11 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 	}
 	ro = builder.RunOptions{
 		Name: r.Name, Base: s.BaseImage, BaseName: s.Base, Platform: s.RunsOn,
-		Args: args, Env: env, Network: r.Network, Mounts: mounts,
-		CreatedBy:  "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
-		Layer:      layer.WriteOptions{SourceDateEpoch: epoch},
+		Process: builder.Process{Args: args, Env: env, Network: r.Network, Mounts: mounts},
+		Output: builder.Output{
+			CreatedBy: "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
+			Layer:     layer.WriteOptions{SourceDateEpoch: epoch},
+		},
 		KeepFailed: opts.KeepFailed,
 	}
 	return ro, recipeDir, nil

@@ -68,13 +68,13 @@ func Shell(ctx context.Context, opts Options, stage string, so ShellOptions) (bu
 		return builder.Result{}, err
 	}
 	ro.Name = stage + "-shell"
-	ro.Args = []string{"/bin/sh"}
+	ro.Process.Args = []string{"/bin/sh"}
 	if len(so.Args) > 0 {
-		ro.Args = so.Args
+		ro.Process.Args = so.Args
 	}
-	ro.Env = append(ro.Env, so.Env...)
-	ro.Stdin, ro.Terminal = so.Stdin, so.Terminal
-	ro.Capture = builder.CaptureNone
+	ro.Process.Env = append(ro.Process.Env, so.Env...)
+	ro.Process.Stdin, ro.Process.Terminal = so.Stdin, so.Terminal
+	ro.Output.Capture = builder.CaptureNone
 	res, err := opts.Runner.Run(ctx, ro)
 	if err != nil {
 		return res, fmt.Errorf("shell %s for %s: %w", stage, platform.String(last.Target.Platform), err)

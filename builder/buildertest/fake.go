@@ -67,7 +67,7 @@ func (f *FakeExecutor) RunHost(_ context.Context, name string, cmd *exec.Cmd) (s
 	return "", fmt.Errorf("%s: the fake executor runs no host program (%s)", name, cmd.Path)
 }
 
-// Run makes the run's image as described on FakeExecutor, tagged as opts.Tag says.
+// Run makes the run's image as described on FakeExecutor, tagged as opts.Output.Tag says.
 func (f *FakeExecutor) Run(ctx context.Context, opts builder.RunOptions) (builder.Result, error) {
 	return f.run(ctx, f.Store, opts)
 }
@@ -91,7 +91,7 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 		return res, fmt.Errorf("%s: %w", name, err)
 	}
 	res.Log = "fake run " + name + ": " + sum + "\n"
-	if opts.Capture == builder.CaptureNone {
+	if opts.Output.Capture == builder.CaptureNone {
 		return res, nil
 	}
 	l, err := fileLayer("fake-run/"+name, sum)
@@ -99,10 +99,10 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 		return res, err
 	}
 	var base v1.Image // CaptureDir: a new image on scratch
-	if opts.Capture != builder.CaptureDir {
+	if opts.Output.Capture != builder.CaptureDir {
 		base = image.WithoutAnnotations(opts.Base)
 	}
-	img, err := image.Append(base, opts.DirPlat, l, image.AppendOptions{Layer: opts.Layer, CreatedBy: opts.CreatedBy})
+	img, err := image.Append(base, opts.Output.Platform, l, image.AppendOptions{Layer: opts.Output.Layer, CreatedBy: opts.Output.CreatedBy})
 	if err != nil {
 		return res, err
 	}
@@ -114,14 +114,14 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 		}
 		annotations[builder.AnnotationBaseName], annotations[builder.AnnotationBaseDigest] = opts.BaseName, h.String()
 	}
-	for k, v := range opts.Annotations {
+	for k, v := range opts.Output.Annotations {
 		annotations[k] = v
 	}
 	img = mutate.Annotations(img, annotations).(v1.Image)
 	res.Image = img
 	res.LayerBytes, _ = l.Size()
-	if opts.Tag != nil {
-		if res.Descriptor, err = st.WriteImage(ctx, img, *opts.Tag); err != nil {
+	if opts.Output.Tag != nil {
+		if res.Descriptor, err = st.WriteImage(ctx, img, *opts.Output.Tag); err != nil {
 			return res, err
 		}
 	}
@@ -132,7 +132,7 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 func inputsDigest(opts builder.RunOptions) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "args %q\nenv %q\ncwd %q\nnetwork %v\nuser %q\ncapture %d %q %v\n",
-		opts.Args, opts.Env, opts.Cwd, opts.Network, opts.User, opts.Capture, opts.CaptureDir, opts.DirPlat)
+		opts.Process.Args, opts.Process.Env, opts.Process.Cwd, opts.Process.Network, opts.Process.User, opts.Output.Capture, opts.Output.Dir, opts.Output.Platform)
 	if opts.Base != nil {
 		d, err := opts.Base.Digest()
 		if err != nil {
@@ -140,7 +140,7 @@ func inputsDigest(opts builder.RunOptions) (string, error) {
 		}
 		fmt.Fprintf(h, "base %s\n", d)
 	}
-	mounts := slices.Clone(opts.Mounts)
+	mounts := slices.Clone(opts.Process.Mounts)
 	slices.SortFunc(mounts, func(a, b builder.Mount) int { return strings.Compare(a.Destination, b.Destination) })
 	for _, m := range mounts {
 		if !m.ReadOnly {

@@ -183,19 +183,21 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 	}
 	ro := builder.RunOptions{
 		Name: ref.Name, Base: img, BaseName: ref.WithPlatform(d.Platform).String(), Platform: *d.Platform,
-		Args: command, Env: a.envVars, Cwd: a.workdir, User: user, Mounts: mounts, Network: a.network == "host",
-		Timeout: a.timeout, KeepFailed: a.keep,
-		CreatedBy: "serpent-oci run -- " + strings.Join(command, " "),
-		Stdout:    e.stdout, Stderr: e.stderr,
+		Process: builder.Process{
+			Args: command, Env: a.envVars, Cwd: a.workdir, User: user, Mounts: mounts, Network: a.network == "host",
+			Timeout: a.timeout, Stdout: e.stdout, Stderr: e.stderr,
+		},
+		Output:     builder.Output{CreatedBy: "serpent-oci run -- " + strings.Join(command, " ")},
+		KeepFailed: a.keep,
 	}
 	if a.interactive || a.tty {
-		ro.Stdin = e.stdin
+		ro.Process.Stdin = e.stdin
 	}
 	if a.tty {
-		ro.Terminal = true
+		ro.Process.Terminal = true
 	}
 	if tag != nil {
-		ro.Capture, ro.Tag = builder.CaptureLayer, tag
+		ro.Output.Capture, ro.Output.Tag = builder.CaptureLayer, tag
 	}
 	res, err := r.Run(ctx, ro)
 	if err != nil {
