@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder/binfmt"
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
 	"github.com/serpent-os/serpent-oci/builder/runc"
@@ -34,12 +35,6 @@ import (
 
 // ContainerPrefix starts the name of every container serpent-oci runs.
 const ContainerPrefix = "serpent-"
-
-// Annotations a run's image carries.
-const (
-	AnnotationBaseName   = "org.opencontainers.image.base.name"
-	AnnotationBaseDigest = "org.opencontainers.image.base.digest"
-)
 
 // Runner runs commands in images of one store.
 type Runner struct {
@@ -544,8 +539,8 @@ func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunO
 		if err != nil {
 			return err
 		}
-		annotations[AnnotationBaseName] = opts.BaseName
-		annotations[AnnotationBaseDigest] = baseDigest.String()
+		annotations[ocispec.AnnotationBaseImageName] = opts.BaseName
+		annotations[ocispec.AnnotationBaseImageDigest] = baseDigest.String()
 	}
 	for k, v := range opts.Output.Annotations {
 		annotations[k] = v

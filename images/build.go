@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
@@ -32,10 +33,8 @@ const FormatVersion = "serpent-oci/spin/1"
 
 // Annotations on a spin image, beside the OCI base-image ones.
 const (
-	AnnotationSpin       = "os.serpent.oci.spin"       // the spin's name
-	AnnotationSteps      = "os.serpent.oci.spin.steps" // JSON: each step's key and layer digest
-	AnnotationBaseName   = builder.AnnotationBaseName
-	AnnotationBaseDigest = builder.AnnotationBaseDigest
+	AnnotationSpin  = "os.serpent.oci.spin"       // the spin's name
+	AnnotationSteps = "os.serpent.oci.spin.steps" // JSON: each step's key and layer digest
 )
 
 // Options is a spin build.
@@ -135,8 +134,8 @@ func Build(ctx context.Context, s *Spin, opts Options) ([]Result, error) {
 // opts.Pull, or the definition names another base now), else a store tag, else the registry.
 func resolveBase(ctx context.Context, s *Spin, opts Options, p v1.Platform, prev v1.Image) (base, error) {
 	if prev != nil && !opts.Pull {
-		if m, err := prev.Manifest(); err == nil && m.Annotations[AnnotationBaseName] == s.From {
-			if h, err := v1.NewHash(m.Annotations[AnnotationBaseDigest]); err == nil {
+		if m, err := prev.Manifest(); err == nil && m.Annotations[ocispec.AnnotationBaseImageName] == s.From {
+			if h, err := v1.NewHash(m.Annotations[ocispec.AnnotationBaseImageDigest]); err == nil {
 				if img, err := opts.Store.ImageByHash(h); err == nil {
 					return base{img, h, s.From}, nil
 				}
@@ -264,10 +263,10 @@ func buildPlatform(ctx context.Context, s *Spin, opts Options, p v1.Platform, b 
 	}
 	steps, _ := json.Marshal(records)
 	cur = mutate.Annotations(cur, map[string]string{
-		AnnotationBaseName:   b.name,
-		AnnotationBaseDigest: b.digest.String(),
-		AnnotationSpin:       s.Name,
-		AnnotationSteps:      string(steps),
+		ocispec.AnnotationBaseImageName:   b.name,
+		ocispec.AnnotationBaseImageDigest: b.digest.String(),
+		AnnotationSpin:                    s.Name,
+		AnnotationSteps:                   string(steps),
 	}).(v1.Image)
 	d, err := opts.Store.WriteImage(ctx, cur, res.Tag)
 	if err != nil {

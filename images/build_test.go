@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
 	"github.com/serpent-os/serpent-oci/images"
@@ -197,7 +198,7 @@ func TestSpinOnARegistryBase(t *testing.T) {
 		}
 		m, _ := img.Manifest()
 		cfg, _ := img.ConfigFile()
-		if m.Annotations[images.AnnotationBaseName] != base || m.Annotations[images.AnnotationBaseDigest] != res.BaseDigest.String() {
+		if m.Annotations[ocispec.AnnotationBaseImageName] != base || m.Annotations[ocispec.AnnotationBaseImageDigest] != res.BaseDigest.String() {
 			t.Errorf("%s: base annotations %v", platform.String(p), m.Annotations)
 		}
 		if strings.Join(cfg.Config.Entrypoint, " ") != "/bin/sh -c" || strings.Join(cfg.Config.Cmd, " ") != "echo default command" || cfg.Config.Labels["org.example.spin"] != "yes" {

@@ -25,7 +25,6 @@ const (
 	AnnotationRecipeDigest = "os.serpent.oci.recipe-digest"
 	AnnotationStage        = "os.serpent.oci.stage"
 	AnnotationTarget       = "os.serpent.oci.target"
-	AnnotationBaseDigest   = "org.opencontainers.image.base.digest"
 )
 
 // recipeMeaning is what of a recipe can change a stage's output: its fields as parsed (so a

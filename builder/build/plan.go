@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -342,7 +343,7 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 		s.Action, s.Reason = Reuse, "same key"
 	case a[AnnotationRecipeDigest] != s.RecipeDigest:
 		s.Action, s.Reason = Build, "recipe changed"
-	case a[AnnotationBaseDigest] != s.BaseDigest.String():
+	case a[ocispec.AnnotationBaseImageDigest] != s.BaseDigest.String():
 		s.Action, s.Reason = Build, "base changed"
 	default:
 		s.Action, s.Reason = Build, "target, host, epoch or builder version changed"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/stages"
 )
@@ -17,12 +18,8 @@ import (
 // and base digest. None holds a time of the build, a host name or a path: two builds of the
 // same recipes give the same manifest.
 const (
-	AnnotationSources  = "os.serpent.oci.sources" // JSON: every source, name, file, sha256, origin, licence
-	AnnotationBuilder  = "os.serpent.oci.builder" // the builder's format version (what decides the bytes)
-	AnnotationCreated  = "org.opencontainers.image.created"
-	AnnotationSource   = "org.opencontainers.image.source"
-	AnnotationRevision = "org.opencontainers.image.revision"
-	AnnotationVersion  = "org.opencontainers.image.version"
+	AnnotationSources = "os.serpent.oci.sources" // JSON: every source, name, file, sha256, origin, licence
+	AnnotationBuilder = "os.serpent.oci.builder" // the builder's format version (what decides the bytes)
 )
 
 // EmbeddedSource is org.opencontainers.image.source of stages built from the recipes built
@@ -35,17 +32,17 @@ func provenance(opts PlanOptions, s *Step, epoch time.Time) map[string]string {
 	a := map[string]string{
 		AnnotationKey: s.Key, AnnotationRecipeDigest: s.RecipeDigest,
 		AnnotationStage: s.Name(), AnnotationTarget: platform.String(s.Target.Platform),
-		AnnotationSources: string(srcs),
-		AnnotationBuilder: FormatVersion,
-		AnnotationCreated: epoch.UTC().Format(time.RFC3339),
+		AnnotationSources:         string(srcs),
+		AnnotationBuilder:         FormatVersion,
+		ocispec.AnnotationCreated: epoch.UTC().Format(time.RFC3339),
 		// The version of a stage is its recipe: the same recipe, the same stage.
-		AnnotationVersion: s.RecipeDigest,
+		ocispec.AnnotationVersion: s.RecipeDigest,
 		// The recipe set's content digest: a revision that names the recipes in any VCS or
 		// none, and that does not move when a commit changes nothing they build.
-		AnnotationRevision: SetDigest(opts.Set),
+		ocispec.AnnotationRevision: SetDigest(opts.Set),
 	}
 	if opts.RecipeSource != "" {
-		a[AnnotationSource] = opts.RecipeSource
+		a[ocispec.AnnotationSource] = opts.RecipeSource
 	}
 	return a
 }

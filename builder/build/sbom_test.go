@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/stages"
@@ -163,14 +164,14 @@ func TestBuildStoresAnSBOMPerStage(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, _ := img.Manifest()
-		for _, k := range []string{build.AnnotationSources, build.AnnotationBuilder, build.AnnotationCreated, build.AnnotationRevision,
-			build.AnnotationVersion, build.AnnotationKey, build.AnnotationRecipeDigest, build.AnnotationBaseDigest} {
+		for _, k := range []string{build.AnnotationSources, build.AnnotationBuilder, ocispec.AnnotationCreated, ocispec.AnnotationRevision,
+			ocispec.AnnotationVersion, build.AnnotationKey, build.AnnotationRecipeDigest, ocispec.AnnotationBaseImageDigest} {
 			if m.Annotations[k] == "" {
 				t.Errorf("%s lacks the annotation %s", s.Step.Name(), k)
 			}
 		}
-		if m.Annotations[build.AnnotationCreated] != "2020-08-16T00:00:00Z" {
-			t.Errorf("%s: created %q, want the source date epoch", s.Step.Name(), m.Annotations[build.AnnotationCreated])
+		if m.Annotations[ocispec.AnnotationCreated] != "2020-08-16T00:00:00Z" {
+			t.Errorf("%s: created %q, want the source date epoch", s.Step.Name(), m.Annotations[ocispec.AnnotationCreated])
 		}
 	}
 }

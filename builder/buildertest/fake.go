@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -112,7 +113,7 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 		if err != nil {
 			return res, err
 		}
-		annotations[builder.AnnotationBaseName], annotations[builder.AnnotationBaseDigest] = opts.BaseName, h.String()
+		annotations[ocispec.AnnotationBaseImageName], annotations[ocispec.AnnotationBaseImageDigest] = opts.BaseName, h.String()
 	}
 	for k, v := range opts.Output.Annotations {
 		annotations[k] = v

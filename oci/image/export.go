@@ -12,12 +12,12 @@ import (
 	"strings"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
 // ExportFormat names what Export writes.
@@ -133,7 +133,7 @@ func writeOCIArchive(ctx context.Context, imgs []v1.Image, name string, w io.Wri
 		top = v1.Descriptor{MediaType: types.OCIImageIndex, Digest: h, Size: int64(len(rawIndex))}
 		small = append([]blobFile{{h, rawIndex}}, small...)
 	}
-	top.Annotations = map[string]string{store.AnnotationRefName: name}
+	top.Annotations = map[string]string{ocispec.AnnotationRefName: name}
 	indexJSON, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{top}})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestGCKeepsAnEntryWithoutMediaType: an index.json entry that names no media type (valid
@@ -59,7 +60,7 @@ func TestGCKeepsAnEntryWithoutMediaType(t *testing.T) {
 	rewriteIndex(t, s, func(idx map[string]any) {
 		idx["manifests"] = append(idx["manifests"].([]any), map[string]any{
 			"digest": cfg.String(), "size": blobSize(t, s, cfg),
-			"annotations": map[string]any{AnnotationRefName: "odd"},
+			"annotations": map[string]any{ocispec.AnnotationRefName: "odd"},
 		})
 	})
 	if _, err := s.GC(ctx); err == nil || !strings.Contains(err.Error(), "tag odd: descriptor of media type \"\" whose blob is neither an image manifest nor an index") {

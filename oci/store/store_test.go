@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 )
 
@@ -153,7 +154,7 @@ func TestTagsPerPlatform(t *testing.T) {
 	}
 	names := map[string]bool{}
 	for _, d := range idx.Manifests {
-		names[d.Annotations[AnnotationRefName]] = true
+		names[d.Annotations[ocispec.AnnotationRefName]] = true
 		if d.Platform == nil {
 			t.Errorf("entry %s has no platform", d.Digest)
 		}

@@ -11,11 +11,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 )
-
-// AnnotationRefName is the OCI annotation that names a tag in index.json.
-const AnnotationRefName = "org.opencontainers.image.ref.name"
 
 // A tag in the store is a name and, for an image, a platform: one name ("stage3") can hold an
 // image per platform. In index.json each is its own entry, named NAME@OS-ARCH[-VARIANT]
@@ -87,7 +85,7 @@ type Tag struct {
 }
 
 func tagOf(d v1.Descriptor) (Tag, bool) {
-	name := d.Annotations[AnnotationRefName]
+	name := d.Annotations[ocispec.AnnotationRefName]
 	if name == "" {
 		return Tag{}, false
 	}
@@ -137,10 +135,10 @@ func (s *Store) SetTag(ctx context.Context, ref Ref, d v1.Descriptor) error {
 	}
 	ref = ref.WithPlatform(ref.Platform)
 	d.Platform = ref.Platform
-	d.Annotations = map[string]string{AnnotationRefName: ref.refName()}
+	d.Annotations = map[string]string{ocispec.AnnotationRefName: ref.refName()}
 	return s.updateIndex(ctx, func(idx *v1.IndexManifest) (bool, error) {
 		for i, m := range idx.Manifests {
-			if m.Annotations[AnnotationRefName] == ref.refName() {
+			if m.Annotations[ocispec.AnnotationRefName] == ref.refName() {
 				idx.Manifests[i] = d
 				return true, nil
 			}

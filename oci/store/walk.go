@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // reachVisitor is called for every descriptor reachable from index.json, with the chain of
@@ -72,7 +73,7 @@ func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error
 		}
 	}
 	for _, d := range idx.Manifests {
-		name := d.Annotations[AnnotationRefName]
+		name := d.Annotations[ocispec.AnnotationRefName]
 		if name == "" {
 			name = "untagged " + d.Digest.String()
 		}
