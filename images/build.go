@@ -2,7 +2,6 @@ package images
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
@@ -204,7 +204,7 @@ func buildPlatform(ctx context.Context, s *Spin, opts Options, p v1.Platform, b 
 			_ = json.Unmarshal([]byte(m.Annotations[AnnotationSteps]), &prevSteps)
 		}
 	}
-	key := digestJSON(struct {
+	key := cachekey.Of(struct {
 		Format, Base, Platform string
 		Epoch                  int64
 	}{FormatVersion, b.digest.String(), platform.String(p), opts.Epoch.Unix()})
@@ -214,7 +214,7 @@ func buildPlatform(ctx context.Context, s *Spin, opts Options, p v1.Platform, b 
 	for i := range s.Steps {
 		st := &s.Steps[i]
 		start := time.Now()
-		key = digestJSON(struct {
+		key = cachekey.Of(struct {
 			Prev string
 			Step stepMeaning
 		}{key, meaningOf(st)})
@@ -301,14 +301,6 @@ func meaningOf(st *Step) stepMeaning {
 	}
 	m.ArgsNull = (st.Kind == Entrypoint || st.Kind == Cmd) && st.Args == nil
 	return m
-}
-
-func digestJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // plain data: cannot fail
-	}
-	return fmt.Sprintf("sha256:%x", sha256.Sum256(b))
 }
 
 // applyConfig makes a config step's change, with its history entry (an empty layer).

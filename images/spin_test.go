@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
@@ -100,17 +101,17 @@ func TestStepKeysFollowInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if digestJSON(meaningOf(&a.Steps[0])) != digestJSON(meaningOf(&b.Steps[0])) {
+	if cachekey.Of(meaningOf(&a.Steps[0])) != cachekey.Of(meaningOf(&b.Steps[0])) {
 		t.Error("the same copy step has two keys")
 	}
-	if digestJSON(meaningOf(&a.Steps[0])) == digestJSON(meaningOf(&c.Steps[0])) {
+	if cachekey.Of(meaningOf(&a.Steps[0])) == cachekey.Of(meaningOf(&c.Steps[0])) {
 		t.Error("a copy step's key ignores the content of the file it copies")
 	}
 	if err := os.Chmod(filepath.Join(dir, "f"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d, _ := Parse("s.yaml", dir, def)
-	if digestJSON(meaningOf(&c.Steps[0])) == digestJSON(meaningOf(&d.Steps[0])) {
+	if cachekey.Of(meaningOf(&c.Steps[0])) == cachekey.Of(meaningOf(&d.Steps[0])) {
 		t.Error("a copy step's key ignores the mode of the file it copies")
 	}
 }

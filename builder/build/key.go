@@ -5,11 +5,11 @@ package build
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/stages"
 )
@@ -64,7 +64,7 @@ func RecipeDigest(r *stages.Recipe) string {
 	for p, b := range r.Files {
 		m.Files[p] = fmt.Sprintf("%x", sha256.Sum256(b))
 	}
-	return digestJSON(m)
+	return cachekey.Of(m)
 }
 
 // keyInputs is everything a stage's output depends on.
@@ -86,19 +86,9 @@ func Key(recipeDigest string, base v1.Hash, target stages.Target, runsOn v1.Plat
 	for k, v := range target.Vars {
 		vars[k] = v
 	}
-	return digestJSON(keyInputs{
+	return cachekey.Of(keyInputs{
 		Format: FormatVersion, Recipe: recipeDigest, Base: base.String(),
 		Target: platform.String(target.Platform), Vars: vars,
 		RunsOn: platform.String(runsOn), Epoch: epoch.Unix(),
 	})
-}
-
-// digestJSON is the sha256 of v's JSON encoding, which is canonical for these types: struct
-// fields in declaration order, map keys sorted by encoding/json.
-func digestJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // plain data: cannot fail
-	}
-	return fmt.Sprintf("sha256:%x", sha256.Sum256(b))
 }

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/stages"
 )
@@ -57,7 +58,7 @@ func SetDigest(set *stages.Set) string {
 	for p, t := range set.Targets {
 		targets[p] = t.Vars
 	}
-	return digestJSON(struct {
+	return cachekey.Of(struct {
 		Recipes map[string]string
 		Targets map[string]map[string]string
 	}{recipes, targets})
