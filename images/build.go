@@ -470,23 +470,20 @@ func copyFile(fsys fs.FS, src, dst string, mode os.FileMode) error {
 	return os.Chmod(dst, mode) // the umask does not apply
 }
 
-// Push sends the results, one per platform, to ref as one multi-platform index. The base's
-// layers are mounted from the base's repository when it is on the same registry.
+// Push sends the results, one per platform, to ref as a build's images go
+// (registry.Client.PushStored). The base's layers are mounted from the base's repository
+// when it is on the same registry.
 func Push(ctx context.Context, opts Options, results []Result, ref name.Reference) (registry.Pushed, error) {
-	var imgs []v1.Image
+	var descs []v1.Descriptor
 	var names []string
 	var po registry.PushOptions
 	for _, r := range results {
-		img, err := opts.Store.ImageByDigest(r.Descriptor)
-		if err != nil {
-			return registry.Pushed{}, err
-		}
-		imgs, names = append(imgs, img), append(names, r.Tag.String())
+		descs, names = append(descs, r.Descriptor), append(names, r.Tag.String())
 		if registry.LooksRemote(r.BaseName) {
 			if base, err := opts.Registry.ParseReference(r.BaseName); err == nil {
 				po.MountFrom = append(po.MountFrom, base.Context())
 			}
 		}
 	}
-	return opts.Registry.PushImages(ctx, imgs, names, ref, po)
+	return opts.Registry.PushStored(ctx, opts.Store, descs, names, ref, po)
 }

@@ -14,20 +14,14 @@ import (
 // image's SBOM as a referrer of it (never as an index entry). Layers already in a cache
 // repository of the same registry are mounted from there.
 func Push(ctx context.Context, opts Options, rep *Report, target string, ref name.Reference) (registry.Pushed, error) {
-	var imgs []v1.Image
 	var names []string
 	var descs []v1.Descriptor
 	for _, r := range rep.Steps {
-		if r.Step.Name() != target {
-			continue
+		if r.Step.Name() == target {
+			names, descs = append(names, r.Step.Tag.String()), append(descs, r.Descriptor)
 		}
-		img, err := opts.Store.ImageByDigest(r.Descriptor)
-		if err != nil {
-			return registry.Pushed{}, err
-		}
-		imgs, names, descs = append(imgs, img), append(names, r.Step.Tag.String()), append(descs, r.Descriptor)
 	}
-	if len(imgs) == 0 {
+	if len(descs) == 0 {
 		return registry.Pushed{}, fmt.Errorf("push %s: the build made no image of %s", ref, target)
 	}
 	var mounts []name.Repository
@@ -37,9 +31,5 @@ func Push(ctx context.Context, opts Options, rep *Report, target string, ref nam
 	for _, c := range opts.CacheFrom {
 		mounts = append(mounts, c.Repo)
 	}
-	p, err := opts.Registry.PushImages(ctx, imgs, names, ref, registry.PushOptions{MountFrom: mounts})
-	if err != nil {
-		return p, err
-	}
-	return p, opts.Registry.PushStoredReferrers(ctx, opts.Store, descs, SPDXMediaType, ref.Context())
+	return opts.Registry.PushStored(ctx, opts.Store, descs, names, ref, registry.PushOptions{MountFrom: mounts})
 }

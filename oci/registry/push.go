@@ -237,6 +237,26 @@ func (c *Client) Referrers(ctx context.Context, ref name.Digest, artifactType st
 	return out, nil
 }
 
+// PushStored is the one push of what a build or a spin made: the images of st that descs name
+// (one per platform; names are their store tags) go to ref as one multi-platform index whose
+// entries carry each image's platform and nothing else (PushImages), then what st holds about
+// each image (its SBOM) as referrers of it, never as index entries.
+func (c *Client) PushStored(ctx context.Context, st *store.Store, descs []v1.Descriptor, names []string, ref name.Reference, o PushOptions) (Pushed, error) {
+	imgs := make([]v1.Image, len(descs))
+	for i, d := range descs {
+		img, err := st.ImageByDigest(d)
+		if err != nil {
+			return Pushed{}, fmt.Errorf("push %s: %s: %w", ref, names[i], err)
+		}
+		imgs[i] = img
+	}
+	p, err := c.PushImages(ctx, imgs, names, ref, o)
+	if err != nil {
+		return p, err
+	}
+	return p, c.PushStoredReferrers(ctx, st, descs, "", ref.Context())
+}
+
 // PushStoredReferrers pushes to repo the artifacts of artifactType that st holds about each of
 // subjects (images already pushed there), as referrers of them.
 func (c *Client) PushStoredReferrers(ctx context.Context, st *store.Store, subjects []v1.Descriptor, artifactType string, repo name.Repository) error {
