@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/log"
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
+	"github.com/serpent-os/serpent-oci/oci/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,6 +19,23 @@ type Recovered struct {
 	Containers []string // containers killed and deleted
 	Mounts     []string // mounts removed
 	Runs       []string // run directories removed
+}
+
+// OpenRunner is NewRunner then Recover: a runner for a command that is about to run stages,
+// with what killed runs of the store left behind cleaned up first (and said in the log).
+func OpenRunner(ctx context.Context, st *store.Store, opts ...Option) (*Runner, error) {
+	r, err := NewRunner(st, opts...)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := r.Recover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(rec.Containers) + len(rec.Mounts) + len(rec.Runs); n > 0 {
+		log.G(ctx).WithFields(log.Fields{"containers": rec.Containers, "mounts": rec.Mounts, "runs": rec.Runs}).Info("cleaned up after runs that were killed")
+	}
+	return r, nil
 }
 
 // Recover removes what runs of this store killed outright (kill -9, a power cut) left behind:

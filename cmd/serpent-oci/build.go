@@ -137,11 +137,8 @@ func (g *graphFlags) buildOptions(ctx context.Context, po build.PlanOptions, con
 	if err != nil {
 		return build.Options{}, err
 	}
-	runner, err := builder.NewRunner(po.Store, builder.WithConsole(con))
+	runner, err := builder.OpenRunner(ctx, po.Store, builder.WithConsole(con))
 	if err != nil {
-		return build.Options{}, err
-	}
-	if _, err := runner.Recover(ctx); err != nil {
 		return build.Options{}, err
 	}
 	return build.Options{PlanOptions: po, Runner: runner, Sources: cache, KeepFailed: keep, Events: con.event}, nil
@@ -580,11 +577,8 @@ serpent-oci verify stage2 --rebuild --deep --platform linux/amd64,linux/arm64`,
 			if err != nil {
 				return err
 			}
-			runner, err := builder.NewRunner(po.Store, builder.WithConsole(e.stderr))
+			runner, err := builder.OpenRunner(ctx, po.Store, builder.WithConsole(e.stderr))
 			if err != nil {
-				return err
-			}
-			if _, err := runner.Recover(ctx); err != nil {
 				return err
 			}
 			vs, err := build.Verify(ctx, build.Options{PlanOptions: po, Runner: runner, Sources: cache}, args[0], deep)

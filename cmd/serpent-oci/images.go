@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,11 +183,11 @@ serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 			if err != nil {
 				return err
 			}
-			t, err := taggedImages(st, args[0], plat)
+			t, err := selectTag(st, args[0], plat)
 			if err != nil {
 				return err
 			}
-			imgs, err := t.images(st)
+			imgs, err := t.AllImages(st)
 			if err != nil {
 				return err
 			}
@@ -204,39 +202,21 @@ serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 				return usagef("export %s as a rootfs: it has %d platforms (%s): name one with --platform, or export them all with --format oci-archive",
 					args[0], len(imgs), strings.Join(plats, ", "))
 			}
-			write := func(w io.Writer) error {
-				if f == image.OCIArchive {
-					return image.ExportArchive(ctx, imgs, name, w)
+			switch {
+			case output != "-":
+				if err := image.ExportFile(ctx, imgs, name, f, output); err != nil {
+					return err
 				}
-				return image.Export(ctx, imgs[0], name, f, w)
+			case f == image.OCIArchive:
+				return image.ExportArchive(ctx, imgs, name, e.stdout)
+			default:
+				return image.Export(ctx, imgs[0], name, f, e.stdout)
 			}
-			if output == "-" {
-				return write(e.stdout)
+			if t.Index != nil {
+				fmt.Fprintf(e.stdout, "%s %s → %s\n", name, t.IndexDesc.Digest, output)
 			}
-			dir := filepath.Dir(output)
-			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-				return fmt.Errorf("export: %s: no such directory to write %s in", dir, filepath.Base(output))
-			}
-			tmp, err := os.CreateTemp(dir, "."+filepath.Base(output)+".*")
-			if err != nil {
-				return fmt.Errorf("export to %s: %w", output, err)
-			}
-			defer os.Remove(tmp.Name())
-			if err := write(tmp); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return fmt.Errorf("export to %s: %w", output, err)
-			}
-			if err := os.Rename(tmp.Name(), output); err != nil {
-				return fmt.Errorf("export to %s: %w", output, err)
-			}
-			if t.index != nil {
-				fmt.Fprintf(e.stdout, "%s %s → %s\n", name, t.indexDesc.Digest, output)
-			}
-			for i := range t.imgs {
-				fmt.Fprintf(e.stdout, "%s %s → %s\n", t.refs[i], t.descs[i].Digest, output)
+			for i := range t.Images {
+				fmt.Fprintf(e.stdout, "%s %s → %s\n", t.Refs[i], t.Descs[i].Digest, output)
 			}
 			return nil
 		},

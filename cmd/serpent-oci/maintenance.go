@@ -43,19 +43,19 @@ serpent-oci tag stage3 --platform linux/arm64 stage3-arm64`,
 			if err != nil {
 				return err
 			}
-			t, err := taggedImages(st, args[0], plat)
+			t, err := selectTag(st, args[0], plat)
 			if err != nil {
 				return err
 			}
-			if t.index != nil {
-				if err := st.SetTag(ctx, dst, t.indexDesc); err != nil {
+			if t.Index != nil {
+				if err := st.SetTag(ctx, dst, t.IndexDesc); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "%s %s\n", dst, t.indexDesc.Digest)
+				fmt.Fprintf(e.stdout, "%s %s\n", dst, t.IndexDesc.Digest)
 				return nil
 			}
-			for i, d := range t.descs {
-				to := dst.WithPlatform(t.refs[i].Platform)
+			for i, d := range t.Descs {
+				to := dst.WithPlatform(t.Refs[i].Platform)
 				if err := st.SetTag(ctx, to, d); err != nil {
 					return err
 				}

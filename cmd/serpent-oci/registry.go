@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
@@ -91,7 +88,11 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 			if err != nil {
 				return err
 			}
-			what, err := pushable(st, args[0], plat)
+			sel, err := selectTag(st, args[0], plat)
+			if err != nil {
+				return err
+			}
+			what, err := sel.Pushable()
 			if err != nil {
 				return err
 			}
@@ -100,7 +101,7 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 				return err
 			}
 			// The images' SBOMs (and any other artifact about them) go with them.
-			subjects, err := imageDescriptors(what)
+			subjects, err := sel.Subjects()
 			if err != nil {
 				return err
 			}
@@ -114,123 +115,20 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 	}
 }
 
-// tagged is what a TAG argument names in the store for the platforms asked: the index tagged
-// by the name itself (when no platform is asked), else its images, one per platform.
-type tagged struct {
-	index     v1.ImageIndex
-	indexDesc v1.Descriptor
-	imgs      []v1.Image
-	descs     []v1.Descriptor // with imgs
-	refs      []store.Ref     // with imgs
-}
-
-// taggedImages reads what arg (NAME or NAME@PLATFORM) and plat name: one platform's image;
-// or, without a platform, the index tagged NAME or every image NAME has; or the images of the
-// platforms in plat, each of which must be there.
-func taggedImages(st *store.Store, arg string, plat platform.List) (tagged, error) {
-	var out tagged
+// selectTag is what a TAG argument (NAME or NAME@PLATFORM) and --platform name in st
+// (image.Select): a platform in the argument or a single --platform picks one image.
+func selectTag(st *store.Store, arg string, plat platform.List) (image.Selection, error) {
 	ref, err := store.ParseRef(arg)
 	if err != nil {
-		return out, usageError{err: err}
+		return image.Selection{}, usageError{err: err}
 	}
 	if ref.Platform != nil || len(plat) == 1 {
 		if ref, err = refArg(arg, plat[:min(len(plat), 1)]); err != nil {
-			return out, err
+			return image.Selection{}, err
 		}
-		img, d, err := st.Image(ref)
-		if err != nil {
-			return out, err
-		}
-		out.imgs, out.descs, out.refs = []v1.Image{img}, []v1.Descriptor{d}, []store.Ref{ref.WithPlatform(d.Platform)}
-		return out, nil
+		plat = nil
 	}
-	tags, err := st.Tags()
-	if err != nil {
-		return out, err
-	}
-	var names []string
-	for _, t := range tags {
-		if t.Ref.Name != ref.Name {
-			continue
-		}
-		tp := t.Platform()
-		if tp == nil && t.Descriptor.MediaType.IsIndex() {
-			if len(plat) == 0 {
-				idx, err := st.Index(ref.Name)
-				if err != nil {
-					return out, err
-				}
-				return tagged{index: idx, indexDesc: t.Descriptor}, nil
-			}
-			continue
-		}
-		if tp == nil {
-			return out, fmt.Errorf("%s: the image's config names no platform", t.Ref)
-		}
-		if len(plat) > 0 && !slices.ContainsFunc(plat, func(p v1.Platform) bool { return platform.Equal(p, *tp) }) {
-			continue
-		}
-		img, err := st.ImageByDigest(t.Descriptor)
-		if err != nil {
-			return out, err
-		}
-		out.imgs, out.descs = append(out.imgs, img), append(out.descs, t.Descriptor)
-		out.refs = append(out.refs, t.Ref.WithPlatform(tp))
-		names = append(names, t.Ref.String())
-	}
-	switch {
-	case len(out.imgs) == 0:
-		_, err := st.Resolve(ref)
-		if err == nil {
-			err = fmt.Errorf("%s has none of the platforms %s", ref, plat)
-		}
-		return out, err
-	case len(out.imgs) < len(plat):
-		return out, fmt.Errorf("%s has %s only, not all of %s", ref, strings.Join(names, ", "), plat.String())
-	}
-	return out, nil
-}
-
-// images are the images t names: an index's, or t's own.
-func (t tagged) images(st *store.Store) ([]v1.Image, error) {
-	if t.index == nil {
-		return t.imgs, nil
-	}
-	m, err := t.index.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	var imgs []v1.Image
-	for _, d := range m.Manifests {
-		if d.MediaType.IsIndex() {
-			return nil, fmt.Errorf("index %s holds another index (%s): export its images by platform", t.indexDesc.Digest, d.Digest)
-		}
-		img, err := st.ImageByDigest(d)
-		if err != nil {
-			return nil, err
-		}
-		imgs = append(imgs, img)
-	}
-	return imgs, nil
-}
-
-// pushable is what `push TAG` sends: one image, the index tagged TAG, or an index made of
-// the images TAG has for the platforms asked (all, without --platform).
-func pushable(st *store.Store, arg string, plat platform.List) (partial.Describable, error) {
-	t, err := taggedImages(st, arg, plat)
-	switch {
-	case err != nil:
-		return nil, err
-	case t.index != nil:
-		return t.index, nil
-	case len(t.imgs) == 1:
-		return t.imgs[0], nil
-	}
-	names := make([]string, len(t.refs))
-	for i, r := range t.refs {
-		names[i] = r.String()
-	}
-	return image.Index(t.imgs, names)
+	return image.Select(st, ref, plat)
 }
 
 func pullCommand() *command {
@@ -401,17 +299,3 @@ than copied; no platform may appear twice.`,
 }
 
 // imageDescriptors lists the image manifests t is or holds.
-func imageDescriptors(t partial.Describable) ([]v1.Descriptor, error) {
-	if idx, ok := t.(v1.ImageIndex); ok {
-		m, err := idx.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		return m.Manifests, nil
-	}
-	d, err := partial.Descriptor(t)
-	if err != nil {
-		return nil, err
-	}
-	return []v1.Descriptor{*d}, nil
-}

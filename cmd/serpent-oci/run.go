@@ -174,11 +174,8 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 		opts = append(opts, builder.WithProvider(p))
 	}
 	opts = append(opts, builder.WithConsole(e.stderr))
-	r, err := builder.NewRunner(st, opts...)
+	r, err := builder.OpenRunner(ctx, st, opts...)
 	if err != nil {
-		return err
-	}
-	if _, err := r.Recover(ctx); err != nil {
 		return err
 	}
 	ro := builder.RunOptions{

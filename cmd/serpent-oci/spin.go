@@ -84,11 +84,8 @@ func (f *spinFlags) build(ctx context.Context, e *env, file string) error {
 	if err != nil {
 		return err
 	}
-	runner, err := builder.NewRunner(st, builder.WithConsole(e.stderr))
+	runner, err := builder.OpenRunner(ctx, st, builder.WithConsole(e.stderr))
 	if err != nil {
-		return err
-	}
-	if _, err := runner.Recover(ctx); err != nil {
 		return err
 	}
 	opts := images.Options{

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,6 +60,41 @@ func Export(ctx context.Context, img v1.Image, name string, f ExportFormat, w io
 		return ExportArchive(ctx, []v1.Image{img}, name, w)
 	}
 	return fmt.Errorf("unknown export format %q", f)
+}
+
+// ExportFile writes imgs to the file path in format f (a rootfs takes one image, an OCI
+// archive one or more), tagged name: into a temporary file beside it, renamed into place when
+// complete, so that an interrupted or failed export leaves no partial file, and an existing
+// one stays as it was.
+func ExportFile(ctx context.Context, imgs []v1.Image, name string, f ExportFormat, path string) error {
+	if f == Rootfs && len(imgs) != 1 {
+		return fmt.Errorf("export rootfs: one image, not %d", len(imgs))
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("export: %s: no such directory to write %s in", dir, filepath.Base(path))
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if f == OCIArchive {
+		err = ExportArchive(ctx, imgs, name, tmp)
+	} else {
+		err = Export(ctx, imgs[0], name, f, tmp)
+	}
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("export to %s: %w", path, err)
+	}
+	return nil
 }
 
 // ExportArchive writes an OCI archive (a tar of an OCI image layout) of imgs to w, tagged name:

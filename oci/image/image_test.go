@@ -283,3 +283,50 @@ func TestExportRootfsNamesAreRelative(t *testing.T) {
 		}
 	}
 }
+
+// TestExportFileIsAllOrNothing: ExportFile leaves the whole file or, failing or cancelled,
+// none (an earlier file of that name as it was), and no temporary file beside it.
+func TestExportFileIsAllOrNothing(t *testing.T) {
+	src := t.TempDir()
+	testenv.Fixture(t, src)
+	st := openStore(t)
+	importTree(t, st, src, "fixture")
+	img, _, err := st.Image(store.Ref{Name: "fixture"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "rootfs.tar")
+	if err := os.WriteFile(out, []byte("an earlier export"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ExportFile(cancelled, []v1.Image{img}, "fixture", Rootfs, out); err == nil {
+		t.Fatal("a cancelled export succeeded")
+	}
+	if err := ExportFile(context.Background(), []v1.Image{img, img}, "fixture", Rootfs, out); err == nil {
+		t.Fatal("a rootfs of two images was written")
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "an earlier export" {
+		t.Fatalf("after failed exports the file holds %q (%v), want the earlier one", b, err)
+	}
+	if err := ExportFile(context.Background(), []v1.Image{img}, "fixture", Rootfs, out); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("the directory holds %v (%v), want the export alone", entries, err)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := tar.NewReader(f).Next(); err != nil {
+		t.Fatalf("the export is no tar stream: %v", err)
+	}
+	if err := ExportFile(context.Background(), []v1.Image{img}, "fixture", Rootfs, filepath.Join(dir, "missing", "x.tar")); err == nil || !strings.Contains(err.Error(), "no such directory") {
+		t.Fatalf("export into a missing directory: %v", err)
+	}
+}
