@@ -109,20 +109,13 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 	if len(opts.Platforms) == 0 {
 		return nil, errors.New("plan: no target platform given (--platform)")
 	}
-	leaf, ok := opts.Set.Recipes[target]
-	if !ok {
-		return nil, fmt.Errorf("no stage is named %q (stages: %s)", target, strings.Join(opts.Set.Names(), ", "))
+	chain, err := opts.Set.Chain(target)
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range opts.Rebuild {
 		if _, ok := opts.Set.Recipes[r]; !ok {
 			return nil, fmt.Errorf("--rebuild %s: no such stage (stages: %s)", r, strings.Join(opts.Set.Names(), ", "))
-		}
-	}
-	var chain []*stages.Recipe
-	for r := leaf; ; r = opts.Set.Recipes[r.From.Ref] {
-		chain = append([]*stages.Recipe{r}, chain...)
-		if r.From.Kind != stages.FromStage {
-			break
 		}
 	}
 	var steps []*Step

@@ -386,25 +386,13 @@ serpent-oci sources fetch stage3 --platform linux/amd64,linux/arm64`,
 			if err != nil {
 				return err
 			}
-			if _, ok := set.Recipes[args[1]]; !ok {
-				return fmt.Errorf("no stage is named %q (stages: %s)", args[1], strings.Join(set.Names(), ", "))
+			srcs, err := set.ChainSources(args[1])
+			if err != nil {
+				return err
 			}
 			cache, err := g.sourceCache(e.stderr)
 			if err != nil {
 				return err
-			}
-			var srcs []stages.Source
-			seen := map[string]bool{}
-			for r := set.Recipes[args[1]]; r != nil; r = set.Recipes[r.From.Ref] {
-				for _, s := range r.Sources {
-					if !seen[s.SHA256] {
-						seen[s.SHA256] = true
-						srcs = append([]stages.Source{s}, srcs...)
-					}
-				}
-				if r.From.Kind != stages.FromStage {
-					break
-				}
 			}
 			if args[0] == "fetch" {
 				for _, s := range srcs {
