@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/baseimage"
 	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
@@ -136,64 +137,19 @@ func resolveBase(ctx context.Context, s *Spin, opts Options, p v1.Platform, prev
 	if prev != nil && !opts.Pull {
 		if m, err := prev.Manifest(); err == nil && m.Annotations[ocispec.AnnotationBaseImageName] == s.From {
 			if h, err := v1.NewHash(m.Annotations[ocispec.AnnotationBaseImageDigest]); err == nil {
-				if img, err := opts.Store.ImageByHash(h); err == nil {
+				if img, err := baseimage.ByDigest(ctx, opts.Store, opts.Registry, s.From, h, p); err == nil {
 					return base{img, h, s.From}, nil
-				}
-				if opts.Registry != nil && registry.LooksRemote(s.From) {
-					if ref, err := opts.Registry.ParseReference(s.From); err == nil {
-						if img, err := opts.Registry.Image(ctx, ref.Context().Digest(h.String()), p); err == nil {
-							return base{img, h, s.From}, nil
-						}
-					}
 				}
 				log.G(ctx).WithFields(log.Fields{"spin": s.File, "base": h.String(), "platform": platform.String(p), "from": s.From}).
 					Warn("the base recorded last time is gone: resolving from: again")
 			}
 		}
 	}
-	if name, hex, ok := strings.Cut(s.From, "@sha256:"); ok && !registry.LooksRemote(s.From) {
-		// NAME@sha256:DIGEST with a store tag's own digest (an image's or an index's) is
-		// that tag, pinned: it resolves in the store, not on a public registry.
-		h, err := v1.NewHash("sha256:" + hex)
-		if err != nil {
-			return base{}, fmt.Errorf("%s: %w", s.From, err)
-		}
-		if named, pointsAt := opts.Store.TaggedDigest(name, h); named {
-			if !pointsAt {
-				return base{}, fmt.Errorf("%s: the store's %s is not %s (pin the digest images or inspect shows)", s.From, name, h)
-			}
-			img, d, err := opts.Store.ImageForPlatform(h, p)
-			if err != nil {
-				return base{}, fmt.Errorf("%s for %s: %w", s.From, platform.String(p), err)
-			}
-			return base{img, d.Digest, s.From}, nil
-		}
-	}
-	if ref, err := store.ParseRef(s.From); err == nil {
-		img, d, err := opts.Store.Image(ref.WithPlatform(&p))
-		if err == nil {
-			return base{img, d.Digest, s.From}, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) || opts.Registry == nil || !registry.LooksRemote(s.From) {
-			return base{}, fmt.Errorf("%s for %s: %w", s.From, platform.String(p), err)
-		}
-	}
-	if opts.Registry == nil {
-		return base{}, fmt.Errorf("%s: not a store tag, and no registry access", s.From)
-	}
-	ref, err := opts.Registry.ParseReference(s.From)
+	b, err := baseimage.Find(ctx, opts.Store, opts.Registry, s.From, p)
 	if err != nil {
-		return base{}, err
+		return base{}, fmt.Errorf("%s for %s: %w", s.From, platform.String(p), err)
 	}
-	img, err := opts.Registry.Image(ctx, ref, p)
-	if err != nil {
-		return base{}, err
-	}
-	h, err := img.Digest()
-	if err != nil {
-		return base{}, err
-	}
-	return base{img, h, s.From}, nil
+	return base{b.Image, b.Digest, s.From}, nil
 }
 
 func buildPlatform(ctx context.Context, s *Spin, opts Options, p v1.Platform, b base, prev v1.Image) (Result, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/serpent-os/serpent-oci/builder/baseimage"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -270,31 +271,15 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 		return nil
 	}
 	name, _ := imageName(opts, r)
-	ref, err := store.ParseRef(name)
+	b, err := baseimage.Find(ctx, opts.Store, opts.Registry, name, s.RunsOn)
 	if err != nil {
-		return fmt.Errorf("%s: from: image:%s: %w", r.File, r.From.Ref, err)
+		hint := ""
+		if errors.Is(err, store.ErrNotFound) {
+			hint = " (import or pull it into the store first)"
+		}
+		return fmt.Errorf("%s: stage %s starts from image %s: %w%s", r.File, r.Name, name, err, hint)
 	}
-	ref = ref.WithPlatform(&s.RunsOn)
-	s.Base = ref.String()
-	img, d, err := opts.Store.Image(ref)
-	if err == nil {
-		s.BaseImage, s.BaseDigest = img, d.Digest
-		return nil
-	}
-	if !errors.Is(err, store.ErrNotFound) || opts.Registry == nil || !registry.LooksRemote(name) {
-		return fmt.Errorf("%s: stage %s starts from image %s: %w (import or pull it into the store first)", r.File, r.Name, ref, err)
-	}
-	rref, perr := opts.Registry.ParseReference(name)
-	if perr != nil {
-		return fmt.Errorf("%s: from: image:%s: %w", r.File, r.From.Ref, perr)
-	}
-	s.Base = rref.String()
-	if s.BaseImage, err = opts.Registry.Image(ctx, rref, s.RunsOn); err != nil {
-		return fmt.Errorf("%s: stage %s starts from image %s: %w", r.File, r.Name, rref, err)
-	}
-	if s.BaseDigest, err = s.BaseImage.Digest(); err != nil {
-		return fmt.Errorf("%s: stage %s: base %s: %w", r.File, r.Name, rref, err)
-	}
+	s.Base, s.BaseImage, s.BaseDigest = b.Name, b.Image, b.Digest
 	return nil
 }
 
