@@ -23,7 +23,10 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// graphFlags are the flags of every command that works on a recipe set: build, plan, sources.
+// graphFlags are the flags of every command that works on a recipe set (build, plan, sources,
+// verify, shell): which recipes, for which platforms, from which sources. reuseFlags add what
+// a plan may reuse; a command registers the sets it honours, and the others keep their zero
+// values.
 type graphFlags struct {
 	plat       platform.List
 	stagesDir  string
@@ -32,13 +35,26 @@ type graphFlags struct {
 	seed       string
 	profile    string
 	epoch      string
-	noCache    bool
-	rebuild    []string
-	reg        registryFlags
-	cache      cacheFlags
+	reuseFlags
 }
 
-func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
+// reuseFlags are build's and plan's: what the store may not reuse, and the registry caches a
+// stage may come from.
+type reuseFlags struct {
+	noCache bool
+	rebuild []string
+	reg     registryFlags
+	cache   cacheFlags
+}
+
+func (r *reuseFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&r.noCache, "no-cache", false, "rebuild every stage")
+	fs.StringArrayVar(&r.rebuild, "rebuild", nil, "rebuild this stage (and so what depends on it); repeatable")
+	r.cache.register(fs)
+	r.reg.register(fs)
+}
+
+func (g *graphFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&g.plat, "platform", "target platforms, os/arch[/variant], comma-separated (default: the host's)")
 	fs.StringVar(&g.stagesDir, "stages", "", "recipe set directory (default: the recipes built into serpent-oci)")
 	fs.StringArrayVar(&g.mirrors, "source-mirror", nil, "directory of source files, matched by name or sha256 (repeatable)")
@@ -46,12 +62,6 @@ func (g *graphFlags) register(fs *pflag.FlagSet, cache bool) {
 	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
 	fs.StringVar(&g.seed, "seed", "", "image to use for \"from: image:seed\": a store tag, or a registry reference")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
-	if cache {
-		fs.BoolVar(&g.noCache, "no-cache", false, "rebuild every stage")
-		fs.StringArrayVar(&g.rebuild, "rebuild", nil, "rebuild this stage (and so what depends on it); repeatable")
-		g.cache.register(fs, false)
-		g.reg.register(fs)
-	}
 }
 
 func (g *graphFlags) loadSet() (*stages.Set, error) {
@@ -76,9 +86,25 @@ func (g *graphFlags) loadSet() (*stages.Set, error) {
 	return set, nil
 }
 
-// planOptions reads the flags into a plan's options, with the store opened for writing, or
-// with readOnly, as it is (a store that does not exist is planned as an empty one).
-func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer, readOnly ...bool) (build.PlanOptions, error) {
+// storeAsItIs opens the store for reading, as it is: one that does not exist yet is read as
+// an empty one (said on progress).
+func (e *env) storeAsItIs(ctx context.Context, progress io.Writer) (*store.Store, error) {
+	dir, err := e.storePath()
+	if err != nil {
+		return nil, err
+	}
+	st, missing, err := store.OpenOrEmpty(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	if missing {
+		fmt.Fprintf(progress, "store %s does not exist yet: planning as for an empty store\n", st.Dir())
+	}
+	return st, nil
+}
+
+// planOptions reads the flags into a plan's options over st.
+func (g *graphFlags) planOptions(st *store.Store, progress io.Writer) (build.PlanOptions, error) {
 	var opts build.PlanOptions
 	set, err := g.loadSet()
 	if err != nil {
@@ -86,22 +112,6 @@ func (g *graphFlags) planOptions(ctx context.Context, e *env, progress io.Writer
 	}
 	epoch, err := parseEpoch(g.epoch)
 	if err != nil {
-		return opts, err
-	}
-	var st *store.Store
-	if len(readOnly) > 0 && readOnly[0] {
-		dir, err := e.storePath()
-		if err != nil {
-			return opts, err
-		}
-		var missing bool
-		if st, missing, err = store.OpenOrEmpty(ctx, dir); err != nil {
-			return opts, err
-		}
-		if missing {
-			fmt.Fprintf(progress, "store %s does not exist yet: planning as for an empty store\n", st.Dir())
-		}
-	} else if st, err = e.openStore(ctx); err != nil {
 		return opts, err
 	}
 	plats := g.plat
@@ -178,7 +188,8 @@ log stays, and --keep-failed keeps its files. Ends with a summary table.`,
 serpent-oci build stage3 --platform linux/amd64,linux/arm64 --source-mirror /srv/distfiles
 serpent-oci build target-native --stages stages/testdata/busybox --rebuild target-root`,
 		flags: func(fs *pflag.FlagSet) {
-			g.register(fs, true)
+			g.register(fs)
+			g.reuseFlags.register(fs)
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed stage's files (unmounted) and print where")
 			fs.StringVar(&spin, "spin", "", "build the spin defined in this file instead of a stage (as \"spin build FILE\"; TARGET is then not given)")
 			fs.StringVar(&push, "push", "", "push TARGET's images, one per platform, as one multi-platform index to this reference")
@@ -205,7 +216,11 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 				return err
 			}
 			defer con.stop()
-			po, err := g.planOptions(ctx, e, con)
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			po, err := g.planOptions(st, con)
 			if err != nil {
 				return err
 			}
@@ -308,7 +323,8 @@ no key yet.`,
 		example: `serpent-oci plan stage3 --platform linux/arm64
 serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 		flags: func(fs *pflag.FlagSet) {
-			g.register(fs, true)
+			g.register(fs)
+			g.reuseFlags.register(fs)
 			fs.StringVar(&format, "format", "table", "table or json")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -318,7 +334,11 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 			if format != "table" && format != "json" {
 				return usagef("plan: --format %q: want table or json", format)
 			}
-			po, err := g.planOptions(ctx, e, e.stderr, true) // a plan writes nothing
+			st, err := e.storeAsItIs(ctx, e.stderr) // a plan writes nothing
+			if err != nil {
+				return err
+			}
+			po, err := g.planOptions(st, e.stderr)
 			if err != nil {
 				return err
 			}
@@ -377,7 +397,7 @@ func sourcesCommand() *command {
 list prints each source's name, file, sha256, origin and whether it is cached.`,
 		example: `serpent-oci sources list stage3 --platform linux/arm64
 serpent-oci sources fetch stage3 --platform linux/amd64,linux/arm64`,
-		flags: func(fs *pflag.FlagSet) { g.register(fs, false) },
+		flags: func(fs *pflag.FlagSet) { g.register(fs) },
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 2 || (args[0] != "fetch" && args[0] != "list") {
 				return usagef("sources: want fetch or list, and a TARGET stage")
@@ -536,7 +556,7 @@ when a stage is not reproducible.`,
 		example: `serpent-oci verify stage3 --rebuild --platform linux/arm64
 serpent-oci verify stage2 --rebuild --deep --platform linux/amd64,linux/arm64`,
 		flags: func(fs *pflag.FlagSet) {
-			g.register(fs, false)
+			g.register(fs)
 			fs.BoolVar(&rebuild, "rebuild", false, "rebuild the stage and compare (the only kind of verification so far)")
 			fs.BoolVar(&deep, "deep", false, "rebuild (or compare) every stage of the chain, not only TARGET")
 			fs.StringVar(&against, "against", "", "compare with this other store's images instead of rebuilding")
@@ -549,7 +569,15 @@ serpent-oci verify stage2 --rebuild --deep --platform linux/amd64,linux/arm64`,
 				return usagef("verify: give --rebuild, or --against STORE")
 			}
 			// --against only reads: both stores as they are.
-			po, err := g.planOptions(ctx, e, e.stderr, against != "")
+			open := e.openStore
+			if against != "" {
+				open = func(ctx context.Context) (*store.Store, error) { return e.storeAsItIs(ctx, e.stderr) }
+			}
+			st, err := open(ctx)
+			if err != nil {
+				return err
+			}
+			po, err := g.planOptions(st, e.stderr)
 			if err != nil {
 				return err
 			}

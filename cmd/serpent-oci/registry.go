@@ -36,11 +36,8 @@ type cacheFlags struct {
 	to   string
 }
 
-func (c *cacheFlags) register(fs *pflag.FlagSet, to bool) {
+func (c *cacheFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.from, "cache-from", nil, "repository (REGISTRY/REPO) to pull stages from by cache key before building them (repeatable)")
-	if to {
-		fs.StringVar(&c.to, "cache-to", "", "repository (REGISTRY/REPO) to push every stage image to under its cache key")
-	}
 }
 
 func caches(client *registry.Client, repos []string) ([]*registry.Cache, error) {

@@ -30,7 +30,7 @@ interactive /bin/sh (with a terminal when standard input is one).`,
 		example: `serpent-oci shell stage2 --platform linux/arm64
 serpent-oci shell llvm --profile full --platform linux/amd64 -e SERPENT_LLVM_STOP_AFTER=configure -- sh -e /recipe/profiles/full/llvm.sh`,
 		flags: func(fs *pflag.FlagSet) {
-			g.register(fs, false)
+			g.register(fs)
 			fs.StringArrayVarP(&envVars, "env", "e", nil, "set KEY=VALUE in the container, after the stage's own (repeatable)")
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed command's files (unmounted) and print where")
 			fs.StringVar(&progress, "progress", "auto", "progress output of the stages built first: auto, plain or tty")
@@ -47,7 +47,11 @@ serpent-oci shell llvm --profile full --platform linux/amd64 -e SERPENT_LLVM_STO
 				return err
 			}
 			defer con.stop()
-			po, err := g.planOptions(ctx, e, con)
+			st, err := e.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			po, err := g.planOptions(st, con)
 			if err != nil {
 				return err
 			}

@@ -25,17 +25,15 @@ type spinFlags struct {
 	reg   registryFlags
 }
 
-func (f *spinFlags) register(fs *pflag.FlagSet, withPlatform bool) {
-	if withPlatform {
-		fs.Var(&f.plat, "platform", "platforms to build, comma-separated (default: the spin's platforms, else the host's)")
-	}
+// register adds the flags of `spin build`. (`build --spin` shares build's --platform,
+// --source-date-epoch, --push and registry flags, and has none of the others.)
+func (f *spinFlags) register(fs *pflag.FlagSet) {
+	fs.Var(&f.plat, "platform", "platforms to build, comma-separated (default: the spin's platforms, else the host's)")
 	fs.StringVar(&f.tag, "tag", "", "store tag of the result (default: the spin's name)")
 	fs.StringVar(&f.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH of the result (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
 	fs.BoolVar(&f.pull, "pull", false, "resolve the base reference afresh instead of using the digest recorded at the last build")
-	if withPlatform {
-		fs.StringVar(&f.push, "push", "", "push the result, one image per platform, as one multi-platform index to this reference")
-		f.reg.register(fs)
-	}
+	fs.StringVar(&f.push, "push", "", "push the result, one image per platform, as one multi-platform index to this reference")
+	f.reg.register(fs)
 }
 
 func spinCommand() *command {
@@ -54,7 +52,7 @@ change reuses its layer. Without --pull the base digest recorded at the last bui
 See images/examples/.`,
 		example: `serpent-oci spin build images/examples/devbox.yaml --platform linux/amd64,linux/arm64
 serpent-oci spin build my-spin.yaml --pull --push registry.example/me/spin:1`,
-		flags: func(fs *pflag.FlagSet) { f.register(fs, true) },
+		flags: f.register,
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 2 || args[0] != "build" {
 				return usagef("spin: want build FILE")
