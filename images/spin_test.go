@@ -45,7 +45,7 @@ func TestLoadErrorsNameFileLineAndField(t *testing.T) {
 			"spin.yaml:4: steps[0].run: given twice (first on line 3)"},
 		{"no from", "steps:\n  - run: true\n", "spin.yaml:1: from: missing"},
 		{"no steps", "from: stage3\n", "spin.yaml:1: steps: missing: a spin needs at least one step"},
-		{"unknown top-level field", "from: stage3\nfrum: x\nsteps:\n  - run: true\n", "spin.yaml:2: field frum not found in a spin"},
+		{"unknown top-level field", "from: stage3\nfrum: x\nsteps:\n  - run: true\n", "spin.yaml:2: frum: unknown field (known here: description, from, name, platforms, steps)"},
 		{"bad platform", "from: stage3\nplatforms: [linux/z80]\nsteps:\n  - run: true\n", "spin.yaml:2: platforms[0]:"},
 		{"bad env name", "from: stage3\nsteps:\n  - env: {1A: b}\n", "spin.yaml:3: steps[0].env.1A: not a valid variable name"},
 		{"empty script", "from: stage3\nsteps:\n  - run: \"  \"\n", "spin.yaml:3: steps[0].run: empty script"},

@@ -243,8 +243,9 @@ func loadTargets(fsys fs.FS, set *Set) error {
 	return nil
 }
 
-// YAMLError turns a YAML decoding error into an *Error naming file and line, with the Go
-// type names of the raw structs (rawRecipe, rawSource, ...) said as what they are in a file.
+// YAMLError turns a YAML parse error into an *Error naming file and line. (What does not fit
+// the type a document decodes into is said before decoding, by checkShape, in the file's
+// terms.)
 func YAMLError(file string, err error) error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: ")
@@ -259,17 +260,8 @@ func YAMLError(file string, err error) error {
 			}
 		}
 	}
-	msg = rawTypeRE.ReplaceAllStringFunc(msg, func(m string) string {
-		name := strings.ToLower(rawTypeRE.FindStringSubmatch(m)[1])
-		if name == "debian" {
-			name = "debian origin"
-		}
-		return "in a " + name
-	})
 	return &Error{File: file, Line: line, Msg: msg}
 }
-
-var rawTypeRE = regexp.MustCompile(`in type [a-z]+\.raw([A-Z][A-Za-z]*)`)
 
 func loadProfileFile(fsys fs.FS, file string, set *Set) error {
 	data, err := fs.ReadFile(fsys, file)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -25,6 +26,9 @@ func DecodeStrict(file string, data []byte, v any) (*yaml.Node, error) {
 		return nil, YAMLError(file, err)
 	}
 	if err := checkExpansion(file, &doc, len(data)); err != nil {
+		return nil, err
+	}
+	if err := checkShape(file, &doc, reflect.TypeOf(v)); err != nil {
 		return nil, err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
