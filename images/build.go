@@ -88,10 +88,7 @@ func Build(ctx context.Context, s *Spin, opts Options) ([]Result, error) {
 	if opts.Tag == "" {
 		opts.Tag = s.Name
 	}
-	if opts.Epoch.IsZero() {
-		opts.Epoch = layer.DefaultSourceDateEpoch
-	}
-	opts.Epoch = opts.Epoch.UTC()
+	opts.Epoch = layer.Epoch(opts.Epoch)
 	plats := opts.Platforms
 	if len(plats) == 0 {
 		plats = s.Platforms

@@ -380,12 +380,7 @@ func installedOf(opts Options, d v1.Descriptor) []DebianPackage {
 }
 
 // epochOf is the build's SOURCE_DATE_EPOCH.
-func epochOf(opts PlanOptions) time.Time {
-	if opts.Epoch.IsZero() {
-		return layer.DefaultSourceDateEpoch
-	}
-	return opts.Epoch
-}
+func epochOf(opts PlanOptions) time.Time { return layer.Epoch(opts.Epoch) }
 
 func imageSize(opts Options, d *v1.Descriptor) int64 {
 	img, err := opts.Store.ImageByDigest(*d)

@@ -53,14 +53,20 @@ type WriteOptions struct {
 // step: whatever else records the epoch (an image's history and created time) takes it from
 // here, so that the config and the files' mtimes never disagree.
 func (o WriteOptions) Filled() WriteOptions {
-	if o.SourceDateEpoch.IsZero() {
-		o.SourceDateEpoch = DefaultSourceDateEpoch
-	}
+	o.SourceDateEpoch = Epoch(o.SourceDateEpoch)
 	if o.Compression == "" {
 		o.Compression = Gzip
 	}
-	o.SourceDateEpoch = o.SourceDateEpoch.UTC().Truncate(time.Second)
 	return o
+}
+
+// Epoch is t as a build and every image it makes use it: DefaultSourceDateEpoch when zero,
+// in UTC, in whole seconds (what SOURCE_DATE_EPOCH and a tar header can say).
+func Epoch(t time.Time) time.Time {
+	if t.IsZero() {
+		return DefaultSourceDateEpoch
+	}
+	return t.UTC().Truncate(time.Second)
 }
 
 // WriteResult describes a written layer's uncompressed content. The compressed digest is the
