@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os/exec"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/serpent-os/serpent-oci/builder/runc"
 
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -22,11 +24,15 @@ type Executor interface {
 	On(st *store.Store) (Executor, error)
 }
 
-// Mount binds a host path into a run's container.
+// Mount binds a host path, or the tree of an image, into a run's container. Nothing under a
+// mount point is captured.
 type Mount struct {
 	Source      string // on the host
 	Destination string // absolute, in the container
 	ReadOnly    bool
+	// Image, instead of Source: a one-layer image (a rootfs output, such as a tool stage's)
+	// whose tree is bound read-only, from its layer's snapshot (extracted once, shared).
+	Image v1.Image
 }
 
 // ExitStatus is the exit status of a run's process when err says it exited non-zero (and not

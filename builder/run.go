@@ -349,10 +349,14 @@ func (r *Runner) runProcess(ctx context.Context, ws rootfs.Workspace, runDir str
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", opts.Name, err)
 	}
+	mounts, err := r.runcMounts(ctx, p.Mounts)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", opts.Name, err)
+	}
 	spec, err := runc.Spec(runc.SpecOptions{
 		Rootfs: ws.Root(), Args: p.Args, Env: env, Cwd: cwd,
 		Network: p.Network, ResolvConf: resolvConf(p.Network),
-		Mounts: runcMounts(p.Mounts), Terminal: p.Terminal, UID: uid, GID: gid,
+		Mounts: mounts, Terminal: p.Terminal, UID: uid, GID: gid,
 	})
 	if err != nil {
 		return nil, err
@@ -420,12 +424,28 @@ func (r *Runner) stdio(p Process, name string, logFile io.Writer) (stdio runc.St
 	return stdio, func() {}
 }
 
-func runcMounts(ms []Mount) []runc.Mount {
+// runcMounts are the run's mounts as runc takes them: an image mount binds its layer's
+// snapshot, read-only (the run holds the store, so gc leaves the snapshot alone).
+func (r *Runner) runcMounts(ctx context.Context, ms []Mount) ([]runc.Mount, error) {
 	out := make([]runc.Mount, len(ms))
 	for i, m := range ms {
 		out[i] = runc.Mount{Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly}
+		if m.Image == nil {
+			continue
+		}
+		if m.Source != "" {
+			return nil, fmt.Errorf("mount at %s: both a source and an image", m.Destination)
+		}
+		dirs, _, err := r.snaps.Prepare(ctx, m.Image)
+		if err != nil {
+			return nil, fmt.Errorf("mount at %s: %w", m.Destination, err)
+		}
+		if len(dirs) != 1 {
+			return nil, fmt.Errorf("mount at %s: the image has %d layers; only a one-layer image (a rootfs output) can be mounted", m.Destination, len(dirs))
+		}
+		out[i].Source, out[i].ReadOnly = dirs[0], true
 	}
-	return out
+	return out, nil
 }
 
 // capture makes the run's result, as opts.Output.Capture says.

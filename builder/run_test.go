@@ -481,3 +481,50 @@ func TestConcurrentRunsDoNotCollide(t *testing.T) {
 		t.Fatal("two runs got one container ID")
 	}
 }
+
+// TestImageMountRunsHostToolsNatively: the host's busybox image, mounted into a run on the
+// other platform, runs natively there (its uname says the host's machine, the emulated one's
+// the target's), cannot be written to, and leaves nothing in the captured layer. This is how a
+// host-native toolchain accelerates an emulated stage (issue 17).
+func TestImageMountRunsHostToolsNatively(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	host, foreign := platform.Host(), buildertest.Platforms[1]
+	if platform.Equal(host, foreign) {
+		foreign = buildertest.Platforms[0]
+	}
+	if _, ok := e.images[platform.String(host)]; !ok || platform.UnameMachine(host) == platform.UnameMachine(foreign) {
+		t.Fatalf("the test images (%v) do not include the host's (%s) and another", buildertest.Platforms, platform.String(host))
+	}
+	o := e.opts(foreign, `set -e
+echo "native: $(/serpent/tools/bin/busybox uname -m)"
+echo "emulated: $(uname -m)"
+if echo x > /serpent/tools/written 2>/dev/null; then echo "the mount is writable"; exit 1; fi
+echo made > /made`)
+	o.Process.Mounts = []builder.Mount{{Image: e.images[platform.String(host)], Destination: "/serpent/tools"}}
+	o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: "accelerated"}
+	res, err := e.runner(t).Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(res.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"native: " + platform.UnameMachine(host), "emulated: " + platform.UnameMachine(foreign)} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	names, _ := layerEntries(t, res.Image)
+	if strings.Join(names, " ") != "made" {
+		t.Errorf("layer entries %v, want only the file the run made", names)
+	}
+
+	// An image of several layers has no one tree to bind.
+	o = e.opts(foreign, "true")
+	o.Process.Mounts = []builder.Mount{{Image: res.Image, Destination: "/serpent/tools"}}
+	if _, err := e.runner(t).Run(ctx, o); err == nil || !strings.Contains(err.Error(), "only a one-layer image") {
+		t.Errorf("a two-layer image mount: %v", err)
+	}
+}

@@ -28,9 +28,9 @@ import (
 // FakeExecutor is a builder.Executor that runs nothing: a run's captured change is one file,
 // /fake-run/NAME, holding a digest of everything the run could depend on (its arguments,
 // environment, working directory, network, base image, what it captures, and the content of
-// its read-only mounts: recipe files and sources). Read-write mounts (cache directories) are
-// left out, as a cache must not change what a stage makes. So a fake build is deterministic,
-// changes when a real one would, and needs no root, runc or qemu.
+// its read-only mounts: recipe files, sources, images by digest). Read-write mounts (cache
+// directories) are left out, as a cache must not change what a stage makes. So a fake build
+// is deterministic, changes when a real one would, and needs no root, runc or qemu.
 type FakeExecutor struct {
 	Store *store.Store
 	// Fail, when set, is asked before each run: an error it returns is the run's.
@@ -144,6 +144,14 @@ func inputsDigest(opts builder.RunOptions) (string, error) {
 	mounts := slices.Clone(opts.Process.Mounts)
 	slices.SortFunc(mounts, func(a, b builder.Mount) int { return strings.Compare(a.Destination, b.Destination) })
 	for _, m := range mounts {
+		if m.Image != nil {
+			d, err := m.Image.Digest()
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(h, "mount %s image %s\n", m.Destination, d)
+			continue
+		}
 		if !m.ReadOnly {
 			continue
 		}
