@@ -143,6 +143,7 @@ type rawRecipe struct {
 	Files       []string          `yaml:"files"`
 	Annotate    map[string]string `yaml:"annotate"`
 	Cache       []string          `yaml:"cache"`
+	Accelerate  bool              `yaml:"accelerate"`
 	Packages    []string          `yaml:"packages"`
 }
 
@@ -447,6 +448,10 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		}
 		r.Cache = append(r.Cache, c)
 	}
+	if raw.Accelerate && r.RunsOn != OnTarget {
+		return fail(at("accelerate", "accelerate"), "only a stage that runs on the target (runs-on: target) is run emulated, and so can be accelerated")
+	}
+	r.Accelerate = raw.Accelerate
 	r.Files = map[string][]byte{}
 	for i, f := range raw.Files {
 		if !fs.ValidPath(f) {
@@ -502,6 +507,7 @@ func hostPackagesRecipe(r *Recipe, raw rawRecipe, set *Set, at func(field string
 		{"output", raw.Output.Kind != 0}, {"sources", len(raw.Sources) > 0}, {"script", raw.Script != ""},
 		{"run", raw.Run != ""}, {"env", len(raw.Env) > 0}, {"tools", len(raw.Tools) > 0}, {"files", len(raw.Files) > 0},
 		{"annotate", len(raw.Annotate) > 0}, {"cache", len(raw.Cache) > 0}, {"network", raw.Network},
+		{"accelerate", raw.Accelerate},
 	} {
 		if f.set {
 			return fail(at(f.name, f.name), "a from: host-packages stage has no %s: it is its packages", f.name)

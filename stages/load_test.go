@@ -80,7 +80,7 @@ func TestLoadRejects(t *testing.T) {
 		want  string
 	}{
 		{"unknown field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nbogus: 1\n"),
-			"two.yaml:6: bogus: unknown field (known here: annotate, cache, description, env, files, from, name, network, output, packages, platforms, run, runs-on, script, sources, tools)"},
+			"two.yaml:6: bogus: unknown field (known here: accelerate, annotate, cache, description, env, files, from, name, network, output, packages, platforms, run, runs-on, script, sources, tools)"},
 		{"unknown source field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    sha: x\n"),
 			"two.yaml:8: sources[0].sha: unknown field (known here: debian, file, license, name, sha256, url)"},
 		{"unknown debian field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    debian: {package: a, release: b}\n"),
@@ -89,6 +89,8 @@ func TestLoadRejects(t *testing.T) {
 			"two.yaml:4: platforms: want a list, got a mapping"},
 		{"a list for a value", withOne("two.yaml", "from: [one]\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
 			"two.yaml:1: from: want a single value, got a list"},
+		{"accelerate on the host", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\naccelerate: true\n"),
+			"two.yaml:6: accelerate: only a stage that runs on the target (runs-on: target) is run emulated, and so can be accelerated"},
 		{"a word for true or false", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nnetwork: yes\n"),
 			`two.yaml:6: network: want true or false, got "yes"`},
 		{"a list for an env value", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nenv:\n  A: [1]\n"),

@@ -137,6 +137,12 @@ type Recipe struct {
 	// part of the cache key (BuildKit's RUN --mount=type=cache): a stage must build the same
 	// bytes with a cold or a warm cache.
 	Cache []string `json:"-"`
+	// Accelerate says the stage's build may take its toolchain from an accelerator (a build's
+	// --accelerator: host-native tools for the target, mounted read-only at /serpent/accelerator and
+	// first on PATH) when it runs emulated. It is not part of the recipe's meaning: an
+	// accelerated build is keyed by the accelerator as well, and must make what an emulated
+	// one makes.
+	Accelerate bool `json:"-"`
 
 	// File is the recipe's path in its set; Files are the files the stage is given at
 	// /recipe (its script, patches), by path relative to the recipe set.

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/log"
@@ -353,6 +354,13 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		env = append(env, k+"="+r.Env[k])
 	}
+	if s.Accelerator != nil {
+		m, e, err := acceleratorRun(s)
+		if err != nil {
+			return ro, recipeDir, err
+		}
+		mounts, env = append(mounts, m), append(env, e...)
+	}
 	ro = builder.RunOptions{
 		Name: r.Name, Base: s.BaseImage, BaseName: s.Base, Platform: s.RunsOn,
 		Process: builder.Process{Args: args, Env: env, Network: r.Network, Mounts: mounts},
@@ -363,6 +371,29 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 		KeepFailed: opts.KeepFailed,
 	}
 	return ro, recipeDir, nil
+}
+
+// AcceleratorDir is where an accelerated stage's container has the accelerator's tree.
+const AcceleratorDir = "/serpent/accelerator"
+
+// acceleratorRun is the mount and environment an accelerated step runs with: the
+// accelerator's tree read-only at AcceleratorDir, SERPENT_ACCELERATOR naming it, and its
+// usr/bin and bin ahead of the base image's PATH, so that cc, clang, ld.lld and the rest
+// resolve to the host-native tools while everything else runs emulated.
+func acceleratorRun(s *Step) (builder.Mount, []string, error) {
+	cfg, err := s.BaseImage.ConfigFile()
+	if err != nil {
+		return builder.Mount{}, nil, fmt.Errorf("stage %s: base config: %w", s.Name(), err)
+	}
+	path := strings.TrimPrefix(image.DefaultPath, "PATH=")
+	for _, e := range cfg.Config.Env {
+		if p, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = p
+		}
+	}
+	return builder.Mount{Image: s.Accelerator.Image, Destination: AcceleratorDir},
+		[]string{"SERPENT_ACCELERATOR=" + AcceleratorDir, "PATH=" + AcceleratorDir + "/usr/bin:" + AcceleratorDir + "/bin:" + path},
+		nil
 }
 
 // installedOf reads the installed packages a host-packages image records (none for one made

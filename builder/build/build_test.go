@@ -1,8 +1,10 @@
 package build_test
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -462,5 +464,71 @@ func TestVerifyRebuild(t *testing.T) {
 	if len(vs[0].Differences) != 1 || vs[0].Differences[0].Path != "etc/built-at" ||
 		!strings.Contains(report, "etc/built-at: content (differs only in an embedded timestamp") {
 		t.Errorf("report:\n%s", report)
+	}
+}
+
+// topLayerFiles are the regular files of img's top layer, by path, with their content.
+func topLayerFiles(t *testing.T, img v1.Image) map[string]string {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil || len(ls) == 0 {
+		t.Fatalf("layers: %d, %v", len(ls), err)
+	}
+	rc, err := ls[len(ls)-1].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[hdr.Name] = string(b)
+	}
+}
+
+// TestAcceleratedStageRunsHostTools: the test set's emulated stage, accelerated by the
+// host's busybox image, finds uname on PATH in the accelerator and runs it natively (it says
+// x86_64 where the emulated stage's says aarch64), and its layer holds nothing of the
+// accelerator.
+func TestAcceleratedStageRunsHostTools(t *testing.T) {
+	f := newFixture(t)
+	edit(t, filepath.Join(f.set, "target-native.yaml"), "script: target-native.sh", "script: target-native.sh\naccelerate: true")
+	// busybox's sh runs its applets in itself; a program found on PATH, as a compiler is, runs
+	// as what it is.
+	edit(t, filepath.Join(f.set, "target-native.sh"), `$(uname -m)`, `$("$(which uname)" -m)`)
+	for _, tt := range []struct {
+		accel, want string
+	}{
+		{"", "built natively on aarch64\n"},
+		{"busybox@linux-amd64", "built natively on x86_64\n"},
+	} {
+		rep, err := f.build(t, "target-native", func(o *build.Options) { o.Accelerator = tt.accel })
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := f.st.ImageByDigest(rep.Steps[2].Descriptor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := topLayerFiles(t, img)
+		if got := files["etc/built-on"]; got != tt.want {
+			t.Errorf("accelerator %q: /etc/built-on says %q, want %q", tt.accel, got, tt.want)
+		}
+		for name := range files {
+			if strings.HasPrefix(name, strings.TrimPrefix(build.AcceleratorDir, "/")) {
+				t.Errorf("accelerator %q: the layer holds %s", tt.accel, name)
+			}
+		}
 	}
 }

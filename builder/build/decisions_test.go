@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
 // outcomes lists each step as "stage:result (reason)" in build order.
@@ -108,4 +110,114 @@ func TestFailedRunTagsNothingWithoutRoot(t *testing.T) {
 	if !slices.Equal(names, []string{"busybox@linux-amd64", "host-tools-for-linux-arm64@linux-amd64"}) {
 		t.Errorf("tags after the failed build: %v", names)
 	}
+}
+
+// manifestOf is the manifest of the image a step's result tagged.
+func manifestOf(t *testing.T, f *fixture, r build.StepResult) *v1.Manifest {
+	t.Helper()
+	img, err := f.st.ImageByDigest(r.Descriptor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestAcceleratedStagesWithoutRoot: with an accelerator, only a stage whose recipe asks for
+// it and that runs emulated gets it (mounted, and first on PATH); its key and its image differ
+// from the emulated build's, its image names the accelerator, and going back to no
+// accelerator rebuilds it, saying why.
+func TestAcceleratedStagesWithoutRoot(t *testing.T) {
+	f, fake := newFakeFixture(t)
+	edit(t, filepath.Join(f.set, "target-native.yaml"), "script: target-native.sh", "script: target-native.sh\naccelerate: true")
+	accel := "busybox@linux-amd64" // the fixture's host busybox, one layer
+	var mounted []builder.Mount
+	var path string
+	fake.Fail = func(o builder.RunOptions) error {
+		if o.Name == "target-native" {
+			mounted = o.Process.Mounts
+			for _, e := range o.Process.Env {
+				if p, ok := strings.CutPrefix(e, "PATH="); ok {
+					path = p
+				}
+			}
+		}
+		return nil
+	}
+	withAccel := func(o *build.Options) { o.Accelerator = accel }
+
+	emulated, err := f.build(t, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(mounted, func(m builder.Mount) bool { return m.Image != nil }) {
+		t.Errorf("without --accelerator the run had an image mount: %+v", mounted)
+	}
+	rep, err := f.build(t, "target-native", withAccel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := outcomes(rep), "host-tools:reused (same key), target-root:reused (same key), target-native:built (accelerator changed)"; got != want {
+		t.Errorf("accelerated:\n got %s\nwant %s", got, want)
+	}
+	native, accelerated := emulated.Steps[2], rep.Steps[2]
+	if native.Step.Key == accelerated.Step.Key || native.Descriptor.Digest == accelerated.Descriptor.Digest {
+		t.Errorf("the accelerated build has the emulated one's key or image: %s, %s", accelerated.Step.Key, accelerated.Descriptor.Digest)
+	}
+	for _, s := range rep.Steps[:2] {
+		if s.Step.Accelerator != nil {
+			t.Errorf("%s runs on the host but was accelerated", s.Step.Name())
+		}
+	}
+	busybox, _, err := f.st.Image(mustRef(t, accel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := busybox.Digest()
+	if got := manifestOf(t, f, accelerated).Annotations[build.AnnotationAccelerator]; got != want.String() {
+		t.Errorf("the accelerated image's %s is %q, want %s", build.AnnotationAccelerator, got, want)
+	}
+	sbom, err := build.SBOM(accelerated.Step, accelerated.Descriptor, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(sbom), `"spdxElementId": "SPDXRef-Accelerator"`) || !strings.Contains(string(sbom), want.Hex) {
+		t.Errorf("the accelerated image's SBOM does not name the accelerator %s:\n%s", want, sbom)
+	}
+	if len(mounted) == 0 || mounted[len(mounted)-1].Destination != build.AcceleratorDir || mounted[len(mounted)-1].Image == nil {
+		t.Errorf("mounts of the accelerated run: %+v", mounted)
+	}
+	if !strings.HasPrefix(path, build.AcceleratorDir+"/usr/bin:"+build.AcceleratorDir+"/bin:") {
+		t.Errorf("PATH of the accelerated run: %q", path)
+	}
+
+	if rep, err = f.build(t, "target-native", withAccel); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(rep); !strings.HasSuffix(got, "target-native:reused (same key)") {
+		t.Errorf("accelerated again: %s", got)
+	}
+	if rep, err = f.build(t, "target-native"); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(rep); !strings.HasSuffix(got, "target-native:built (built with an accelerator, now without)") || rep.Steps[2].Descriptor.Digest != native.Descriptor.Digest {
+		t.Errorf("without the accelerator again: %s, %s (first emulated build: %s)", got, rep.Steps[2].Descriptor.Digest, native.Descriptor.Digest)
+	}
+
+	// An accelerator of several layers has no one tree to mount.
+	if _, err := f.build(t, "target-native", func(o *build.Options) { o.Accelerator = "host-tools-for-linux-arm64" }); err == nil || !strings.Contains(err.Error(), "want a one-layer image") {
+		t.Errorf("a layered accelerator: %v", err)
+	}
+}
+
+func mustRef(t *testing.T, s string) store.Ref {
+	t.Helper()
+	r, err := store.ParseRef(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder/baseimage"
+	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -52,6 +53,11 @@ type PlanOptions struct {
 	// CacheFrom are repositories of stage images by cache key, asked in order for a stage
 	// the store lacks (--cache-from).
 	CacheFrom []*registry.Cache
+	// Accelerator is a one-layer image (a store tag or registry reference) of host-native
+	// tools for the targets (issue 17's accelerator; experimental, off when empty). A stage
+	// whose recipe says accelerate: true and that runs emulated gets its tree read-only at
+	// AcceleratorDir, first on PATH, and is keyed by its digest too.
+	Accelerator string
 }
 
 // Step is one stage for one target platform.
@@ -66,6 +72,8 @@ type Step struct {
 	BaseImage  v1.Image // the base, when it is known (an image, or a stage reused)
 	BaseDigest v1.Hash  // zero while the base stage is still to be built
 	baseStep   *Step
+	// Accelerator, when set, is mounted into the stage's run (PlanOptions.Accelerator).
+	Accelerator *baseimage.Found
 
 	RecipeDigest string
 	Key          string // "" while the base is still to be built
@@ -119,6 +127,10 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 			return nil, fmt.Errorf("--rebuild %s: no such stage (stages: %s)", r, strings.Join(opts.Set.Names(), ", "))
 		}
 	}
+	accel, err := findAccelerator(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	var steps []*Step
 	hostImages := map[string]*Step{} // steps that make a from: host-packages image, by tag
 	for _, p := range opts.Platforms {
@@ -167,6 +179,9 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 			if err := resolveBase(ctx, opts, s, prev); err != nil {
 				return nil, err
 			}
+			if accel != nil && r.Accelerate && !platform.Equal(s.RunsOn, opts.Host) {
+				s.Accelerator = accel
+			}
 			if err := decide(ctx, opts, s); err != nil {
 				return nil, err
 			}
@@ -178,6 +193,47 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 		return nil, err
 	}
 	return steps, nil
+}
+
+// findAccelerator resolves opts.Accelerator for the host (nil when none is given).
+func findAccelerator(ctx context.Context, opts PlanOptions) (*baseimage.Found, error) {
+	if opts.Accelerator == "" {
+		return nil, nil
+	}
+	f, err := baseimage.Find(ctx, opts.Store, opts.Registry, opts.Accelerator, opts.Host)
+	if err != nil {
+		return nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
+	}
+	m, err := f.Image.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
+	}
+	if len(m.Layers) != 1 {
+		return nil, fmt.Errorf("--accelerator %s: %d layers: want a one-layer image of the tools (a rootfs output)", opts.Accelerator, len(m.Layers))
+	}
+	return &f, nil
+}
+
+// acceleratorDigest is the digest of s's accelerator, "" for none.
+func acceleratorDigest(s *Step) string {
+	if s.Accelerator == nil {
+		return ""
+	}
+	return s.Accelerator.Digest.String()
+}
+
+// stepKey is s's cache key over its base: Key, and for an accelerated step the
+// accelerator's digest with it, so that an accelerated image is never taken for an emulated
+// build's (nor one accelerator's for another's).
+func stepKey(s *Step, epoch time.Time) string {
+	k := Key(s.RecipeDigest, s.BaseDigest, s.Target, s.RunsOn, epoch)
+	if s.Accelerator != nil {
+		k = cachekey.Of(struct {
+			Key         string `json:"key"`
+			Accelerator string `json:"accelerator"`
+		}{k, acceleratorDigest(s)})
+	}
+	return k
 }
 
 func platformList(ps []v1.Platform) string {
@@ -295,7 +351,7 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 		s.Action, s.Reason = Build, "base "+s.baseStep.Name()+" is rebuilt first"
 		return nil
 	}
-	s.Key = Key(s.RecipeDigest, s.BaseDigest, s.Target, s.RunsOn, opts.Epoch)
+	s.Key = stepKey(s, opts.Epoch)
 	switch {
 	case opts.NoCache:
 		s.Action, s.Reason = Build, "--no-cache"
@@ -323,6 +379,11 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 		s.Action, s.Reason = Build, "recipe changed"
 	case a[ocispec.AnnotationBaseImageDigest] != s.BaseDigest.String():
 		s.Action, s.Reason = Build, "base changed"
+	case a[AnnotationAccelerator] != acceleratorDigest(s):
+		s.Action, s.Reason = Build, "accelerator changed"
+		if acceleratorDigest(s) == "" {
+			s.Action, s.Reason = Build, "built with an accelerator, now without"
+		}
 	default:
 		s.Action, s.Reason = Build, "target, host, epoch or builder version changed"
 	}

@@ -21,6 +21,8 @@ import (
 const (
 	AnnotationSources = "os.serpent.oci.sources" // JSON: every source, name, file, sha256, origin, licence
 	AnnotationBuilder = "os.serpent.oci.builder" // the builder's format version (what decides the bytes)
+	// AnnotationAccelerator is, on a stage built with an accelerator, its manifest digest.
+	AnnotationAccelerator = "os.serpent.oci.accelerator"
 )
 
 // EmbeddedSource is org.opencontainers.image.source of stages built from the recipes built
@@ -44,6 +46,9 @@ func provenance(opts PlanOptions, s *Step, epoch time.Time) map[string]string {
 	}
 	if opts.RecipeSource != "" {
 		a[ocispec.AnnotationSource] = opts.RecipeSource
+	}
+	if s.Accelerator != nil {
+		a[AnnotationAccelerator] = s.Accelerator.Digest.String()
 	}
 	return a
 }
@@ -151,6 +156,15 @@ func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
 			Comment: "the image this stage ran in: OCI image manifest " + s.BaseDigest.String(),
 		})
 		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "DESCENDANT_OF", "SPDXRef-Base"})
+	}
+	if s.Accelerator != nil {
+		doc.Packages = append(doc.Packages, spdxPackage{
+			Name: s.Accelerator.Name, SPDXID: "SPDXRef-Accelerator", DownloadLocation: "NOASSERTION",
+			LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+			Checksums: []spdxChecksum{{"SHA256", s.Accelerator.Digest.Hex}}, PrimaryPackagePurpose: "CONTAINER",
+			Comment: "host-native tools the stage's emulated build ran (mounted at " + AcceleratorDir + "): OCI image manifest " + s.Accelerator.Digest.String(),
+		})
+		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Accelerator", "BUILD_TOOL_OF", "SPDXRef-Image"})
 	}
 	for _, src := range s.Recipe.Sources {
 		p := spdxPackage{

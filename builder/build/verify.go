@@ -95,7 +95,7 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 				return out, err
 			}
 			r.BaseImage, r.BaseDigest = img, prev.Digest
-			r.Key = Key(r.RecipeDigest, r.BaseDigest, r.Target, r.RunsOn, opts.Epoch)
+			r.Key = stepKey(r, opts.Epoch)
 		}
 		res, err := runStep(ctx, sopts, r, paths)
 		if err != nil {

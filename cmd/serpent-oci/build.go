@@ -35,6 +35,7 @@ type graphFlags struct {
 	seed       string
 	profile    string
 	epoch      string
+	accel      string
 	reuseFlags
 }
 
@@ -62,6 +63,7 @@ func (g *graphFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
 	fs.StringVar(&g.seed, "seed", "", "image to use for \"from: image:seed\": a store tag, or a registry reference")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+	fs.StringVar(&g.accel, "accelerator", "", "experimental: a one-layer image of host-native tools (store tag or registry reference) mounted at "+build.AcceleratorDir+" and first on PATH in the emulated stages whose recipe says accelerate: true")
 }
 
 func (g *graphFlags) loadSet() (*stages.Set, error) {
@@ -125,6 +127,7 @@ func (g *graphFlags) planOptions(st *store.Store, progress io.Writer) (build.Pla
 	if g.seed != "" {
 		opts.Images = map[string]string{"seed": g.seed}
 	}
+	opts.Accelerator = g.accel
 	opts.Registry = g.reg.client(progress)
 	if opts.CacheFrom, err = caches(opts.Registry, g.cache.from); err != nil {
 		return opts, err
@@ -356,11 +359,16 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 					Key      string `json:"key"`
 					Action   string `json:"action"`
 					Reason   string `json:"reason"`
-					Download int64  `json:"download_bytes"` // what a pull fetches; 0 for the others
+					Download int64  `json:"download_bytes"`        // what a pull fetches; 0 for the others
+					Accel    string `json:"accelerator,omitempty"` // the accelerator's digest, when the stage is accelerated
 				}
 				var rows []row
 				for _, s := range steps {
-					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download})
+					var accel string
+					if s.Accelerator != nil {
+						accel = s.Accelerator.Digest.String()
+					}
+					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download, accel})
 				}
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
