@@ -1,7 +1,6 @@
 package builder_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -137,29 +136,11 @@ var wantChanges = []string{
 
 func layerEntries(t *testing.T, img v1.Image) ([]string, map[string]string) {
 	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layers[len(layers)-1].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
 	var names []string
 	content := map[string]string{}
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, hdr.Name)
-		b, _ := io.ReadAll(tr)
-		content[hdr.Name] = string(b)
+	for _, e := range testenv.TopLayer(t, img) {
+		names = append(names, e.Header.Name)
+		content[e.Header.Name] = e.Content
 	}
 	sort.Strings(names)
 	return names, content

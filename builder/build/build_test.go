@@ -1,10 +1,8 @@
 package build_test
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +21,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 	"github.com/serpent-os/serpent-oci/stages"
 )
 
@@ -467,34 +466,14 @@ func TestVerifyRebuild(t *testing.T) {
 	}
 }
 
-// topLayerFiles are the regular files of img's top layer, by path, with their content.
+// topLayerFiles are the entries of img's top layer, by path, with their content.
 func topLayerFiles(t *testing.T, img v1.Image) map[string]string {
 	t.Helper()
-	ls, err := img.Layers()
-	if err != nil || len(ls) == 0 {
-		t.Fatalf("layers: %d, %v", len(ls), err)
-	}
-	rc, err := ls[len(ls)-1].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
 	out := map[string]string{}
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[hdr.Name] = string(b)
+	for _, e := range testenv.TopLayer(t, img) {
+		out[e.Header.Name] = e.Content
 	}
+	return out
 }
 
 // TestAcceleratedStageRunsHostTools: the test set's emulated stage, accelerated by the

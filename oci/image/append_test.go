@@ -1,10 +1,7 @@
 package image
 
 import (
-	"archive/tar"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 // TestOneInstantForEveryTime: whatever epoch a caller gives (zero, sub-second, not UTC), an
@@ -76,25 +74,9 @@ func TestOneInstantForEveryTime(t *testing.T) {
 
 func layerMtimes(t *testing.T, img v1.Image) map[string]time.Time {
 	t.Helper()
-	ls, err := img.Layers()
-	if err != nil || len(ls) != 1 {
-		t.Fatalf("layers: %d, %v", len(ls), err)
-	}
-	rc, err := ls[0].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
 	out := map[string]time.Time{}
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[hdr.Name] = hdr.ModTime
+	for _, e := range testenv.TopLayer(t, img) {
+		out[e.Header.Name] = e.Header.ModTime
 	}
+	return out
 }
