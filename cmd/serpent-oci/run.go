@@ -158,13 +158,9 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 	if err != nil {
 		return fmt.Errorf("run %s: config: %w", ref, err)
 	}
-	command, err := processArgs(cfg.Config.Entrypoint, cfg.Config.Cmd, a.entry, a.args[1:])
+	command, user, err := builder.ImageProcess(cfg.Config, a.entry, a.args[1:], a.user)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", ref, err)
-	}
-	user := a.user
-	if user == "" {
-		user = cfg.Config.User
 	}
 	if a.fsys != "auto" {
 		p, err := providerFor(st, a.fsys)
@@ -204,22 +200,6 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 		fmt.Fprintf(e.stderr, "%s %s\n", tag.WithPlatform(res.Descriptor.Platform), res.Descriptor.Digest)
 	}
 	return nil
-}
-
-// processArgs is the process a run starts, as podman makes it: the entrypoint (the image's,
-// or --entrypoint's), then the command given, else the image's cmd (which --entrypoint clears).
-func processArgs(imageEntrypoint, imageCmd []string, entrypoint string, command []string) ([]string, error) {
-	ep, rest := imageEntrypoint, command
-	if entrypoint != "" {
-		ep = strings.Fields(entrypoint)
-	} else if len(rest) == 0 {
-		rest = imageCmd
-	}
-	args := append(append([]string(nil), ep...), rest...)
-	if len(args) == 0 {
-		return nil, errors.New("no command: the image has no entrypoint or cmd; give one after --")
-	}
-	return args, nil
 }
 
 // parseVolumes reads SRC:DST[:ro] bind specifications.
