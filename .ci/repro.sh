@@ -27,6 +27,7 @@ build_in() { # build_in STORE [WARM_FROM]: STAGE (and the seed) for every platfo
 			# The stages' cache directories (ccache's) of the first store: a warm cache must
 			# build what a cold one built, bit for bit.
 			echo "repro: the second build starts with the first's cache directories ($(du -sh "$2/.serpent/cache" | cut -f1))"
+			mkdir -p "$1/.serpent" # the store itself is made by the build, around it
 			cp -a "$2/.serpent/cache" "$1/.serpent/"
 		fi
 		"$bin" build "$stage" --profile "$profile" --platform "$plist" --progress plain
