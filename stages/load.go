@@ -364,6 +364,9 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		}
 		return fail(e, "%v", err)
 	}
+	if out.ForHost && r.RunsOn != OnHost {
+		return fail(at("output", "output"), "for: host: an image of host tools is made by a stage that runs on the host (runs-on: host)")
+	}
 	r.Output = out
 
 	if r.Platforms, err = parsePlatforms(raw.Platforms, set, at); err != nil {
@@ -581,15 +584,30 @@ func parseOutput(n *yaml.Node) (Output, error) {
 		}
 		return Output{}, fmt.Errorf("%q: want layer, or rootfs: DIR", n.Value)
 	case yaml.MappingNode:
-		if len(n.Content) == 2 && n.Content[0].Value == string(Rootfs) {
-			dir := path.Clean(n.Content[1].Value)
-			if !path.IsAbs(dir) || dir == "/" {
-				return Output{}, fmt.Errorf("rootfs: %q: want an absolute directory other than /", n.Content[1].Value)
+		out := Output{Kind: Rootfs}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i].Value, n.Content[i+1].Value
+			switch {
+			case k == string(Rootfs) && out.Dir == "":
+				dir := path.Clean(v)
+				if !path.IsAbs(dir) || dir == "/" {
+					return Output{}, fmt.Errorf("rootfs: %q: want an absolute directory other than /", v)
+				}
+				out.Dir = dir
+			case k == "for" && v == "host":
+				out.ForHost = true
+			case k == "for" && v == "target":
+			case k == "for":
+				return Output{}, fmt.Errorf("for: %q: want target (the default: an image of the target's root) or host (an image of tools the host runs)", v)
+			default:
+				return Output{}, fmt.Errorf("%q: want rootfs: DIR, and for: target or host", k)
 			}
-			return Output{Kind: Rootfs, Dir: dir}, nil
+		}
+		if out.Dir != "" {
+			return out, nil
 		}
 	}
-	return Output{}, errors.New("want layer, or rootfs: DIR")
+	return Output{}, errors.New("want layer, or rootfs: DIR (with for: host for an image of host tools)")
 }
 
 // lineOf finds the line of the node at path (mapping keys and sequence indexes) in doc, or of

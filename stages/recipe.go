@@ -42,6 +42,9 @@ const (
 type Output struct {
 	Kind OutputKind `json:"kind"`
 	Dir  string     `json:"dir,omitempty"` // with Rootfs: the directory, absolute, in the container
+	// ForHost, with Rootfs: the image is of tools for the host (an accelerator), so it is for
+	// the host's platform, not the target's (output: {rootfs: DIR, for: host}).
+	ForHost bool `json:"for_host,omitempty"`
 }
 
 // FromKind says what a stage's base is.

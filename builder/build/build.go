@@ -297,7 +297,7 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	ro.Output.AnnotationFiles = r.Annotate
 	ro.Output.Annotations = provenance(opts.PlanOptions, s, epochOf(opts.PlanOptions))
 	if r.Output.Kind == stages.Rootfs {
-		ro.Output.Capture, ro.Output.Dir, ro.Output.Platform = builder.CaptureDir, r.Output.Dir, s.Target.Platform
+		ro.Output.Capture, ro.Output.Dir, ro.Output.Platform = builder.CaptureDir, r.Output.Dir, s.Output
 	} else {
 		ro.Output.Capture = builder.CaptureLayer
 	}

@@ -477,20 +477,46 @@ func topLayerFiles(t *testing.T, img v1.Image) map[string]string {
 }
 
 // TestAcceleratedStageRunsHostTools: the test set's emulated stage, accelerated by the
-// host's busybox image, finds uname on PATH in the accelerator and runs it natively (it says
-// x86_64 where the emulated stage's says aarch64), and its layer holds nothing of the
-// accelerator.
+// host's busybox image or by an accelerator made as a stage (output for: host, tagged and
+// typed for the host), finds uname on PATH in the accelerator and runs it natively (it says
+// x86_64 where the emulated stage's says aarch64), and its layer holds nothing of it.
 func TestAcceleratedStageRunsHostTools(t *testing.T) {
 	f := newFixture(t)
 	edit(t, filepath.Join(f.set, "target-native.yaml"), "script: target-native.sh", "script: target-native.sh\naccelerate: true")
 	// busybox's sh runs its applets in itself; a program found on PATH, as a compiler is, runs
 	// as what it is.
 	edit(t, filepath.Join(f.set, "target-native.sh"), `$(uname -m)`, `$("$(which uname)" -m)`)
+	// The accelerator made as a stage: host tools, as an image for the host (for: host).
+	accelRecipe := `description: host-native tools for the arm64 stages
+from: image:busybox
+runs-on: host
+output: {rootfs: /out, for: host}
+platforms: [linux/arm64]
+run: |
+  mkdir -p /out/bin
+  cp /bin/busybox /out/bin/busybox
+  for a in uname which; do ln -s busybox /out/bin/$a; done
+`
+	if err := os.WriteFile(filepath.Join(f.set, "accel-tools.yaml"), []byte(accelRecipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.build(t, "accel-tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := rep.Steps[len(rep.Steps)-1]
+	if got := made.Step.Tag.String(); got != "accel-tools-for-linux-arm64@linux-amd64" {
+		t.Errorf("the accelerator stage is tagged %s, want accel-tools-for-linux-arm64@linux-amd64", got)
+	}
+	if made.Descriptor.Platform == nil || made.Descriptor.Platform.Architecture != "amd64" {
+		t.Errorf("the accelerator's image is for %v, want linux/amd64", made.Descriptor.Platform)
+	}
 	for _, tt := range []struct {
 		accel, want string
 	}{
 		{"", "built natively on aarch64\n"},
 		{"busybox@linux-amd64", "built natively on x86_64\n"},
+		{"accel-tools-for-linux-arm64", "built natively on x86_64\n"},
 	} {
 		rep, err := f.build(t, "target-native", func(o *build.Options) { o.Accelerator = tt.accel })
 		if err != nil {

@@ -160,7 +160,7 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 				s.RunsOn = p
 			}
 			s.Output = s.RunsOn
-			if r.Output.Kind == stages.Rootfs {
+			if r.Output.Kind == stages.Rootfs && !r.Output.ForHost {
 				s.Output = p
 			}
 			s.Tag = TagFor(opts.Set.Profile, r.Name, p, s.Output)
