@@ -388,7 +388,11 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 				case build.Resolve:
 					download = "0 B"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, key, s.Action, download, s.Reason)
+				runsOn := platform.String(s.RunsOn)
+				if s.Accelerator != nil {
+					runsOn += " (accelerated)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), runsOn, s.Base, key, s.Action, download, s.Reason)
 			}
 			return tw.Flush()
 		},

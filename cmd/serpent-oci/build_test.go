@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,5 +59,39 @@ func TestBuildAndPlanCommands(t *testing.T) {
 	code, _, stderr = cli(t, "--store", storeDir, "build", "target-native", "--stages", set, "--platform", "linux/riscv64")
 	if code != 1 || !strings.Contains(stderr, "linux/riscv64 has no row") {
 		t.Fatalf("build for a platform without a target row: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestPlanSaysWhatIsAccelerated: with --accelerator, plan marks the emulated stage whose
+// recipe asks for it, and only that one, in the table and in JSON; a missing accelerator is
+// an error naming the flag.
+func TestPlanSaysWhatIsAccelerated(t *testing.T) {
+	storeDir := filepath.Join(t.TempDir(), "store")
+	st, err := store.Open(context.Background(), storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, busybox := buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	set, _ := buildertest.RecipeSet(t)
+	yaml := filepath.Join(set, "target-native.yaml")
+	b, err := os.ReadFile(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(yaml, append(b, "accelerate: true\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--accelerator", "busybox@linux-amd64"}
+	code, out, stderr := cli(t, append([]string{"plan", "target-native"}, common...)...)
+	if code != 0 || strings.Count(out, "(accelerated)") != 1 || !strings.Contains(out, "target-native  linux/arm64  linux/arm64 (accelerated)") {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = cli(t, append([]string{"plan", "target-native", "--format", "json"}, common...)...)
+	if code != 0 || strings.Count(out, `"accelerator": "`+busybox.Digest.String()+`"`) != 1 {
+		t.Fatalf("plan --format json: exit %d\n%s", code, out)
+	}
+	code, _, stderr = cli(t, "--store", storeDir, "plan", "target-native", "--stages", set, "--platform", "linux/arm64", "--accelerator", "nothing")
+	if code != 1 || !strings.Contains(stderr, "--accelerator nothing:") {
+		t.Fatalf("plan with a missing accelerator: exit %d\n%s", code, stderr)
 	}
 }
