@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,7 +154,10 @@ type Process struct {
 	Cwd     string   // default: the image's working directory, else /
 	Network bool     // the host's network (default: a namespace with loopback only)
 	Mounts  []Mount
-	Timeout time.Duration
+	// PathPrepend are directories put ahead of the process's PATH, whichever set it (the
+	// image's config or Env): an accelerator's tools, found before the root's own.
+	PathPrepend []string
+	Timeout     time.Duration
 	// User is who the process runs as, in the image config's form: uid, uid:gid, name or
 	// name:group, names read from the root's /etc/passwd and /etc/group ("": root).
 	User     string
@@ -344,7 +348,14 @@ func (r *Runner) runProcess(ctx context.Context, ws rootfs.Workspace, runDir str
 	if cwd == "" {
 		cwd = cfg.Config.WorkingDir
 	}
-	env := append(append([]string{image.DefaultPath}, cfg.Config.Env...), p.Env...)
+	env := runc.MergeEnv(append(append([]string{image.DefaultPath}, cfg.Config.Env...), p.Env...))
+	if len(p.PathPrepend) > 0 {
+		for i, kv := range env {
+			if path, ok := strings.CutPrefix(kv, "PATH="); ok {
+				env[i] = "PATH=" + strings.Join(p.PathPrepend, ":") + ":" + path
+			}
+		}
+	}
 	uid, gid, err := ResolveUser(ws.Root(), p.User)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", opts.Name, err)
@@ -552,18 +563,27 @@ func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOp
 	return r.finish(ctx, img, l, opts, res)
 }
 
-func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunOptions, res *Result) error {
-	annotations := map[string]string{}
-	if opts.BaseName != "" {
-		baseDigest, err := opts.Base.Digest()
+// ImageAnnotations are the manifest annotations of the image a run makes: its base's name and
+// digest, when the base is named, and opts.Output.Annotations (which win). Every Executor
+// annotates so.
+func ImageAnnotations(opts RunOptions) (map[string]string, error) {
+	a := map[string]string{}
+	if opts.BaseName != "" && opts.Base != nil {
+		d, err := opts.Base.Digest()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		annotations[ocispec.AnnotationBaseImageName] = opts.BaseName
-		annotations[ocispec.AnnotationBaseImageDigest] = baseDigest.String()
+		a[ocispec.AnnotationBaseImageName] = opts.BaseName
+		a[ocispec.AnnotationBaseImageDigest] = d.String()
 	}
-	for k, v := range opts.Output.Annotations {
-		annotations[k] = v
+	maps.Copy(a, opts.Output.Annotations)
+	return a, nil
+}
+
+func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunOptions, res *Result) error {
+	annotations, err := ImageAnnotations(opts)
+	if err != nil {
+		return err
 	}
 	if len(annotations) > 0 {
 		img = mutate.Annotations(img, annotations).(v1.Image)

@@ -465,7 +465,8 @@ func TestConcurrentRunsDoNotCollide(t *testing.T) {
 
 // TestImageMountRunsHostToolsNatively: the host's busybox image, mounted into a run on the
 // other platform, runs natively there (its uname says the host's machine, the emulated one's
-// the target's), cannot be written to, and leaves nothing in the captured layer. This is how a
+// the target's), is found first on PATH when PathPrepend names it (ahead of the run's own
+// PATH), cannot be written to, and leaves nothing in the captured layer. This is how a
 // host-native toolchain accelerates an emulated stage (issue 17).
 func TestImageMountRunsHostToolsNatively(t *testing.T) {
 	e := setup(t)
@@ -480,9 +481,14 @@ func TestImageMountRunsHostToolsNatively(t *testing.T) {
 	o := e.opts(foreign, `set -e
 echo "native: $(/serpent/tools/bin/busybox uname -m)"
 echo "emulated: $(uname -m)"
+echo "found: $(which uname) says $("$(which uname)" -m)"
+echo "path: $PATH"
 if echo x > /serpent/tools/written 2>/dev/null; then echo "the mount is writable"; exit 1; fi
 echo made > /made`)
 	o.Process.Mounts = []builder.Mount{{Image: e.images[platform.String(host)], Destination: "/serpent/tools"}}
+	// The prefix goes ahead of the PATH the run has, here one its Env sets.
+	o.Process.Env = []string{"PATH=/usr/bin:/bin"}
+	o.Process.PathPrepend = []string{"/serpent/tools/bin"}
 	o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: "accelerated"}
 	res, err := e.runner(t).Run(ctx, o)
 	if err != nil {
@@ -492,7 +498,10 @@ echo made > /made`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"native: " + platform.UnameMachine(host), "emulated: " + platform.UnameMachine(foreign)} {
+	for _, want := range []string{
+		"native: " + platform.UnameMachine(host), "emulated: " + platform.UnameMachine(foreign),
+		"found: /serpent/tools/bin/uname says " + platform.UnameMachine(host), "path: /serpent/tools/bin:/usr/bin:/bin\n",
+	} {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}

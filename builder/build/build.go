@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/containerd/log"
@@ -354,16 +353,18 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		env = append(env, k+"="+r.Env[k])
 	}
+	var pathPrepend []string
 	if s.Accelerator != nil {
-		m, e, err := acceleratorRun(s)
-		if err != nil {
-			return ro, recipeDir, err
-		}
-		mounts, env = append(mounts, m), append(env, e...)
+		// The accelerator's tree, read-only; its usr/bin and bin ahead of whatever PATH the
+		// stage has, so that cc, clang, ld.lld and the rest resolve to the host-native tools
+		// while everything else runs emulated.
+		mounts = append(mounts, builder.Mount{Image: s.Accelerator.Image, Destination: AcceleratorDir})
+		env = append(env, "SERPENT_ACCELERATOR="+AcceleratorDir)
+		pathPrepend = []string{AcceleratorDir + "/usr/bin", AcceleratorDir + "/bin"}
 	}
 	ro = builder.RunOptions{
 		Name: r.Name, Base: s.BaseImage, BaseName: s.Base, Platform: s.RunsOn,
-		Process: builder.Process{Args: args, Env: env, Network: r.Network, Mounts: mounts},
+		Process: builder.Process{Args: args, Env: env, Network: r.Network, Mounts: mounts, PathPrepend: pathPrepend},
 		Output: builder.Output{
 			CreatedBy: "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
 			Layer:     layer.WriteOptions{SourceDateEpoch: epoch},
@@ -375,26 +376,6 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 
 // AcceleratorDir is where an accelerated stage's container has the accelerator's tree.
 const AcceleratorDir = "/serpent/accelerator"
-
-// acceleratorRun is the mount and environment an accelerated step runs with: the
-// accelerator's tree read-only at AcceleratorDir, SERPENT_ACCELERATOR naming it, and its
-// usr/bin and bin ahead of the base image's PATH, so that cc, clang, ld.lld and the rest
-// resolve to the host-native tools while everything else runs emulated.
-func acceleratorRun(s *Step) (builder.Mount, []string, error) {
-	cfg, err := s.BaseImage.ConfigFile()
-	if err != nil {
-		return builder.Mount{}, nil, fmt.Errorf("stage %s: base config: %w", s.Name(), err)
-	}
-	path := strings.TrimPrefix(image.DefaultPath, "PATH=")
-	for _, e := range cfg.Config.Env {
-		if p, ok := strings.CutPrefix(e, "PATH="); ok {
-			path = p
-		}
-	}
-	return builder.Mount{Image: s.Accelerator.Image, Destination: AcceleratorDir},
-		[]string{"SERPENT_ACCELERATOR=" + AcceleratorDir, "PATH=" + AcceleratorDir + "/usr/bin:" + AcceleratorDir + "/bin:" + path},
-		nil
-}
 
 // installedOf reads the installed packages a host-packages image records (none for one made
 // otherwise, such as an imported seed).

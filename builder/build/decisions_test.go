@@ -135,15 +135,10 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 	edit(t, filepath.Join(f.set, "target-native.yaml"), "script: target-native.sh", "script: target-native.sh\naccelerate: true")
 	accel := "busybox@linux-amd64" // the fixture's host busybox, one layer
 	var mounted []builder.Mount
-	var path string
+	var pathPrepend, env []string
 	fake.Fail = func(o builder.RunOptions) error {
 		if o.Name == "target-native" {
-			mounted = o.Process.Mounts
-			for _, e := range o.Process.Env {
-				if p, ok := strings.CutPrefix(e, "PATH="); ok {
-					path = p
-				}
-			}
+			mounted, pathPrepend, env = o.Process.Mounts, o.Process.PathPrepend, o.Process.Env
 		}
 		return nil
 	}
@@ -190,8 +185,11 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 	if len(mounted) == 0 || mounted[len(mounted)-1].Destination != build.AcceleratorDir || mounted[len(mounted)-1].Image == nil {
 		t.Errorf("mounts of the accelerated run: %+v", mounted)
 	}
-	if !strings.HasPrefix(path, build.AcceleratorDir+"/usr/bin:"+build.AcceleratorDir+"/bin:") {
-		t.Errorf("PATH of the accelerated run: %q", path)
+	if want := []string{build.AcceleratorDir + "/usr/bin", build.AcceleratorDir + "/bin"}; !slices.Equal(pathPrepend, want) {
+		t.Errorf("the accelerated run puts %q ahead of its PATH, want %q", pathPrepend, want)
+	}
+	if !slices.Contains(env, "SERPENT_ACCELERATOR="+build.AcceleratorDir) {
+		t.Errorf("the accelerated run's environment lacks SERPENT_ACCELERATOR: %q", env)
 	}
 
 	if rep, err = f.build(t, "target-native", withAccel); err != nil {
