@@ -19,7 +19,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -107,16 +106,9 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 	if err != nil {
 		return res, err
 	}
-	annotations := map[string]string{}
-	if opts.BaseName != "" && opts.Base != nil {
-		h, err := opts.Base.Digest()
-		if err != nil {
-			return res, err
-		}
-		annotations[ocispec.AnnotationBaseImageName], annotations[ocispec.AnnotationBaseImageDigest] = opts.BaseName, h.String()
-	}
-	for k, v := range opts.Output.Annotations {
-		annotations[k] = v
+	annotations, err := builder.ImageAnnotations(opts)
+	if err != nil {
+		return res, err
 	}
 	img = mutate.Annotations(img, annotations).(v1.Image)
 	res.Image = img
@@ -132,8 +124,8 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 // inputsDigest is the digest of what a real run of opts could depend on.
 func inputsDigest(opts builder.RunOptions) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "args %q\nenv %q\ncwd %q\nnetwork %v\nuser %q\ncapture %d %q %v\n",
-		opts.Process.Args, opts.Process.Env, opts.Process.Cwd, opts.Process.Network, opts.Process.User, opts.Output.Capture, opts.Output.Dir, opts.Output.Platform)
+	fmt.Fprintf(h, "args %q\nenv %q\npath-prepend %q\ncwd %q\nnetwork %v\nuser %q\ncapture %d %q %v\n",
+		opts.Process.Args, opts.Process.Env, opts.Process.PathPrepend, opts.Process.Cwd, opts.Process.Network, opts.Process.User, opts.Output.Capture, opts.Output.Dir, opts.Output.Platform)
 	if opts.Base != nil {
 		d, err := opts.Base.Digest()
 		if err != nil {
