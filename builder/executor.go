@@ -6,9 +6,7 @@ import (
 	"os/exec"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/serpent-os/serpent-oci/builder/runc"
-
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 

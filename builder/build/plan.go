@@ -379,11 +379,10 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 		s.Action, s.Reason = Build, "recipe changed"
 	case a[ocispec.AnnotationBaseImageDigest] != s.BaseDigest.String():
 		s.Action, s.Reason = Build, "base changed"
+	case a[AnnotationAccelerator] != acceleratorDigest(s) && s.Accelerator == nil:
+		s.Action, s.Reason = Build, "built with an accelerator, now without"
 	case a[AnnotationAccelerator] != acceleratorDigest(s):
 		s.Action, s.Reason = Build, "accelerator changed"
-		if acceleratorDigest(s) == "" {
-			s.Action, s.Reason = Build, "built with an accelerator, now without"
-		}
 	default:
 		s.Action, s.Reason = Build, "target, host, epoch or builder version changed"
 	}

@@ -294,5 +294,3 @@ than copied; no platform may appear twice.`,
 		},
 	}
 }
-
-// imageDescriptors lists the image manifests t is or holds.

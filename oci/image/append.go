@@ -21,7 +21,6 @@ type AppendOptions struct {
 // AppendDir writes the tree at root into st as one layer (WriteLayer: hold st until the image
 // is tagged) and appends it as Append does.
 func AppendDir(ctx context.Context, st *store.Store, base v1.Image, p v1.Platform, root string, opts AppendOptions) (v1.Image, v1.Layer, error) {
-	opts.Layer = opts.Layer.Filled()
 	l, err := WriteLayer(ctx, st, root, opts.Layer)
 	if err != nil {
 		return nil, nil, err
