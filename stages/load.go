@@ -585,20 +585,28 @@ func parseOutput(n *yaml.Node) (Output, error) {
 		return Output{}, fmt.Errorf("%q: want layer, or rootfs: DIR", n.Value)
 	case yaml.MappingNode:
 		out := Output{Kind: Rootfs}
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i].Value, n.Content[i+1].Value
-			switch {
-			case k == string(Rootfs) && out.Dir == "":
+			if seen[k] {
+				return Output{}, fmt.Errorf("%s: given twice", k)
+			}
+			seen[k] = true
+			switch k {
+			case string(Rootfs):
 				dir := path.Clean(v)
 				if !path.IsAbs(dir) || dir == "/" {
 					return Output{}, fmt.Errorf("rootfs: %q: want an absolute directory other than /", v)
 				}
 				out.Dir = dir
-			case k == "for" && v == "host":
-				out.ForHost = true
-			case k == "for" && v == "target":
-			case k == "for":
-				return Output{}, fmt.Errorf("for: %q: want target (the default: an image of the target's root) or host (an image of tools the host runs)", v)
+			case "for":
+				switch v {
+				case "host":
+					out.ForHost = true
+				case "target":
+				default:
+					return Output{}, fmt.Errorf("for: %q: want target (the default: an image of the target's root) or host (an image of tools the host runs)", v)
+				}
 			default:
 				return Output{}, fmt.Errorf("%q: want rootfs: DIR, and for: target or host", k)
 			}

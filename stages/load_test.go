@@ -91,6 +91,8 @@ func TestLoadRejects(t *testing.T) {
 			"two.yaml:1: from: want a single value, got a list"},
 		{"host tools from a stage on the target", withOne("two.yaml", "from: one\nruns-on: target\noutput: {rootfs: /out, for: host}\nplatforms: [linux/arm64]\nrun: x\n"),
 			"two.yaml:3: output: for: host: an image of host tools is made by a stage that runs on the host (runs-on: host)"},
+		{"an output directory twice", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, rootfs: /other}\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:3: output: rootfs: given twice"},
 		{"an output for nothing known", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, for: moon}\nplatforms: [linux/arm64]\nrun: x\n"),
 			`two.yaml:3: output: for: "moon": want target (the default: an image of the target's root) or host (an image of tools the host runs)`},
 		{"accelerate on the host", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\naccelerate: true\n"),
