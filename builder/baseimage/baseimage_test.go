@@ -19,6 +19,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 var (
@@ -41,15 +42,6 @@ func platformImage(t *testing.T, p v1.Platform) v1.Image {
 		t.Fatal(err)
 	}
 	return img
-}
-
-func digestOf(t *testing.T, img v1.Image) v1.Hash {
-	t.Helper()
-	h, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // TestFind: the one rule by which a stage's from: image: and a spin's from: find their base.
@@ -75,7 +67,7 @@ func TestFind(t *testing.T) {
 	if _, err := reg.PushImages(ctx, []v1.Image{remote["amd64"], remote["arm64"]}, nil, rref, registry.PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	armLocal, armRemote := digestOf(t, local["arm64"]), digestOf(t, remote["arm64"])
+	armLocal, armRemote := testenv.Digest(t, local["arm64"]), testenv.Digest(t, remote["arm64"])
 
 	tests := []struct {
 		name     string
@@ -112,7 +104,7 @@ func TestFind(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Find(%s): %v", tt.ref, err)
 			}
-			if got.Digest != tt.want || digestOf(t, got.Image) != tt.want || got.Name != tt.wantName || got.Remote != tt.remote {
+			if got.Digest != tt.want || testenv.Digest(t, got.Image) != tt.want || got.Name != tt.wantName || got.Remote != tt.remote {
 				t.Errorf("Find(%s) = %s %q remote=%v, want %s %q remote=%v", tt.ref, got.Digest, got.Name, got.Remote, tt.want, tt.wantName, tt.remote)
 			}
 		})
@@ -128,7 +120,7 @@ func TestFind(t *testing.T) {
 		{"in the registry only", host + "/serpent/base:1", armRemote},
 	} {
 		img, err := baseimage.ByDigest(ctx, st, reg, tt.ref, tt.h, arm64)
-		if err != nil || digestOf(t, img) != tt.h {
+		if err != nil || testenv.Digest(t, img) != tt.h {
 			t.Errorf("ByDigest %s: %v", tt.name, err)
 		}
 	}

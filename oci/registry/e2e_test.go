@@ -80,8 +80,8 @@ func TestDistributionTwoPlatformIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Digest != digest(t, imgs[i]) {
-			t.Errorf("%s: pulled %s, pushed %s", platform.String(p), got.Digest, digest(t, imgs[i]))
+		if got.Digest != testenv.Digest(t, imgs[i]) {
+			t.Errorf("%s: pulled %s, pushed %s", platform.String(p), got.Digest, testenv.Digest(t, imgs[i]))
 		}
 	}
 
@@ -198,7 +198,7 @@ func TestDistributionStoppedMidPush(t *testing.T) {
 		t.Fatalf("second push: %v", err)
 	}
 	got, err := c.Head(ctx, dst)
-	if err != nil || got.Digest != digest(t, img) {
+	if err != nil || got.Digest != testenv.Digest(t, img) {
 		t.Errorf("after the second push: %v %v", got.Digest, err)
 	}
 }

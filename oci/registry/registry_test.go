@@ -26,6 +26,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/progress"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 	"github.com/sirupsen/logrus"
 )
 
@@ -74,15 +75,6 @@ func ref(t testing.TB, c *Client, s string) name.Reference {
 	return r
 }
 
-func digest(t *testing.T, img interface{ Digest() (v1.Hash, error) }) v1.Hash {
-	t.Helper()
-	h, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
 func TestPushPullRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	host := registrytest.InMemory(t, nil)
@@ -94,8 +86,8 @@ func TestPushPullRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Descriptor.Digest != digest(t, img) {
-		t.Errorf("pushed %s, image is %s", first.Descriptor.Digest, digest(t, img))
+	if first.Descriptor.Digest != testenv.Digest(t, img) {
+		t.Errorf("pushed %s, image is %s", first.Descriptor.Digest, testenv.Digest(t, img))
 	}
 	if size, _ := image.Size(img); first.Uploaded < size-(16<<10) {
 		t.Errorf("first push uploaded %d bytes, the image's blobs are %d", first.Uploaded, size)
@@ -113,15 +105,15 @@ func TestPushPullRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Digest != digest(t, img) {
-		t.Errorf("pulled %s, pushed %s", d.Digest, digest(t, img))
+	if d.Digest != testenv.Digest(t, img) {
+		t.Errorf("pulled %s, pushed %s", d.Digest, testenv.Digest(t, img))
 	}
 	got, _, err := st.Image(store.Ref{Name: "stage3"}.WithPlatform(&arm64))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if digest(t, got) != digest(t, img) {
-		t.Errorf("store has %s under stage3@linux/arm64", digest(t, got))
+	if testenv.Digest(t, got) != testenv.Digest(t, img) {
+		t.Errorf("store has %s under stage3@linux/arm64", testenv.Digest(t, got))
 	}
 	if res, err := st.Fsck(ctx); err != nil || len(res.Problems) > 0 {
 		t.Errorf("fsck after pull: %v %v", res.Problems, err)
@@ -158,8 +150,8 @@ func TestIndexPushAndPlatformPick(t *testing.T) {
 	}
 	for i, m := range im.Manifests {
 		want := []v1.Platform{amd64, arm64}[i]
-		if m.Platform == nil || !platform.Equal(*m.Platform, want) || m.Digest != digest(t, imgs[i]) {
-			t.Errorf("entry %d: %v %s, want %s %s", i, m.Platform, m.Digest, platform.String(want), digest(t, imgs[i]))
+		if m.Platform == nil || !platform.Equal(*m.Platform, want) || m.Digest != testenv.Digest(t, imgs[i]) {
+			t.Errorf("entry %d: %v %s, want %s %s", i, m.Platform, m.Digest, platform.String(want), testenv.Digest(t, imgs[i]))
 		}
 	}
 	for i, p := range []v1.Platform{amd64, arm64} {
@@ -168,8 +160,8 @@ func TestIndexPushAndPlatformPick(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Digest != digest(t, imgs[i]) {
-			t.Errorf("pull for %s: %s, want %s", platform.String(p), d.Digest, digest(t, imgs[i]))
+		if d.Digest != testenv.Digest(t, imgs[i]) {
+			t.Errorf("pull for %s: %s, want %s", platform.String(p), d.Digest, testenv.Digest(t, imgs[i]))
 		}
 	}
 	riscv := v1.Platform{OS: "linux", Architecture: "riscv64"}
@@ -212,8 +204,8 @@ func TestJoinIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if digest(t, img) != digest(t, []v1.Image{a, b}[i]) {
-			t.Errorf("%s in the joined index: %s", platform.String(pl), digest(t, img))
+		if testenv.Digest(t, img) != testenv.Digest(t, []v1.Image{a, b}[i]) {
+			t.Errorf("%s in the joined index: %s", platform.String(pl), testenv.Digest(t, img))
 		}
 	}
 	// Joining an index with an image of a platform it already has is refused.
@@ -403,8 +395,8 @@ func TestCache(t *testing.T) {
 	if err != nil || img == nil {
 		t.Fatalf("find after put: %v %v", img, err)
 	}
-	if digest(t, img) != digest(t, want) || r.Identifier() != "stage2-"+strings.Repeat("ab", 32) {
-		t.Errorf("found %s at %s", digest(t, img), r)
+	if testenv.Digest(t, img) != testenv.Digest(t, want) || r.Identifier() != "stage2-"+strings.Repeat("ab", 32) {
+		t.Errorf("found %s at %s", testenv.Digest(t, img), r)
 	}
 }
 
