@@ -3,7 +3,9 @@
 # plan for both platforms in an empty store, then, in that store, for each platform: the seed
 # with ccache, the full profile's stage1, and the llvm stage's script up to the end of LLVM's CMake
 # configure (serpent-oci shell, with SERPENT_LLVM_STOP_AFTER=configure): the host's
-# llvm-tblgen and clang-tblgen build, and the cross build configures for the target.
+# llvm-tblgen and clang-tblgen build, and the cross build configures for the target; for a
+# platform other than the host's, the same for its accelerator (llvm-accel: the LLVM built for
+# the host, on the host's stage1, statically).
 # Usage: .ci/full-profile-check.sh [bin/serpent-oci] PLATFORM...
 set -euo pipefail
 bin="$(realpath "${1:-bin/serpent-oci}")"
@@ -17,6 +19,7 @@ export SERPENT_OCI_STORE="$work/store"
 . "$(dirname "$0")/check.sh"
 plist="$(IFS=,; echo "${platforms[*]}")"
 start=$(date +%s)
+host=linux/amd64 # CI's machines; the accelerator check names x86_64 as the host's triple
 
 "$bin" plan stage3 --profile full --platform "$plist" --format json | tr -d ' \n' > "$work/plan.json"
 for p in "${platforms[@]}"; do
@@ -36,6 +39,15 @@ for p in "${platforms[@]}"; do
 	check "llvm for $p: configured for the target triple, stopped before the build" \
 		sh -c "grep -q 'configured for .*: stopping here' '$log' && ! grep -q 'cross build:' '$log'"
 	check "nothing is tagged as the llvm stage for $p" sh -c "! '$bin' images -q | grep -q '^full/llvm'"
+	if [ "$p" != "$host" ]; then
+		log="$work/llvm-accel-configure-${p//\//-}.log"
+		check "llvm-accel for $p: configures to run on $host, static, for $p's triple" \
+			sh -c "'$bin' shell llvm-accel --profile full --platform '$p' --progress plain -e SERPENT_LLVM_STOP_AFTER=configure \
+				-- /bin/sh -e /recipe/profiles/full/llvm.sh > '$log' 2>&1"
+		tail -n 5 "$log"
+		check "llvm-accel for $p: runs on the host's triple, generates code for $p's" \
+			grep -q "cross configure: runs on x86_64-serpent-linux-musl, generates code for aarch64-serpent-linux-musl" "$log"
+	fi
 	echo "full profile check for $p: $(( $(date +%s) - t0 ))s"
 done
 echo "full profile check of ${platforms[*]}: $(( $(date +%s) - start ))s"

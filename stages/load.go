@@ -29,14 +29,20 @@ type Target struct {
 
 // Env is the target's variables as a stage sees them, sorted by name.
 func (t Target) Env() []string {
+	return append([]string{"SERPENT_TARGET=" + platform.String(t.Platform)}, t.VarsAs("SERPENT_TARGET_")...)
+}
+
+// VarsAs is the target's variables with prefix before each name, sorted by name: a stage whose
+// base is built for the host (base-target: host) reads the host's row as SERPENT_HOST_<NAME>.
+func (t Target) VarsAs(prefix string) []string {
 	keys := make([]string, 0, len(t.Vars))
 	for k := range t.Vars {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	env := []string{"SERPENT_TARGET=" + platform.String(t.Platform)}
+	env := make([]string, 0, len(keys))
 	for _, k := range keys {
-		env = append(env, "SERPENT_TARGET_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))+"="+t.Vars[k])
+		env = append(env, prefix+strings.ToUpper(strings.ReplaceAll(k, "-", "_"))+"="+t.Vars[k])
 	}
 	return env
 }
@@ -131,6 +137,7 @@ type rawRecipe struct {
 	Name        string            `yaml:"name"`
 	Description string            `yaml:"description"`
 	From        string            `yaml:"from"`
+	BaseTarget  string            `yaml:"base-target"`
 	RunsOn      string            `yaml:"runs-on"`
 	Output      yaml.Node         `yaml:"output"`
 	Platforms   []string          `yaml:"platforms"`
@@ -347,6 +354,20 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		return fail(at("runs-on"), "missing: host or target")
 	default:
 		return fail(at("runs-on", "runs-on"), "%q: want host or target", raw.RunsOn)
+	}
+
+	switch raw.BaseTarget {
+	case "":
+	case "host":
+		if r.From.Kind != FromStage {
+			return fail(at("base-target", "base-target"), "host: only a base that is a stage is built for a target (from: STAGE)")
+		}
+		if r.RunsOn != OnHost {
+			return fail(at("base-target", "base-target"), "host: a base built for the host runs on the host (runs-on: host)")
+		}
+		r.From.ForHost = true
+	default:
+		return fail(at("base-target", "base-target"), "%q: the one value is host (the base stage as built for the host itself)", raw.BaseTarget)
 	}
 
 	if r.From.Kind == FromHostPackages {

@@ -80,7 +80,7 @@ func TestLoadRejects(t *testing.T) {
 		want  string
 	}{
 		{"unknown field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nbogus: 1\n"),
-			"two.yaml:6: bogus: unknown field (known here: accelerate, annotate, cache, description, env, files, from, name, network, output, packages, platforms, run, runs-on, script, sources, tools)"},
+			"two.yaml:6: bogus: unknown field (known here: accelerate, annotate, base-target, cache, description, env, files, from, name, network, output, packages, platforms, run, runs-on, script, sources, tools)"},
 		{"unknown source field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    sha: x\n"),
 			"two.yaml:8: sources[0].sha: unknown field (known here: debian, file, license, name, sha256, url)"},
 		{"unknown debian field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    debian: {package: a, release: b}\n"),
@@ -89,6 +89,12 @@ func TestLoadRejects(t *testing.T) {
 			"two.yaml:4: platforms: want a list, got a mapping"},
 		{"a list for a value", withOne("two.yaml", "from: [one]\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
 			"two.yaml:1: from: want a single value, got a list"},
+		{"a base for the host under an image", withOne("two.yaml", "from: image:busybox\nbase-target: host\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:2: base-target: host: only a base that is a stage is built for a target (from: STAGE)"},
+		{"a base for the host under a target stage", withOne("two.yaml", "from: one\nbase-target: host\nruns-on: target\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:2: base-target: host: a base built for the host runs on the host (runs-on: host)"},
+		{"a base for something else", withOne("two.yaml", "from: one\nbase-target: linux/arm64\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:2: base-target: \"linux/arm64\": the one value is host (the base stage as built for the host itself)"},
 		{"host tools from a stage on the target", withOne("two.yaml", "from: one\nruns-on: target\noutput: {rootfs: /out, for: host}\nplatforms: [linux/arm64]\nrun: x\n"),
 			"two.yaml:3: output: for: host: an image of host tools is made by a stage that runs on the host (runs-on: host)"},
 		{"an output directory twice", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, rootfs: /other}\nplatforms: [linux/arm64]\nrun: x\n"),

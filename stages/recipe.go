@@ -64,6 +64,10 @@ const (
 type From struct {
 	Kind FromKind `json:"kind"`
 	Ref  string   `json:"ref,omitempty"` // the stage name or image reference
+	// ForHost, with a stage: the base is that stage as built for the host itself, not for
+	// this stage's target (base-target: host): an accelerator for arm64 starts from the
+	// host's own stage1, whose toolchain makes programs for the host.
+	ForHost bool `json:"for_host,omitempty"`
 }
 
 func (f From) String() string {
@@ -74,6 +78,9 @@ func (f From) String() string {
 		return "image:" + f.Ref
 	case FromHostPackages:
 		return "host-packages"
+	}
+	if f.ForHost {
+		return f.Ref + " (for the host)"
 	}
 	return f.Ref
 }

@@ -350,6 +350,10 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 		"SERPENT_JOBS=" + strconv.Itoa(runtime.NumCPU()),
 	}
 	env = append(env, s.Target.Env()...)
+	if r.From.ForHost && s.baseStep != nil {
+		// The toolchain of a base built for the host makes programs for the host's row.
+		env = append(env, s.baseStep.Target.VarsAs("SERPENT_HOST_")...)
+	}
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		env = append(env, k+"="+r.Env[k])
 	}

@@ -3,8 +3,10 @@ package build_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -535,5 +537,65 @@ run: |
 				t.Errorf("accelerator %q: the layer holds %s", tt.accel, name)
 			}
 		}
+	}
+}
+
+// TestBaseBuiltForTheHost: a stage whose base is built for the host (base-target: host), as
+// an accelerator starts from the host's own stage1, gets that base built with the host's row
+// of the target table, one image for every target it is planned for, and reads the host's row
+// as SERPENT_HOST_*; the same base stage for a target stays a cross build of its own.
+func TestBaseBuiltForTheHost(t *testing.T) {
+	f, fake := newFakeFixture(t)
+	edit(t, filepath.Join(f.set, "host-tools.yaml"), "platforms: [linux/arm64]", "platforms: [linux/amd64, linux/arm64]")
+	accel := "from: host-tools\nbase-target: host\nruns-on: host\noutput: {rootfs: /out, for: host}\nplatforms: [linux/amd64, linux/arm64]\nrun: mkdir -p /out\n"
+	if err := os.WriteFile(filepath.Join(f.set, "accel.yaml"), []byte(accel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	envs := map[string][]string{} // by tag
+	fake.Fail = func(o builder.RunOptions) error {
+		envs[o.Output.Tag.String()] = o.Process.Env
+		return nil
+	}
+	amd64 := platform.MustParse("linux/amd64")
+	rep, err := f.build(t, "accel", func(o *build.Options) { o.Platforms = []v1.Platform{arm64, amd64} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range rep.Steps {
+		got = append(got, fmt.Sprintf("%s for %s (base %s)", s.Step.Tag, platform.String(s.Step.Target.Platform), s.Step.Base))
+	}
+	want := []string{
+		"host-tools@linux-amd64 for linux/amd64 (base busybox@linux-amd64)",
+		"accel-for-linux-arm64@linux-amd64 for linux/arm64 (base host-tools@linux-amd64)",
+		"accel@linux-amd64 for linux/amd64 (base host-tools@linux-amd64)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if runs := fake.Runs(); strings.Join(runs, " ") != "host-tools accel accel" {
+		t.Errorf("runs %v: the host's base once, the accelerator once per target", runs)
+	}
+	for tag, want := range map[string][]string{
+		"host-tools@linux-amd64":            {"SERPENT_TARGET_TRIPLE=x86_64-serpent-linux-musl"},
+		"accel-for-linux-arm64@linux-amd64": {"SERPENT_TARGET_TRIPLE=aarch64-serpent-linux-musl", "SERPENT_HOST_TRIPLE=x86_64-serpent-linux-musl", "SERPENT_HOST_CFLAGS=-march=x86-64-v3"},
+	} {
+		for _, kv := range want {
+			if !slices.Contains(envs[tag], kv) {
+				t.Errorf("%s: env lacks %s: %q", tag, kv, envs[tag])
+			}
+		}
+	}
+	if slices.ContainsFunc(envs["host-tools@linux-amd64"], func(kv string) bool { return strings.HasPrefix(kv, "SERPENT_HOST_TRIPLE=") }) {
+		t.Errorf("host-tools reads a host row though its base is not built for the host")
+	}
+
+	// The test set's own chain still cross-builds host-tools for arm64: another image.
+	rep, err = f.build(t, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Steps[0].Step.Tag.String(); got != "host-tools-for-linux-arm64@linux-amd64" || actions(rep) != "host-tools:built target-root:built target-native:built" {
+		t.Errorf("target-native's chain: %s, first %s", actions(rep), got)
 	}
 }

@@ -133,13 +133,23 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 	}
 	var steps []*Step
 	hostImages := map[string]*Step{} // steps that make a from: host-packages image, by tag
-	for _, p := range opts.Platforms {
-		t, ok := opts.Set.Target(p)
-		if !ok {
-			return nil, fmt.Errorf("platform %s has no row in the recipe set's %s", platform.String(p), stages.TargetsFile)
-		}
+	planned := map[string]*Step{}    // the other steps, by tag: one per image, whichever chains need it
+	forHost := builtForHost(chain)
+	for _, target := range opts.Platforms {
 		var prev *Step
-		for _, r := range chain {
+		for i, r := range chain {
+			p := target
+			if i < forHost {
+				p = opts.Host // the base of a base-target: host stage, and what it is built from
+			}
+			t, ok := opts.Set.Target(p)
+			if !ok {
+				if i < forHost {
+					return nil, fmt.Errorf("%s: stage %s builds its base for the host (base-target: host), and the host's platform %s has no row in the recipe set's %s",
+						chain[forHost].File, chain[forHost].Name, platform.String(p), stages.TargetsFile)
+				}
+				return nil, fmt.Errorf("platform %s has no row in the recipe set's %s", platform.String(p), stages.TargetsFile)
+			}
 			if !r.Supports(p) {
 				return nil, fmt.Errorf("%s: stage %s does not support %s (platforms: %s)", r.File, r.Name, platform.String(p), platformList(r.Platforms))
 			}
@@ -164,6 +174,10 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 				s.Output = p
 			}
 			s.Tag = TagFor(opts.Set.Profile, r.Name, p, s.Output)
+			if same := planned[s.Tag.String()]; same != nil {
+				prev = same
+				continue
+			}
 			if r.From.Kind == stages.FromImage {
 				made, isNew, err := hostImageStep(ctx, opts, r, s.RunsOn, hostImages)
 				if err != nil {
@@ -186,6 +200,7 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 				return nil, err
 			}
 			steps = append(steps, s)
+			planned[s.Tag.String()] = s
 			prev = s
 		}
 	}
@@ -193,6 +208,18 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 		return nil, err
 	}
 	return steps, nil
+}
+
+// builtForHost is how many of chain's first recipes are built for the host rather than the
+// target: those before the last stage whose base is built for the host (base-target: host).
+func builtForHost(chain []*stages.Recipe) int {
+	n := 0
+	for i, r := range chain {
+		if r.From.ForHost {
+			n = i
+		}
+	}
+	return n
 }
 
 // findAccelerator resolves opts.Accelerator for the host (nil when none is given).

@@ -91,6 +91,26 @@ func TestFullProfilePlans(t *testing.T) {
 	if steps[1].Base != "seed-full@linux-amd64" {
 		t.Errorf("the full profile's stage1 starts from %s, want seed-full", steps[1].Base)
 	}
+
+	// The accelerator for arm64 starts from the host's own stage1 (base-target: host), the
+	// one the amd64 chain has, and is an image for the host.
+	steps, err = build.Plan(context.Background(), build.PlanOptions{Store: st, Set: set, Host: host,
+		Platforms: []v1.Platform{platform.MustParse("linux/arm64")}}, "llvm-accel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, s := range steps {
+		got = append(got, fmt.Sprintf("%s %s for %s, base %s", s.Name(), s.Tag, platform.String(s.Target.Platform), s.Base))
+	}
+	want = []string{
+		"seed-full seed-full@linux-amd64 for linux/amd64, base host packages",
+		"stage1 full/stage1@linux-amd64 for linux/amd64, base seed-full@linux-amd64",
+		"llvm-accel full/llvm-accel-for-linux-arm64@linux-amd64 for linux/arm64, base full/stage1@linux-amd64",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan of llvm-accel:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // A cache that has every stage of the bootstrap, for two platforms at once: a plan on an empty

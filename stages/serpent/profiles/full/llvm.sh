@@ -5,27 +5,44 @@
 # Debian's llvm-tblgen, no clang-tblgen), then the cross build with stage1's wrappers and a
 # CMake toolchain file. Both go through ccache, whose directory is a cache: mount.
 # SERPENT_LLVM_STOP_AFTER=configure (not set by builds) stops after CMake has configured.
+#
+# SERPENT_LLVM_ACCELERATOR=1 (llvm-accel's env) builds the same LLVM, for the same target
+# (default triple, one LLVM target, defaults, patches), to run on the host instead: with the
+# host's own stage1 (its base, base-target: host; SERPENT_HOST_* is its row of the target
+# table), linked statically so that it runs inside a foreign root, into /serpent/accel with
+# the names stage2 gives the tools (cc, c++, ld, ar...) and its resource directory a link to
+# the root's own, /usr/lib/clang/14.0.6: headers, compiler-rt and crt objects are the target's.
 . /recipe/lib.sh
 clear_flags
+
+llvm_target_of() {
+	case "$1" in
+	x86_64) echo X86 ;;
+	aarch64) echo AArch64 ;;
+	*) echo "llvm: no LLVM target for $1" >&2; return 1 ;;
+	esac
+}
+LLVM_TARGET=$(llvm_target_of "$SERPENT_TARGET_ARCH") # the one target the toolchain generates code for
+if [ "${SERPENT_LLVM_ACCELERATOR:-}" = 1 ]; then
+	[ -n "${SERPENT_HOST_TRIPLE:-}" ] || { echo "llvm: an accelerator builds on the host's stage1 (base-target: host): SERPENT_HOST_TRIPLE is not set" >&2; exit 1; }
+	RUNS_ON=$SERPENT_HOST_TRIPLE RUNS_ON_ARCH=$SERPENT_HOST_ARCH RUNS_ON_CFLAGS=$SERPENT_HOST_CFLAGS DEST=/serpent/accel
+else
+	RUNS_ON=$TARGET RUNS_ON_ARCH=$SERPENT_TARGET_ARCH RUNS_ON_CFLAGS=$SERPENT_TARGET_CFLAGS DEST=/serpent/llvm
+fi
+RUNS_ON_LLVM_TARGET=$(llvm_target_of "$RUNS_ON_ARCH")
 
 for d in /usr/lib/llvm-*/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
 PATH="/serpent/bin:$PATH"
 export PATH
-for tool in clang clang++ cmake ninja ccache "$TARGET-clang" "$TARGET-clang++" llvm-ar llvm-ranlib llvm-nm llvm-strip llvm-objcopy; do
+for tool in clang clang++ cmake ninja ccache "$RUNS_ON-clang" "$RUNS_ON-clang++" llvm-ar llvm-ranlib llvm-nm llvm-strip llvm-objcopy; do
 	command -v "$tool" >/dev/null || { echo "llvm: $tool is missing: llvm runs in stage1 on the full profile's seed" >&2; exit 1; }
 done
-case "$SERPENT_TARGET_ARCH" in
-x86_64) LLVM_TARGET=X86 ;;
-aarch64) LLVM_TARGET=AArch64 ;;
-*) echo "llvm: no LLVM target for $SERPENT_TARGET_ARCH" >&2; exit 1 ;;
-esac
 
 # ccache: content checks (the wrappers are scripts), no limit that would evict this build.
 export CCACHE_DIR=/var/cache/ccache CCACHE_COMPILERCHECK=content CCACHE_MAXSIZE=20G CCACHE_NOHASHDIR=1
 ccache --zero-stats >/dev/null
 
 SYSROOT=/serpent/sysroot
-DEST=/serpent/llvm
 W=/tmp/llvm
 src=llvm-toolchain-14_14.0.6
 mkdir -p "$W"
@@ -48,14 +65,14 @@ quiet cmake -G Ninja -S "$src/llvm" -B host-tblgen -Wno-dev \
 	-DLLVM_ENABLE_ZLIB=OFF -DLLVM_ENABLE_TERMINFO=OFF -DLLVM_ENABLE_LIBXML2=OFF -DLLVM_APPEND_VC_REV=OFF
 quiet ninja -C host-tblgen -j "$JOBS" llvm-tblgen clang-tblgen
 
-log "cross configure for $TARGET ($LLVM_TARGET)"
+log "cross configure: runs on $RUNS_ON, generates code for $TARGET ($LLVM_TARGET)"
 cat > toolchain.cmake <<CMAKE
 set(CMAKE_SYSTEM_NAME Linux)
-set(CMAKE_SYSTEM_PROCESSOR $SERPENT_TARGET_ARCH)
+set(CMAKE_SYSTEM_PROCESSOR $RUNS_ON_ARCH)
 set(CMAKE_SYSROOT $SYSROOT)
-set(CMAKE_C_COMPILER /serpent/bin/$TARGET-clang)
-set(CMAKE_CXX_COMPILER /serpent/bin/$TARGET-clang++)
-set(CMAKE_ASM_COMPILER /serpent/bin/$TARGET-clang)
+set(CMAKE_C_COMPILER /serpent/bin/$RUNS_ON-clang)
+set(CMAKE_CXX_COMPILER /serpent/bin/$RUNS_ON-clang++)
+set(CMAKE_ASM_COMPILER /serpent/bin/$RUNS_ON-clang)
 set(CMAKE_AR $(command -v llvm-ar) CACHE FILEPATH "")
 set(CMAKE_RANLIB $(command -v llvm-ranlib) CACHE FILEPATH "")
 set(CMAKE_NM $(command -v llvm-nm) CACHE FILEPATH "")
@@ -68,16 +85,24 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 CMAKE
 # stage1's wrappers pass link flags on every call; unsilenced, compile-only checks that use
 # -Werror fail on "argument unused during compilation" (and -fPIC looks unsupported).
-XFLAGS="$SERPENT_TARGET_CFLAGS -Wno-unused-command-line-argument"
-components="clang;clang-resource-headers;clang-cpp;lld;LLVM;llvm-ar;llvm-ranlib;llvm-nm;llvm-objcopy;llvm-strip;llvm-objdump;llvm-readobj;llvm-readelf;llvm-size;llvm-strings"
+XFLAGS="$RUNS_ON_CFLAGS -Wno-unused-command-line-argument"
+binutils="llvm-ar;llvm-ranlib;llvm-nm;llvm-objcopy;llvm-strip;llvm-objdump;llvm-readobj;llvm-readelf;llvm-size;llvm-strings"
+if [ "${SERPENT_LLVM_ACCELERATOR:-}" = 1 ]; then
+	# One static program per tool: no libLLVM, libclang-cpp or resource headers of its own.
+	components="clang;lld;$binutils"
+	linking="-DLLVM_BUILD_STATIC=ON"
+else
+	components="clang;clang-resource-headers;clang-cpp;lld;LLVM;$binutils"
+	linking="-DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON"
+fi
 quiet cmake -G Ninja -S "$src/llvm" -B cross -Wno-dev \
 	-DCMAKE_TOOLCHAIN_FILE="$W/toolchain.cmake" \
 	-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
 	-DCMAKE_C_FLAGS="$XFLAGS" -DCMAKE_CXX_FLAGS="$XFLAGS" \
 	-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
 	-DLLVM_ENABLE_PROJECTS="clang;lld" \
-	-DLLVM_TARGETS_TO_BUILD="$LLVM_TARGET" -DLLVM_TARGET_ARCH="$LLVM_TARGET" \
-	-DLLVM_HOST_TRIPLE="$TARGET" -DLLVM_DEFAULT_TARGET_TRIPLE="$TARGET" \
+	-DLLVM_TARGETS_TO_BUILD="$LLVM_TARGET" -DLLVM_TARGET_ARCH="$RUNS_ON_LLVM_TARGET" \
+	-DLLVM_HOST_TRIPLE="$RUNS_ON" -DLLVM_DEFAULT_TARGET_TRIPLE="$TARGET" \
 	-DLLVM_TABLEGEN="$W/host-tblgen/bin/llvm-tblgen" -DCLANG_TABLEGEN="$W/host-tblgen/bin/clang-tblgen" \
 	-DLLVM_ENABLE_ZLIB=OFF -DLLVM_ENABLE_TERMINFO=OFF -DLLVM_ENABLE_LIBXML2=OFF \
 	-DLLVM_ENABLE_LIBEDIT=OFF -DLLVM_ENABLE_LIBPFM=OFF -DLLVM_ENABLE_FFI=OFF -DLLVM_ENABLE_BINDINGS=OFF \
@@ -87,7 +112,7 @@ quiet cmake -G Ninja -S "$src/llvm" -B cross -Wno-dev \
 	-DLLVM_APPEND_VC_REV=OFF \
 	-DCLANG_DEFAULT_RTLIB=compiler-rt -DCLANG_DEFAULT_UNWINDLIB=libunwind \
 	-DCLANG_DEFAULT_CXX_STDLIB=libc++ -DCLANG_DEFAULT_LINKER=lld -DCLANG_DEFAULT_OBJCOPY=llvm-objcopy \
-	-DLLVM_ENABLE_LIBCXX=ON -DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON \
+	-DLLVM_ENABLE_LIBCXX=ON $linking \
 	-DLLVM_PARALLEL_LINK_JOBS=1 \
 	-DLLVM_DISTRIBUTION_COMPONENTS="$components"
 grep -q "^LLVM_DEFAULT_TARGET_TRIPLE:STRING=$TARGET$" cross/CMakeCache.txt
@@ -110,14 +135,42 @@ rc=$(cat "$rc_file")
 DESTDIR="$DEST" quiet ninja -C cross install-distribution-stripped
 ccache --show-stats | grep -E 'Hits|Misses|hit rate|Cache size' || true
 
-log "proof: the cross-built clang and lld run for the target (through stage1's musl)"
-LOADER="$SYSROOT/usr/lib/libc.so"
-LIBS="$DEST/usr/lib:$SYSROOT/usr/lib"
-file "$DEST/usr/bin/clang-14" "$DEST/usr/bin/lld"
-"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/clang-14" --version
-"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/clang-14" -### -x c /dev/null -o /tmp/x 2>&1 | grep -q "/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" ||
-	{ echo "llvm: clang does not link with /usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" >&2; exit 1; }
-"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/lld" -flavor gnu --version
+if [ "${SERPENT_LLVM_ACCELERATOR:-}" = 1 ]; then
+	log "the accelerator: stage2's names for the tools, the target root's resource directory"
+	# The same names stage2.sh gives the LLVM tools in the target's /usr/bin.
+	for pair in cc:clang c++:clang++ cpp:clang-cpp ld:ld.lld ar:llvm-ar ranlib:llvm-ranlib nm:llvm-nm \
+		objcopy:llvm-objcopy objdump:llvm-objdump readelf:llvm-readelf strip:llvm-strip size:llvm-size \
+		strings:llvm-strings; do
+		ln -sf "${pair#*:}" "$DEST/usr/bin/${pair%%:*}"
+	done
+	[ -e "$DEST/usr/bin/clang-cpp" ] || ln -sf clang "$DEST/usr/bin/clang-cpp"
+	# clang looks for its resource directory beside itself (usr/bin/../lib/clang/14.0.6): the
+	# link makes it the target root's, so an accelerated compile reads the same headers,
+	# compiler-rt builtins and crt objects the target's own clang does.
+	mkdir -p "$DEST/usr/lib/clang"
+	ln -s /usr/lib/clang/14.0.6 "$DEST/usr/lib/clang/14.0.6"
+	log "proof: the accelerator is static, runs here and generates code for $TARGET"
+	file "$DEST/usr/bin/clang-14" "$DEST/usr/bin/lld"
+	for f in "$DEST"/usr/bin/*; do
+		[ -L "$f" ] && continue
+		file "$f" | grep -Eq 'statically linked|static-pie linked' || { echo "llvm: $f is not statically linked" >&2; exit 1; }
+	done
+	"$DEST/usr/bin/clang-14" --version
+	"$DEST/usr/bin/clang-14" --version | grep -qx "Target: $TARGET" ||
+		{ echo "llvm: the accelerator's clang does not default to $TARGET" >&2; exit 1; }
+	"$DEST/usr/bin/clang-14" -### -x c /dev/null -o /tmp/x 2>&1 | grep -q "/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" ||
+		{ echo "llvm: the accelerator's clang does not link with /usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" >&2; exit 1; }
+	"$DEST/usr/bin/lld" -flavor gnu --version
+else
+	log "proof: the cross-built clang and lld run for the target (through stage1's musl)"
+	LOADER="$SYSROOT/usr/lib/libc.so"
+	LIBS="$DEST/usr/lib:$SYSROOT/usr/lib"
+	file "$DEST/usr/bin/clang-14" "$DEST/usr/bin/lld"
+	"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/clang-14" --version
+	"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/clang-14" -### -x c /dev/null -o /tmp/x 2>&1 | grep -q "/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" ||
+		{ echo "llvm: clang does not link with /usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1" >&2; exit 1; }
+	"$LOADER" --library-path "$LIBS" "$DEST/usr/bin/lld" -flavor gnu --version
+fi
 
 cd /
 rm -rf "$W"
