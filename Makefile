@@ -9,6 +9,9 @@ GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 # stage2); CI_PLATFORMS are those CI builds from a cold store.
 PLATFORM ?= linux/arm64
 PROFILE ?= small
+# `make bench-bootstrap PROFILE=full ACCELERATOR=full/llvm-accel-for-linux-arm64` adds arm64's
+# stage2.5 and stage3 accelerated (issue 17) to the table.
+ACCELERATOR ?=
 CI_PLATFORMS ?= linux/amd64 linux/arm64
 # What `make repro` builds twice from cold and compares; CI_REPRO_PLATFORMS are those CI checks
 # (against the store bootstrap-check just built cold, so only the second build costs time).
@@ -74,7 +77,7 @@ repro: deps build
 
 # Every stage rebuilt for both platforms: stage times, the engine's share, emulated/native.
 bench-bootstrap: build
-	PROFILE=$(PROFILE) .ci/bench-bootstrap.sh $(BIN)
+	PROFILE=$(PROFILE) ACCELERATOR=$(ACCELERATOR) .ci/bench-bootstrap.sh $(BIN)
 
 # The three-stage test set, built with the binary.
 demo: build

@@ -5,7 +5,10 @@
 # stages that run on the target (stage2.5, stage3: arm64 under qemu against amd64 natively).
 # PROFILE=full benchmarks the full profile; its default rebuilds stage2 and what follows (the
 # llvm stage is hours: its figures are in the README, and --rebuild llvm measures it again).
-# Usage: [PROFILE=full] .ci/bench-bootstrap.sh [bin/serpent-oci] [build flags, default --no-cache]
+# ACCELERATOR=REF (an accelerator image, full/llvm-accel-for-linux-arm64 for the full profile)
+# then rebuilds arm64's stage2.5 and stage3 once more with it and adds their accelerated time
+# and its ratio to native; the accelerated images replace the emulated ones in the store.
+# Usage: [PROFILE=full] [ACCELERATOR=REF] .ci/bench-bootstrap.sh [bin/serpent-oci] [build flags, default --no-cache]
 set -euo pipefail
 bin="$(realpath "${1:-bin/serpent-oci}")"
 shift || true
@@ -26,6 +29,13 @@ for p in linux/amd64 linux/arm64; do
 		took["$stage/$p"]="$t"
 	done < <(echo "$out" | awk '$1 ~ /^(stage|llvm)/ && $1 != "STAGE"')
 done
+if [ -n "${ACCELERATOR:-}" ]; then
+	out="$("$bin" build stage3 --profile "$profile" --platform linux/arm64 --progress plain --rebuild stage2.5 --accelerator "$ACCELERATOR" 2>/dev/null)"
+	echo "$out" | grep -E '^(stage|llvm|seed|engine|[0-9]+ stages)'
+	while read -r stage _ _ _ _ _ t _; do
+		took["$stage/accelerated"]="$t"
+	done < <(echo "$out" | awk '$1 ~ /^stage/ && $1 != "STAGE"')
+fi
 secs() { # a Go duration (1m2.5s, 350ms, 7.6s) in seconds
 	echo "$1" | awk '{ s = 0; d = $0
 		if (match(d, /[0-9.]+m[^s]/)) { s += substr(d, RSTART, RLENGTH - 2) * 60; d = substr(d, RSTART + RLENGTH - 1) }
@@ -33,10 +43,19 @@ secs() { # a Go duration (1m2.5s, 350ms, 7.6s) in seconds
 		print s }'
 }
 echo
-printf '%-9s %12s %12s %10s\n' STAGE amd64 arm64 "arm64/amd64"
+ratio() { awk -v x="$(secs "$1")" -v y="$(secs "$2")" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }'; }
+if [ -n "${ACCELERATOR:-}" ]; then
+	printf '%-9s %12s %12s %10s %12s %12s\n' STAGE amd64 arm64 "arm64/amd64" "accelerated" "accel/amd64"
+else
+	printf '%-9s %12s %12s %10s\n' STAGE amd64 arm64 "arm64/amd64"
+fi
 for stage in "${stages[@]}"; do
 	a="${took[$stage/linux/amd64]:-?}" b="${took[$stage/linux/arm64]:-?}"
-	ratio=$(awk -v x="$(secs "$b")" -v y="$(secs "$a")" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }')
-	printf '%-9s %12s %12s %10s\n' "$stage" "$a" "$b" "$ratio"
+	if [ -n "${ACCELERATOR:-}" ]; then
+		c="${took[$stage/accelerated]:--}"
+		printf '%-9s %12s %12s %10s %12s %12s\n' "$stage" "$a" "$b" "$(ratio "$b" "$a")" "$c" "$(ratio "$c" "$a")"
+	else
+		printf '%-9s %12s %12s %10s\n' "$stage" "$a" "$b" "$(ratio "$b" "$a")"
+	fi
 done
 echo "(stage2.5 and stage3 run on the target: their ratio is the cost of emulation; stage1 and stage2 run on the host for both.)"
