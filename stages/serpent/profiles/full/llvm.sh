@@ -89,8 +89,10 @@ XFLAGS="$RUNS_ON_CFLAGS -Wno-unused-command-line-argument"
 binutils="llvm-ar;llvm-ranlib;llvm-nm;llvm-objcopy;llvm-strip;llvm-objdump;llvm-readobj;llvm-readelf;llvm-size;llvm-strings"
 if [ "${SERPENT_LLVM_ACCELERATOR:-}" = 1 ]; then
 	# One static program per tool: no libLLVM, libclang-cpp or resource headers of its own.
+	# Plugins off: a static program cannot load one, and LLVM would export every symbol
+	# (--export-dynamic), which gives the program a dynamic section it has no use for.
 	components="clang;lld;$binutils"
-	linking="-DLLVM_BUILD_STATIC=ON"
+	linking="-DLLVM_BUILD_STATIC=ON -DLLVM_ENABLE_PLUGINS=OFF"
 else
 	components="clang;clang-resource-headers;clang-cpp;lld;LLVM;$binutils"
 	linking="-DLLVM_BUILD_LLVM_DYLIB=ON -DLLVM_LINK_LLVM_DYLIB=ON"
@@ -151,9 +153,16 @@ if [ "${SERPENT_LLVM_ACCELERATOR:-}" = 1 ]; then
 	ln -s /usr/lib/clang/14.0.6 "$DEST/usr/lib/clang/14.0.6"
 	log "proof: the accelerator is static, runs here and generates code for $TARGET"
 	file "$DEST/usr/bin/clang-14" "$DEST/usr/bin/lld"
+	# Static means nothing for a loader to do: no interpreter, no library needed.
+	readelf="$DEST/usr/bin/llvm-readelf"
 	for f in "$DEST"/usr/bin/*; do
 		[ -L "$f" ] && continue
-		file "$f" | grep -Eq 'statically linked|static-pie linked' || { echo "llvm: $f is not statically linked" >&2; exit 1; }
+		headers=$("$readelf" --program-headers --dynamic "$f")
+		case "$headers" in *INTERP* | *'(NEEDED)'*)
+			echo "llvm: $f is not static (it names a program interpreter or shared libraries)" >&2
+			exit 1
+			;;
+		esac
 	done
 	"$DEST/usr/bin/clang-14" --version
 	"$DEST/usr/bin/clang-14" --version | grep -qx "Target: $TARGET" ||
