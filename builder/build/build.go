@@ -168,16 +168,13 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 		} else if err := finishStored(ctx, opts, s, res.Descriptor); err != nil {
 			return rep, err
 		}
+		if s.Reason == reasonAcceleratedOnly {
+			logEmulatedAgainstAccelerated(ctx, s, res.Descriptor)
+		}
 		if opts.CacheTo != nil && s.Key != "" {
-			img, err := cacheToImage(ctx, opts, s, res.Descriptor)
-			if err != nil {
+			if err := putInCache(ctx, opts, s, &res); err != nil {
 				return rep, err
 			}
-			p, err := opts.CacheTo.Put(ctx, s.Name(), s.Key, img)
-			if err != nil {
-				return rep, fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.Target.Platform), err)
-			}
-			res.CacheBytes = p.Uploaded
 		}
 		done[s] = res.Descriptor
 		rep.Steps = append(rep.Steps, res)
@@ -192,6 +189,13 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 // and a record of it as resolved, if any, is dropped.
 func finishStored(ctx context.Context, opts Options, s *Step, d v1.Descriptor) error {
 	forgetResolved(opts.Store, s.Tag)
+	if s.Action != Build {
+		// A reuse or a pull ran nothing: an image only accelerated builds have made gets no
+		// SBOM of an emulated build from it.
+		if only, err := acceleratedOnly(opts.Store, d.Digest); err != nil || only {
+			return err
+		}
+	}
 	if s.Recipe.From.Kind == stages.FromHostPackages {
 		s.Installed = installedOf(opts, d)
 	}
@@ -199,10 +203,53 @@ func finishStored(ctx context.Context, opts Options, s *Step, d v1.Descriptor) e
 	if err != nil {
 		return err
 	}
-	if _, err := opts.Store.WriteReferrer(ctx, d, SPDXMediaType, SPDXMediaType, sbom, nil); err != nil {
+	var annotations map[string]string
+	if s.Accelerator != nil {
+		annotations = map[string]string{AnnotationAccelerator: s.Accelerator.Digest.String()}
+	}
+	if _, err := opts.Store.WriteReferrer(ctx, d, SPDXMediaType, SPDXMediaType, sbom, annotations); err != nil {
 		return fmt.Errorf("stage %s: store its SBOM: %w", s.Name(), err)
 	}
 	return nil
+}
+
+// putInCache puts the image of step s (res) in --cache-to under its key. A cache serves
+// emulated builds too: an image only accelerated builds have made stays out of it until an
+// emulated build has made it.
+func putInCache(ctx context.Context, opts Options, s *Step, res *StepResult) error {
+	if s.Action != Resolve {
+		only, err := acceleratedOnly(opts.Store, res.Descriptor.Digest)
+		if err != nil {
+			return err
+		}
+		if only {
+			log.G(ctx).WithFields(log.Fields{"stage": s.Name(), "platform": platform.String(s.Target.Platform)}).
+				Info("not put in --cache-to: only an accelerated build has made this image")
+			return nil
+		}
+	}
+	img, err := cacheToImage(ctx, opts, s, res.Descriptor)
+	if err != nil {
+		return err
+	}
+	p, err := opts.CacheTo.Put(ctx, s.Name(), s.Key, img)
+	if err != nil {
+		return fmt.Errorf("stage %s for %s: %w", s.Name(), platform.String(s.Target.Platform), err)
+	}
+	res.CacheBytes = p.Uploaded
+	return nil
+}
+
+// logEmulatedAgainstAccelerated says what an emulated build of s, made because only
+// accelerated builds had made its image before, shows: the same bytes (the accelerator is
+// proven for this stage) or not.
+func logEmulatedAgainstAccelerated(ctx context.Context, s *Step, made v1.Descriptor) {
+	fields := log.Fields{"stage": s.Name(), "platform": platform.String(s.Target.Platform), "accelerated": s.Existing.Digest.String(), "emulated": made.Digest.String()}
+	if made.Digest == s.Existing.Digest {
+		log.G(ctx).WithFields(fields).Info("the emulated build made the accelerated build's image: the same bytes")
+		return
+	}
+	log.G(ctx).WithFields(fields).Warn("the emulated build differs from the accelerated one: the accelerator changed what was built")
 }
 
 // cacheToImage is the image of step s (made or reused as d) that --cache-to receives: the

@@ -520,7 +520,8 @@ run: |
 		{"busybox@linux-amd64", "built natively on x86_64\n"},
 		{"accel-tools-for-linux-arm64", "built natively on x86_64\n"},
 	} {
-		rep, err := f.build(t, "target-native", func(o *build.Options) { o.Accelerator = tt.accel })
+		// An accelerated build has the emulated build's key: --rebuild, or it reuses.
+		rep, err := f.build(t, "target-native", func(o *build.Options) { o.Accelerator, o.Rebuild = tt.accel, []string{"target-native"} })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -537,6 +538,19 @@ run: |
 				t.Errorf("accelerator %q: the layer holds %s", tt.accel, name)
 			}
 		}
+	}
+	// The last image an accelerated build made (x86_64) is not reused for an emulated build:
+	// the emulated build makes its own (aarch64) and says why.
+	rep, err = f.build(t, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := f.st.ImageByDigest(rep.Steps[2].Descriptor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topLayerFiles(t, img)["etc/built-on"]; rep.Steps[2].Step.Reason != "built with an accelerator only, not yet emulated" || got != "built natively on aarch64\n" {
+		t.Errorf("emulated after accelerated: %s (%s), /etc/built-on says %q", result(rep.Steps[2]), rep.Steps[2].Step.Reason, got)
 	}
 }
 

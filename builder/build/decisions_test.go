@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -8,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/oci/registry"
+	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
@@ -127,9 +131,10 @@ func manifestOf(t *testing.T, f *fixture, r build.StepResult) *v1.Manifest {
 }
 
 // TestAcceleratedStagesWithoutRoot: with an accelerator, only a stage whose recipe asks for
-// it and that runs emulated gets it (mounted, and first on PATH); its key and its image differ
-// from the emulated build's, its image names the accelerator, and going back to no
-// accelerator rebuilds it, saying why.
+// it and that runs emulated gets it (mounted, and first on PATH). It keeps the emulated
+// build's key, and its image is the emulated build's manifest: only its SBOM names the
+// accelerator. Until an emulated build has made the same image, it is not reused for an
+// emulated build nor put in a cache; an emulated image serves an accelerated build.
 func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 	f, fake := newFakeFixture(t)
 	edit(t, filepath.Join(f.set, "target-native.yaml"), "script: target-native.sh", "script: target-native.sh\naccelerate: true")
@@ -142,46 +147,62 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 		}
 		return nil
 	}
-	withAccel := func(o *build.Options) { o.Accelerator = accel }
-
-	emulated, err := f.build(t, "target-native")
+	// This accelerator compiles as the emulated compiler does: the run's output does not
+	// depend on it (until the last part of the test).
+	fake.DependsOn = withoutAccelerator
+	ctx := context.Background()
+	client := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
+	repo, err := client.ParseRepository(registrytest.InMemory(t, nil) + "/serpent/cache")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.ContainsFunc(mounted, func(m builder.Mount) bool { return m.Image != nil }) {
-		t.Errorf("without --accelerator the run had an image mount: %+v", mounted)
+	cache := &registry.Cache{Client: client, Repo: repo}
+	withAccel := func(o *build.Options) { o.Accelerator, o.Registry, o.CacheTo = accel, client, cache }
+	emulated := func(o *build.Options) { o.Registry, o.CacheTo = client, cache }
+	// cached is what --cache-to holds under s's key (the zero hash for nothing).
+	cached := func(s build.StepResult) v1.Hash {
+		d, _ := client.Head(ctx, repo.Tag(registry.CacheTag(s.Step.Name(), s.Step.Key)))
+		return d.Digest
 	}
+	inCache := func(s build.StepResult) bool { return cached(s) == s.Descriptor.Digest }
+	busybox, _, err := f.st.Image(mustRef(t, accel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accelDigest, _ := busybox.Digest()
+	sbomsOf := func(d v1.Descriptor) (accelerated, emulated int) {
+		t.Helper()
+		sboms, err := f.st.Referrers(d.Digest, build.SPDXMediaType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range sboms {
+			switch r.Annotations[build.AnnotationAccelerator] {
+			case "":
+				emulated++
+			case accelDigest.String():
+				accelerated++
+			default:
+				t.Errorf("an SBOM of %s names accelerator %s", d.Digest, r.Annotations[build.AnnotationAccelerator])
+			}
+		}
+		return accelerated, emulated
+	}
+
+	// Accelerated first: nothing emulated has made the image.
 	rep, err := f.build(t, "target-native", withAccel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := outcomes(rep), "host-tools:reused (same key), target-root:reused (same key), target-native:built (accelerator changed)"; got != want {
+	if got, want := outcomes(rep), "host-tools:built (no image with this key), target-root:built (no image with this key), target-native:built (no image with this key)"; got != want {
 		t.Errorf("accelerated:\n got %s\nwant %s", got, want)
-	}
-	native, accelerated := emulated.Steps[2], rep.Steps[2]
-	if native.Step.Key == accelerated.Step.Key || native.Descriptor.Digest == accelerated.Descriptor.Digest {
-		t.Errorf("the accelerated build has the emulated one's key or image: %s, %s", accelerated.Step.Key, accelerated.Descriptor.Digest)
 	}
 	for _, s := range rep.Steps[:2] {
 		if s.Step.Accelerator != nil {
 			t.Errorf("%s runs on the host but was accelerated", s.Step.Name())
 		}
 	}
-	busybox, _, err := f.st.Image(mustRef(t, accel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := busybox.Digest()
-	if got := manifestOf(t, f, accelerated).Annotations[build.AnnotationAccelerator]; got != want.String() {
-		t.Errorf("the accelerated image's %s is %q, want %s", build.AnnotationAccelerator, got, want)
-	}
-	sbom, err := build.SBOM(accelerated.Step, accelerated.Descriptor, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(sbom), `"spdxElementId": "SPDXRef-Accelerator"`) || !strings.Contains(string(sbom), want.Hex) {
-		t.Errorf("the accelerated image's SBOM does not name the accelerator %s:\n%s", want, sbom)
-	}
+	accelerated := rep.Steps[2]
 	if len(mounted) == 0 || mounted[len(mounted)-1].Destination != build.AcceleratorDir || mounted[len(mounted)-1].Image == nil {
 		t.Errorf("mounts of the accelerated run: %+v", mounted)
 	}
@@ -191,24 +212,94 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 	if !slices.Contains(env, "SERPENT_ACCELERATOR="+build.AcceleratorDir) {
 		t.Errorf("the accelerated run's environment lacks SERPENT_ACCELERATOR: %q", env)
 	}
+	if got, ok := manifestOf(t, f, accelerated).Annotations[build.AnnotationAccelerator]; ok {
+		t.Errorf("the accelerated image's manifest has %s %q: the emulated build's would not", build.AnnotationAccelerator, got)
+	}
+	if a, e := sbomsOf(accelerated.Descriptor); a != 1 || e != 0 {
+		t.Errorf("SBOMs of the accelerated image: %d naming the accelerator, %d not; want 1, 0", a, e)
+	}
+	sbom, err := build.SBOM(accelerated.Step, accelerated.Descriptor, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(sbom), `"spdxElementId": "SPDXRef-Accelerator"`) || !strings.Contains(string(sbom), accelDigest.Hex) {
+		t.Errorf("the accelerated image's SBOM does not name the accelerator %s:\n%s", accelDigest, sbom)
+	}
+	if inCache(accelerated) || !inCache(rep.Steps[1]) {
+		t.Errorf("--cache-to: accelerated image cached %v (want false), its emulated base %v (want true)", inCache(accelerated), inCache(rep.Steps[1]))
+	}
 
+	// Accelerated again: the same key, reused, and no SBOM of an emulated build added.
 	if rep, err = f.build(t, "target-native", withAccel); err != nil {
 		t.Fatal(err)
 	}
 	if got := outcomes(rep); !strings.HasSuffix(got, "target-native:reused (same key)") {
 		t.Errorf("accelerated again: %s", got)
 	}
-	if rep, err = f.build(t, "target-native"); err != nil {
+	if a, e := sbomsOf(accelerated.Descriptor); a != 1 || e != 0 {
+		t.Errorf("SBOMs after an accelerated reuse: %d naming the accelerator, %d not; want 1, 0", a, e)
+	}
+
+	// Emulated: built, since only an accelerated build made the image; it makes the same
+	// bytes, which proves the image.
+	if rep, err = f.build(t, "target-native", emulated); err != nil {
 		t.Fatal(err)
 	}
-	if got := outcomes(rep); !strings.HasSuffix(got, "target-native:built (built with an accelerator, now without)") || rep.Steps[2].Descriptor.Digest != native.Descriptor.Digest {
-		t.Errorf("without the accelerator again: %s, %s (first emulated build: %s)", got, rep.Steps[2].Descriptor.Digest, native.Descriptor.Digest)
+	if got := outcomes(rep); !strings.HasSuffix(got, "target-native:built (built with an accelerator only, not yet emulated)") {
+		t.Errorf("emulated after accelerated: %s", got)
+	}
+	if rep.Steps[2].Descriptor.Digest != accelerated.Descriptor.Digest {
+		t.Errorf("emulated build %s, accelerated %s: want the same image", rep.Steps[2].Descriptor.Digest, accelerated.Descriptor.Digest)
+	}
+	if a, e := sbomsOf(accelerated.Descriptor); a != 1 || e != 1 {
+		t.Errorf("SBOMs after the emulated build: %d naming the accelerator, %d not; want 1, 1", a, e)
+	}
+	if !inCache(rep.Steps[2]) {
+		t.Errorf("the image an emulated build made is not in --cache-to")
+	}
+	for name, mutate := range map[string]func(*build.Options){"emulated": emulated, "accelerated": withAccel} {
+		mounted = nil
+		if rep, err = f.build(t, "target-native", mutate); err != nil {
+			t.Fatal(err)
+		}
+		if got := outcomes(rep); !strings.HasSuffix(got, "target-native:reused (same key)") || rep.Steps[2].Step.Accelerator != nil || mounted != nil {
+			t.Errorf("%s after the emulated build: %s (accelerator %v, mounts %v), want a reuse with none", name, got, rep.Steps[2].Step.Accelerator, mounted)
+		}
+	}
+
+	// An accelerator that changes what is built: its image is not the emulated one, and the
+	// emulated build that follows makes (and tags) the emulated image again.
+	fake.DependsOn = nil
+	if rep, err = f.build(t, "target-native", withAccel, func(o *build.Options) { o.Rebuild = []string{"target-native"} }); err != nil {
+		t.Fatal(err)
+	}
+	changed := rep.Steps[2]
+	if changed.Descriptor.Digest == accelerated.Descriptor.Digest || changed.Step.Key != accelerated.Step.Key || cached(changed) != accelerated.Descriptor.Digest {
+		t.Errorf("a changing accelerator: image %s (emulated %s), key %s (emulated %s), cache has %s (want the emulated image)", changed.Descriptor.Digest, accelerated.Descriptor.Digest, changed.Step.Key, accelerated.Step.Key, cached(changed))
+	}
+	if rep, err = f.build(t, "target-native", emulated); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(rep); !strings.HasSuffix(got, "target-native:built (built with an accelerator only, not yet emulated)") || rep.Steps[2].Descriptor.Digest != accelerated.Descriptor.Digest {
+		t.Errorf("emulated after a changing accelerator: %s, %s; want a build of %s", got, rep.Steps[2].Descriptor.Digest, accelerated.Descriptor.Digest)
 	}
 
 	// An accelerator of several layers has no one tree to mount.
-	if _, err := f.build(t, "target-native", func(o *build.Options) { o.Accelerator = "host-tools-for-linux-arm64" }); err == nil || !strings.Contains(err.Error(), "want a one-layer image") {
+	if _, err := f.build(t, "target-native", func(o *build.Options) {
+		o.Accelerator = "host-tools-for-linux-arm64"
+		o.Rebuild = []string{"target-native"}
+	}); err == nil || !strings.Contains(err.Error(), "want a one-layer image") {
 		t.Errorf("a layered accelerator: %v", err)
 	}
+}
+
+// withoutAccelerator is o without what an accelerated run adds to it: the accelerator's
+// mount, its PATH entries and SERPENT_ACCELERATOR.
+func withoutAccelerator(o builder.RunOptions) builder.RunOptions {
+	o.Process.Mounts = slices.DeleteFunc(slices.Clone(o.Process.Mounts), func(m builder.Mount) bool { return m.Destination == build.AcceleratorDir })
+	o.Process.PathPrepend = slices.DeleteFunc(slices.Clone(o.Process.PathPrepend), func(p string) bool { return strings.HasPrefix(p, build.AcceleratorDir+"/") })
+	o.Process.Env = slices.DeleteFunc(slices.Clone(o.Process.Env), func(e string) bool { return strings.HasPrefix(e, "SERPENT_ACCELERATOR=") })
+	return o
 }
 
 func mustRef(t *testing.T, s string) store.Ref {

@@ -13,7 +13,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder/baseimage"
-	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -56,7 +55,7 @@ type PlanOptions struct {
 	// Accelerator is a one-layer image (a store tag or registry reference) of host-native
 	// tools for the targets (issue 17's accelerator; experimental, off when empty). A stage
 	// whose recipe says accelerate: true and that runs emulated gets its tree read-only at
-	// AcceleratorDir, first on PATH, and is keyed by its digest too.
+	// AcceleratorDir, first on PATH; it keeps the emulated build's key (stepKey).
 	Accelerator string
 }
 
@@ -241,26 +240,33 @@ func findAccelerator(ctx context.Context, opts PlanOptions) (*baseimage.Found, e
 	return &f, nil
 }
 
-// acceleratorDigest is the digest of s's accelerator, "" for none.
-func acceleratorDigest(s *Step) string {
-	if s.Accelerator == nil {
-		return ""
-	}
-	return s.Accelerator.Digest.String()
+// stepKey is s's cache key over its base. An accelerated step has the emulated build's key:
+// the accelerator is a tool the build ran, not an input of what it makes, and what it makes
+// must be the emulated build's bytes (issue 17). That it was accelerated is recorded beside
+// the image, in its SBOM referrer (AnnotationAccelerator), and acceleratedOnly keeps such an
+// image from standing in for an emulated build until an emulated build has made it too.
+func stepKey(s *Step, epoch time.Time) string {
+	return Key(s.RecipeDigest, s.BaseDigest, s.Target, s.RunsOn, epoch)
 }
 
-// stepKey is s's cache key over its base: Key, and for an accelerated step the
-// accelerator's digest with it, so that an accelerated image is never taken for an emulated
-// build's (nor one accelerator's for another's).
-func stepKey(s *Step, epoch time.Time) string {
-	k := Key(s.RecipeDigest, s.BaseDigest, s.Target, s.RunsOn, epoch)
-	if s.Accelerator != nil {
-		k = cachekey.Of(struct {
-			Key         string `json:"key"`
-			Accelerator string `json:"accelerator"`
-		}{k, acceleratorDigest(s)})
+// reasonAcceleratedOnly is why a step is built when its image was made by accelerated
+// builds only.
+const reasonAcceleratedOnly = "built with an accelerator only, not yet emulated"
+
+// acceleratedOnly says whether every build that made the image d in st ran with an
+// accelerator: d has SBOMs and each names one. An image with an SBOM of an emulated build (or
+// none: pulled or made before SBOMs) is not.
+func acceleratedOnly(st *store.Store, d v1.Hash) (bool, error) {
+	sboms, err := st.Referrers(d, SPDXMediaType)
+	if err != nil {
+		return false, fmt.Errorf("read the SBOMs of %s: %w", d, err)
 	}
-	return k
+	for _, r := range sboms {
+		if r.Annotations[AnnotationAccelerator] == "" {
+			return false, nil
+		}
+	}
+	return len(sboms) > 0, nil
 }
 
 func platformList(ps []v1.Platform) string {
@@ -367,8 +373,17 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 }
 
 // decide sets the step's key, action and reason from what the store holds, and from the
-// cache repositories when the store cannot serve.
+// cache repositories when the store cannot serve. A step that is not built runs nothing, so
+// it has no accelerator (and its SBOM names none).
 func decide(ctx context.Context, opts PlanOptions, s *Step) error {
+	err := decideAction(ctx, opts, s)
+	if s.Action != Build {
+		s.Accelerator = nil
+	}
+	return err
+}
+
+func decideAction(ctx context.Context, opts PlanOptions, s *Step) error {
 	if d, err := opts.Store.Resolve(s.Tag); err == nil {
 		s.Existing = &d
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -399,17 +414,23 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 		return fmt.Errorf("read %s: %w", s.Tag, err)
 	}
 	a := m.Annotations
+	accelOnly, err := acceleratedOnly(opts.Store, s.Existing.Digest)
+	if err != nil {
+		return err
+	}
 	switch {
+	case a[AnnotationKey] == s.Key && accelOnly && s.Accelerator == nil:
+		// An emulated build is the reference: an image only accelerated builds have made
+		// stands in for it once an emulated build has given the same bytes.
+		s.Action, s.Reason = Build, reasonAcceleratedOnly
 	case a[AnnotationKey] == s.Key:
 		s.Action, s.Reason = Reuse, "same key"
 	case a[AnnotationRecipeDigest] != s.RecipeDigest:
 		s.Action, s.Reason = Build, "recipe changed"
 	case a[ocispec.AnnotationBaseImageDigest] != s.BaseDigest.String():
 		s.Action, s.Reason = Build, "base changed"
-	case a[AnnotationAccelerator] != acceleratorDigest(s) && s.Accelerator == nil:
-		s.Action, s.Reason = Build, "built with an accelerator, now without"
-	case a[AnnotationAccelerator] != acceleratorDigest(s):
-		s.Action, s.Reason = Build, "accelerator changed"
+	case a[AnnotationAccelerator] != "":
+		s.Action, s.Reason = Build, "built with an accelerator by an older serpent-oci"
 	default:
 		s.Action, s.Reason = Build, "target, host, epoch or builder version changed"
 	}

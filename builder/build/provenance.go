@@ -21,7 +21,9 @@ import (
 const (
 	AnnotationSources = "os.serpent.oci.sources" // JSON: every source, name, file, sha256, origin, licence
 	AnnotationBuilder = "os.serpent.oci.builder" // the builder's format version (what decides the bytes)
-	// AnnotationAccelerator is, on a stage built with an accelerator, its manifest digest.
+	// AnnotationAccelerator is, on the SBOM of a stage image made by a build with an
+	// accelerator, the accelerator's manifest digest. It is not on the image: an accelerated
+	// build makes the emulated build's manifest, and says how beside it.
 	AnnotationAccelerator = "os.serpent.oci.accelerator"
 )
 
@@ -46,9 +48,6 @@ func provenance(opts PlanOptions, s *Step, epoch time.Time) map[string]string {
 	}
 	if opts.RecipeSource != "" {
 		a[ocispec.AnnotationSource] = opts.RecipeSource
-	}
-	if s.Accelerator != nil {
-		a[AnnotationAccelerator] = s.Accelerator.Digest.String()
 	}
 	return a
 }

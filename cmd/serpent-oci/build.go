@@ -50,7 +50,7 @@ type reuseFlags struct {
 
 func (r *reuseFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.noCache, "no-cache", false, "rebuild every stage")
-	fs.StringArrayVar(&r.rebuild, "rebuild", nil, "rebuild this stage (and so what depends on it); repeatable")
+	fs.StringArrayVar(&r.rebuild, "rebuild", nil, "rebuild this stage (what is built on it follows when its image comes out different); repeatable")
 	r.cache.register(fs)
 	r.reg.register(fs)
 }

@@ -432,7 +432,12 @@ func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v
 		fmt.Fprintf(tw, "  %s:\n    %s\n", k, structured[k])
 	}
 	for _, r := range referrers {
-		fmt.Fprintf(tw, "Referrer:\t%s %s\n", r.ArtifactType, r.Digest)
+		made := ""
+		if a := r.Annotations[build.AnnotationAccelerator]; a != "" {
+			// An SBOM of an accelerated build: the image is the emulated build's manifest.
+			made = " (of a build accelerated by " + a + ")"
+		}
+		fmt.Fprintf(tw, "Referrer:\t%s %s%s\n", r.ArtifactType, r.Digest, made)
 	}
 	var total int64
 	fmt.Fprintf(tw, "Layers:\t%d\n", len(m.Layers))

@@ -21,8 +21,8 @@ var emptyConfig = []byte("{}")
 
 // WriteReferrer stores data as an OCI 1.1 artifact of artifactType whose subject is the
 // manifest subject describes: a manifest with the empty config, data as its one layer (of
-// mediaType) and subject set, listed in index.json as a referrer of subject. The same
-// artifact written twice is stored once.
+// mediaType), subject and annotations set, listed in index.json as a referrer of subject
+// (with the same annotations). The same artifact written twice is stored once.
 func (s *Store) WriteReferrer(ctx context.Context, subject v1.Descriptor, artifactType string, mediaType types.MediaType, data []byte, annotations map[string]string) (v1.Descriptor, error) {
 	// The artifact's manifest is known before anything is written: a referrer the store has
 	// already (every rebuild or reuse of a stage writes its SBOM again) costs no I/O but a
@@ -44,9 +44,17 @@ func (s *Store) WriteReferrer(ctx context.Context, subject v1.Descriptor, artifa
 		return v1.Descriptor{}, err
 	}
 	mh, msize, _ := v1.SHA256(bytes.NewReader(raw))
+	// index.json's entry carries the artifact's annotations too, as a registry's referrers
+	// list does, so that a reader of the list need not open every artifact.
+	entry := map[string]string{AnnotationSubject: subject.Digest.String()}
+	for k, v := range annotations {
+		if k != AnnotationSubject {
+			entry[k] = v
+		}
+	}
 	d := v1.Descriptor{
 		MediaType: types.OCIManifestSchema1, Digest: mh, Size: msize, ArtifactType: artifactType,
-		Annotations: map[string]string{AnnotationSubject: subject.Digest.String()},
+		Annotations: entry,
 	}
 	if have, err := s.Referrers(subject.Digest, artifactType); err == nil && slices.ContainsFunc(have, func(e v1.Descriptor) bool { return e.Digest == mh }) {
 		return d, nil
