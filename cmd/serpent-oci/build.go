@@ -285,6 +285,8 @@ func printSummary(w io.Writer, rep *build.Report) {
 	for _, s := range rep.Steps {
 		result := "reused"
 		switch {
+		case s.Built && s.Step.Accelerator != nil:
+			result = "built, accelerated (" + s.Step.Reason + ")"
 		case s.Built:
 			result = "built (" + s.Step.Reason + ")"
 		case s.Pulled:
@@ -515,7 +517,11 @@ func (c *console) event(ev build.Event) {
 		case build.Resolve:
 			fmt.Fprintf(c, "%s: resolved %s as %s, nothing downloaded (%s)\n", where, s.Tag, shortDigest(s.CachedDigest), s.Reason)
 		default:
-			fmt.Fprintf(c, "%s: building on %s (%s)\n", where, platform.String(s.RunsOn), s.Reason)
+			accelerated := ""
+			if s.Accelerator != nil {
+				accelerated = ", accelerated by " + s.Accelerator.Name
+			}
+			fmt.Fprintf(c, "%s: building on %s%s (%s)\n", where, platform.String(s.RunsOn), accelerated, s.Reason)
 		}
 	case build.StepDone:
 		if ev.Result.Pulled {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -93,5 +94,41 @@ func TestPlanSaysWhatIsAccelerated(t *testing.T) {
 	code, _, stderr = cli(t, "--store", storeDir, "plan", "target-native", "--stages", set, "--platform", "linux/arm64", "--accelerator", "nothing")
 	if code != 1 || !strings.Contains(stderr, "--accelerator nothing:") {
 		t.Fatalf("plan with a missing accelerator: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestAcceleratedBuildSaysSo: an accelerated build says so as it starts the stage and in its
+// summary; inspect shows the SBOM of the accelerated build naming the accelerator; and an
+// emulated plan then builds the stage, saying why.
+func TestAcceleratedBuildSaysSo(t *testing.T) {
+	buildertest.RequireRunc(t)
+	storeDir := filepath.Join(t.TempDir(), "store")
+	st, err := store.Open(context.Background(), storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, busybox := buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	set, mirror := buildertest.RecipeSet(t)
+	yaml := filepath.Join(set, "target-native.yaml")
+	b, err := os.ReadFile(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(yaml, append(b, "accelerate: true\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src"), "--source-mirror", mirror}
+	code, out, stderr := cli(t, append([]string{"build", "target-native", "--progress", "plain", "--accelerator", "busybox@linux-amd64"}, common...)...)
+	if code != 0 || !strings.Contains(stderr, "[3/3] target-native for linux/arm64: building on linux/arm64, accelerated by busybox@linux-amd64 (") ||
+		!regexp.MustCompile(`(?m)^target-native .* built, accelerated \(no image with this key\)$`).MatchString(out) {
+		t.Fatalf("accelerated build: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "--store", storeDir, "inspect", "target-native@linux-arm64")
+	if code != 0 || !regexp.MustCompile(`Referrer:\s+application/spdx\+json sha256:[0-9a-f]{64} \(of a build accelerated by `+busybox.Digest.String()+`\)`).MatchString(out) {
+		t.Fatalf("inspect: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, append([]string{"plan", "target-native"}, common[:len(common)-2]...)...)
+	if code != 0 || !strings.Contains(out, "built with an accelerator only, not yet emulated") || strings.Contains(out, "(accelerated)") {
+		t.Fatalf("emulated plan after an accelerated build: exit %d\n%s%s", code, out, stderr)
 	}
 }
