@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,21 +68,7 @@ func TestBuildAndPlanCommands(t *testing.T) {
 // recipe asks for it, and only that one, in the table and in JSON; a missing accelerator is
 // an error naming the flag.
 func TestPlanSaysWhatIsAccelerated(t *testing.T) {
-	storeDir := filepath.Join(t.TempDir(), "store")
-	st, err := store.Open(context.Background(), storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, busybox := buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
-	set, _ := buildertest.RecipeSet(t)
-	yaml := filepath.Join(set, "target-native.yaml")
-	b, err := os.ReadFile(yaml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(yaml, append(b, "accelerate: true\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	storeDir, set, _, busybox := acceleratedSet(t)
 	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--accelerator", "busybox@linux-amd64"}
 	code, out, stderr := cli(t, append([]string{"plan", "target-native"}, common...)...)
 	if code != 0 || strings.Count(out, "(accelerated)") != 1 || !strings.Contains(out, "target-native  linux/arm64  linux/arm64 (accelerated)") {
@@ -97,18 +84,17 @@ func TestPlanSaysWhatIsAccelerated(t *testing.T) {
 	}
 }
 
-// TestAcceleratedBuildSaysSo: an accelerated build says so as it starts the stage and in its
-// summary; inspect shows the SBOM of the accelerated build naming the accelerator; and an
-// emulated plan then builds the stage, saying why.
-func TestAcceleratedBuildSaysSo(t *testing.T) {
-	buildertest.RequireRunc(t)
-	storeDir := filepath.Join(t.TempDir(), "store")
+// acceleratedSet is a store with the host's busybox (the accelerator) and the test set whose
+// target-native says accelerate: true, with the set's source mirror.
+func acceleratedSet(t *testing.T) (storeDir, set, mirror string, busybox v1.Descriptor) {
+	t.Helper()
+	storeDir = filepath.Join(t.TempDir(), "store")
 	st, err := store.Open(context.Background(), storeDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, busybox := buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
-	set, mirror := buildertest.RecipeSet(t)
+	_, busybox = buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	set, mirror = buildertest.RecipeSet(t)
 	yaml := filepath.Join(set, "target-native.yaml")
 	b, err := os.ReadFile(yaml)
 	if err != nil {
@@ -117,6 +103,15 @@ func TestAcceleratedBuildSaysSo(t *testing.T) {
 	if err := os.WriteFile(yaml, append(b, "accelerate: true\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return storeDir, set, mirror, busybox
+}
+
+// TestAcceleratedBuildSaysSo: an accelerated build says so as it starts the stage and in its
+// summary; inspect shows the SBOM of the accelerated build naming the accelerator; and an
+// emulated plan then builds the stage, saying why.
+func TestAcceleratedBuildSaysSo(t *testing.T) {
+	buildertest.RequireRunc(t)
+	storeDir, set, mirror, busybox := acceleratedSet(t)
 	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src"), "--source-mirror", mirror}
 	code, out, stderr := cli(t, append([]string{"build", "target-native", "--progress", "plain", "--accelerator", "busybox@linux-amd64"}, common...)...)
 	if code != 0 || !strings.Contains(stderr, "[3/3] target-native for linux/arm64: building on linux/arm64, accelerated by busybox@linux-amd64 (") ||
