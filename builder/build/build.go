@@ -204,7 +204,7 @@ func finishStored(ctx context.Context, opts Options, s *Step, d v1.Descriptor) e
 		return err
 	}
 	var annotations map[string]string
-	if s.Accelerator != nil {
+	if s.Accelerated() {
 		annotations = map[string]string{AnnotationAccelerator: s.Accelerator.Digest.String()}
 	}
 	if _, err := opts.Store.WriteReferrer(ctx, d, SPDXMediaType, SPDXMediaType, sbom, annotations); err != nil {

@@ -262,9 +262,20 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 		if rep, err = f.build(t, "target-native", mutate); err != nil {
 			t.Fatal(err)
 		}
-		if got := outcomes(rep); !strings.HasSuffix(got, "target-native:reused (same key)") || rep.Steps[2].Step.Accelerator != nil || mounted != nil {
-			t.Errorf("%s after the emulated build: %s (accelerator %v, mounts %v), want a reuse with none", name, got, rep.Steps[2].Step.Accelerator, mounted)
+		if got := outcomes(rep); !strings.HasSuffix(got, "target-native:reused (same key)") || rep.Steps[2].Step.Accelerated() || mounted != nil {
+			t.Errorf("%s after the emulated build: %s (mounts %v), want a reuse that runs nothing", name, got, mounted)
 		}
+	}
+
+	// verify --rebuild with the accelerator rebuilds accelerated and compares with the store's
+	// (emulated) image: one command for the proof.
+	mounted = nil
+	vs, err := build.Verify(ctx, f.options(t, withAccel), "target-native", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 1 || !vs[0].Reproducible() || len(mounted) == 0 || mounted[len(mounted)-1].Destination != build.AcceleratorDir {
+		t.Errorf("verify with the accelerator: %+v, mounts %+v; want the emulated image, made accelerated", vs, mounted)
 	}
 
 	// An accelerator that changes what is built: its image is not the emulated one, and the

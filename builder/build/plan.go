@@ -71,7 +71,8 @@ type Step struct {
 	BaseImage  v1.Image // the base, when it is known (an image, or a stage reused)
 	BaseDigest v1.Hash  // zero while the base stage is still to be built
 	baseStep   *Step
-	// Accelerator, when set, is mounted into the stage's run (PlanOptions.Accelerator).
+	// Accelerator, when set, is mounted into the stage's run if it is built
+	// (PlanOptions.Accelerator): see Accelerated.
 	Accelerator *baseimage.Found
 
 	RecipeDigest string
@@ -249,6 +250,10 @@ func stepKey(s *Step, epoch time.Time) string {
 	return Key(s.RecipeDigest, s.BaseDigest, s.Target, s.RunsOn, epoch)
 }
 
+// Accelerated says whether the step runs with an accelerator: it has one and is built. A
+// step reused, pulled or resolved runs nothing, and its SBOM names no accelerator.
+func (s *Step) Accelerated() bool { return s.Accelerator != nil && s.Action == Build }
+
 // reasonAcceleratedOnly is why a step is built when its image was made by accelerated
 // builds only.
 const reasonAcceleratedOnly = "built with an accelerator only, not yet emulated"
@@ -373,17 +378,8 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 }
 
 // decide sets the step's key, action and reason from what the store holds, and from the
-// cache repositories when the store cannot serve. A step that is not built runs nothing, so
-// it has no accelerator (and its SBOM names none).
+// cache repositories when the store cannot serve.
 func decide(ctx context.Context, opts PlanOptions, s *Step) error {
-	err := decideAction(ctx, opts, s)
-	if s.Action != Build {
-		s.Accelerator = nil
-	}
-	return err
-}
-
-func decideAction(ctx context.Context, opts PlanOptions, s *Step) error {
 	if d, err := opts.Store.Resolve(s.Tag); err == nil {
 		s.Existing = &d
 	} else if !errors.Is(err, store.ErrNotFound) {

@@ -156,7 +156,7 @@ func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
 		})
 		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "DESCENDANT_OF", "SPDXRef-Base"})
 	}
-	if s.Accelerator != nil {
+	if s.Accelerated() {
 		doc.Packages = append(doc.Packages, spdxPackage{
 			Name: s.Accelerator.Name, SPDXID: "SPDXRef-Accelerator", DownloadLocation: "NOASSERTION",
 			LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",

@@ -285,7 +285,7 @@ func printSummary(w io.Writer, rep *build.Report) {
 	for _, s := range rep.Steps {
 		result := "reused"
 		switch {
-		case s.Built && s.Step.Accelerator != nil:
+		case s.Built && s.Step.Accelerated():
 			result = "built, accelerated (" + s.Step.Reason + ")"
 		case s.Built:
 			result = "built (" + s.Step.Reason + ")"
@@ -367,7 +367,7 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 				var rows []row
 				for _, s := range steps {
 					var accel string
-					if s.Accelerator != nil {
+					if s.Accelerated() {
 						accel = s.Accelerator.Digest.String()
 					}
 					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download, accel})
@@ -391,7 +391,7 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 					download = "0 B"
 				}
 				runsOn := platform.String(s.RunsOn)
-				if s.Accelerator != nil {
+				if s.Accelerated() {
 					runsOn += " (accelerated)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), runsOn, s.Base, key, s.Action, download, s.Reason)
@@ -518,7 +518,7 @@ func (c *console) event(ev build.Event) {
 			fmt.Fprintf(c, "%s: resolved %s as %s, nothing downloaded (%s)\n", where, s.Tag, shortDigest(s.CachedDigest), s.Reason)
 		default:
 			accelerated := ""
-			if s.Accelerator != nil {
+			if s.Accelerated() {
 				accelerated = ", accelerated by " + s.Accelerator.Name
 			}
 			fmt.Fprintf(c, "%s: building on %s%s (%s)\n", where, platform.String(s.RunsOn), accelerated, s.Reason)
