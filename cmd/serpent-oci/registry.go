@@ -9,7 +9,9 @@ import (
 	"path"
 	"strings"
 
+	"github.com/containerd/log"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
@@ -141,7 +143,8 @@ func pullCommand() *command {
 		long: `REF is REGISTRY/REPO[:TAG][@DIGEST]. From a multi-platform index the image of each platform
 asked is pulled (default: this machine's); a plain image must be for the platform asked. Each
 is tagged NAME@PLATFORM in the store, NAME being --tag or the last part of the repository.
-Blobs the store has are not fetched again; broken transfers are retried; the tag is set last.`,
+Blobs the store has are not fetched again; broken transfers are retried; the tag is set last.
+The image's SBOMs (its referrers in the registry) are stored with it.`,
 		example: `serpent-oci pull registry.example/serpent/stage3:2026.11 --platform linux/arm64
 serpent-oci pull registry.example/serpent/stage3:2026.11 --platform linux/amd64,linux/arm64 --tag base`,
 		flags: func(fs *pflag.FlagSet) {
@@ -175,6 +178,11 @@ serpent-oci pull registry.example/serpent/stage3:2026.11 --platform linux/amd64,
 				d, err := client.Pull(ctx, st, ref, p, tag)
 				if err != nil {
 					return err
+				}
+				// The image's SBOMs come with it: they say how it was made (an accelerated
+				// build's, issue 17, is not taken for an emulated one's).
+				if _, err := client.PullReferrers(ctx, st, ref.Context(), d, build.SPDXMediaType); err != nil {
+					log.G(ctx).WithError(err).WithField("image", d.Digest.String()).Warn("pulled without its SBOMs")
 				}
 				fmt.Fprintf(e.stdout, "%s %s\n", store.Ref{Name: tag}.WithPlatform(&p), d.Digest)
 			}

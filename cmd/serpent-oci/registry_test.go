@@ -201,6 +201,26 @@ func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
 	if a, b := resolve(t, first, "target-native", arm64), resolve(t, third, "target-native", arm64); a != b {
 		t.Errorf("pushed target-native is %s, built %s", b, a)
 	}
+	// and its SBOM came with it, the same bytes as the building store's.
+	sbomOf := func(dir string) []byte {
+		t.Helper()
+		st, err := store.Open(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs, err := st.Referrers(resolve(t, dir, "target-native", arm64), "application/spdx+json")
+		if err != nil || len(refs) != 1 {
+			t.Fatalf("SBOMs of target-native in %s: %v %v", dir, refs, err)
+		}
+		data, err := st.ReferrerData(refs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	if a, b := sbomOf(first), sbomOf(third); !bytes.Equal(a, b) {
+		t.Errorf("pulled SBOM differs from the built one:\n%s\n%s", b, a)
+	}
 
 	// The index holds the image alone; its SBOM went out as a referrer of it.
 	client := registry.New(registry.Options{Transport: d.Transport(), Keychain: basicKeychain{d.User, d.Password}})

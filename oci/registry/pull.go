@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -165,3 +166,82 @@ func (l *meteredLayer) Compressed() (io.ReadCloser, error) {
 
 // IsNotFound reports whether err says a registry has no such image.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// What a registry says about an image is hostile input like the image: PullReferrers takes
+// at most maxReferrers artifacts, each one layer of at most maxReferrerBytes, with at most
+// maxReferrerAnnotationBytes of annotations.
+const (
+	maxReferrers               = 16
+	maxReferrerBytes           = 8 << 20
+	maxReferrerAnnotationBytes = 64 << 10
+)
+
+// PullReferrers copies into st the one-layer artifacts of artifactType ("" for any) that repo
+// holds about subject (an image st has: its SBOMs), as referrers of it with their annotations,
+// and returns how many it stored.
+func (c *Client) PullReferrers(ctx context.Context, st *store.Store, repo name.Repository, subject v1.Descriptor, artifactType string) (int, error) {
+	refs, err := c.Referrers(ctx, repo.Digest(subject.Digest.String()), artifactType)
+	if err != nil {
+		return 0, err
+	}
+	if len(refs) > maxReferrers {
+		return 0, fmt.Errorf("referrers of %s in %s: %d, more than the %d taken", subject.Digest, repo, len(refs), maxReferrers)
+	}
+	n := 0
+	for _, r := range refs {
+		ref := repo.Digest(r.Digest.String())
+		data, m, err := c.referrerData(ctx, ref, subject.Digest)
+		if err != nil {
+			return n, err
+		}
+		if _, err := st.WriteReferrer(ctx, subject, m.ArtifactType, m.Layers[0].MediaType, data, m.Annotations); err != nil {
+			return n, fmt.Errorf("store referrer %s of %s: %w", ref, subject.Digest, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// referrerData reads the artifact ref names: its manifest, which must be one layer about
+// subject, within the bounds above, and that layer, checked against its digest.
+func (c *Client) referrerData(ctx context.Context, ref name.Digest, subject v1.Hash) ([]byte, *v1.Manifest, error) {
+	art, err := remote.Image(ref, c.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, nil, c.describe("pull referrer", ref, ref.RegistryStr(), err)
+	}
+	m, err := art.Manifest()
+	if err != nil {
+		return nil, nil, c.describe("pull referrer", ref, ref.RegistryStr(), err)
+	}
+	annotationBytes := 0
+	for k, v := range m.Annotations {
+		annotationBytes += len(k) + len(v)
+	}
+	switch {
+	case m.Subject == nil || m.Subject.Digest != subject:
+		return nil, nil, fmt.Errorf("referrer %s: its subject is not %s", ref, subject)
+	case len(m.Layers) != 1:
+		return nil, nil, fmt.Errorf("referrer %s: %d layers, want one", ref, len(m.Layers))
+	case m.Layers[0].Size < 0 || m.Layers[0].Size > maxReferrerBytes:
+		return nil, nil, fmt.Errorf("referrer %s: a layer of %d bytes, more than the %d taken", ref, m.Layers[0].Size, maxReferrerBytes)
+	case annotationBytes > maxReferrerAnnotationBytes:
+		return nil, nil, fmt.Errorf("referrer %s: %d bytes of annotations, more than the %d taken", ref, annotationBytes, maxReferrerAnnotationBytes)
+	}
+	l, err := art.LayerByDigest(m.Layers[0].Digest)
+	if err != nil {
+		return nil, nil, c.describe("pull referrer", ref, ref.RegistryStr(), err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, nil, c.describe("pull referrer", ref, ref.RegistryStr(), err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, m.Layers[0].Size+1))
+	if err != nil {
+		return nil, nil, c.describe("pull referrer", ref, ref.RegistryStr(), err)
+	}
+	if h, size, _ := v1.SHA256(bytes.NewReader(data)); h != m.Layers[0].Digest || size != m.Layers[0].Size {
+		return nil, nil, fmt.Errorf("referrer %s: its layer is not %s (%d bytes)", ref, m.Layers[0].Digest, m.Layers[0].Size)
+	}
+	return data, m, nil
+}

@@ -550,3 +550,114 @@ func TestRetriesAreAnnounced(t *testing.T) {
 		t.Errorf("a push that never failed announced retries:\n%s", logs.String())
 	}
 }
+
+// pushReferrer pushes to repo an artifact about subject holding data, with annotations,
+// made by a scratch store as a build's SBOM is.
+func pushReferrer(t *testing.T, c *Client, repo name.Repository, subject v1.Descriptor, data []byte, annotations map[string]string) {
+	t.Helper()
+	scratch := newStore(t)
+	d, err := scratch.WriteReferrer(context.Background(), subject, "application/spdx+json", "application/spdx+json", data, annotations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	art, err := scratch.ReferrerImage(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PushReferrers(context.Background(), repo, []v1.Image{art}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPullReferrers(t *testing.T) {
+	ctx := context.Background()
+	c := New(Options{Keychain: authn.NewMultiKeychain()})
+	setup := func(t *testing.T) (name.Reference, v1.Descriptor, *store.Store) {
+		host := registrytest.InMemory(t, nil)
+		dst := ref(t, c, host+"/serpent/stage3:test")
+		if _, err := c.Push(ctx, testImage(t, arm64), dst, PushOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		st := newStore(t)
+		d, err := c.Pull(ctx, st, dst, arm64, "stage3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dst, d, st
+	}
+
+	t.Run("stored with their annotations, never as tags", func(t *testing.T) {
+		dst, d, st := setup(t)
+		pushReferrer(t, c, dst.Context(), d, []byte(`{"spdxVersion":"SPDX-2.3"}`), map[string]string{"os.serpent.oci.accelerator": "sha256:abc"})
+		// A hostile registry's artifact naming a tag of the store must not become that tag.
+		pushReferrer(t, c, dst.Context(), d, []byte(`{"hostile":true}`), map[string]string{"org.opencontainers.image.ref.name": "stage3@linux-amd64"})
+		n, err := c.PullReferrers(ctx, st, dst.Context(), d, "application/spdx+json")
+		if err != nil || n != 2 {
+			t.Fatalf("PullReferrers: %d, %v; want 2", n, err)
+		}
+		refs, err := st.Referrers(d.Digest, "application/spdx+json")
+		if err != nil || len(refs) != 2 {
+			t.Fatalf("store's referrers: %v %v", refs, err)
+		}
+		var accelerated int
+		for _, r := range refs {
+			if r.Annotations["os.serpent.oci.accelerator"] == "sha256:abc" {
+				accelerated++
+				if data, err := st.ReferrerData(r); err != nil || string(data) != `{"spdxVersion":"SPDX-2.3"}` {
+					t.Errorf("referrer data: %q %v", data, err)
+				}
+			}
+		}
+		if accelerated != 1 {
+			t.Errorf("%d referrers kept the accelerator annotation, want 1", accelerated)
+		}
+		tags, err := st.Tags()
+		if err != nil || len(tags) != 1 || tags[0].Ref.String() != "stage3@linux-arm64" {
+			t.Errorf("store's tags after pulling referrers: %+v %v", tags, err)
+		}
+		if _, err := st.Resolve(store.Ref{Name: "stage3"}.WithPlatform(&amd64)); err == nil {
+			t.Error("a referrer's ref.name annotation resolved as a tag")
+		}
+		// Pulled again, nothing changes.
+		if n, err := c.PullReferrers(ctx, st, dst.Context(), d, ""); err != nil || n != 2 {
+			t.Errorf("second PullReferrers: %d %v", n, err)
+		}
+		if refs, _ := st.Referrers(d.Digest, ""); len(refs) != 2 {
+			t.Errorf("%d referrers after a second pull, want 2", len(refs))
+		}
+		if res, err := st.Fsck(ctx); err != nil || len(res.Problems) > 0 {
+			t.Errorf("fsck after pulling referrers: %v %v", res.Problems, err)
+		}
+	})
+
+	refusals := []struct {
+		name  string
+		push  func(t *testing.T, repo name.Repository, d v1.Descriptor)
+		error string
+	}{
+		{"too many", func(t *testing.T, repo name.Repository, d v1.Descriptor) {
+			for i := range maxReferrers + 1 {
+				pushReferrer(t, c, repo, d, []byte(strings.Repeat("x", i+1)), nil)
+			}
+		}, "more than the 16 taken"},
+		{"too large", func(t *testing.T, repo name.Repository, d v1.Descriptor) {
+			pushReferrer(t, c, repo, d, bytes.Repeat([]byte("x"), maxReferrerBytes+1), nil)
+		}, "a layer of 8388609 bytes, more than the 8388608 taken"},
+		{"too many annotations", func(t *testing.T, repo name.Repository, d v1.Descriptor) {
+			pushReferrer(t, c, repo, d, []byte("{}"), map[string]string{"k": strings.Repeat("v", maxReferrerAnnotationBytes)})
+		}, "bytes of annotations, more than the 65536 taken"},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			dst, d, st := setup(t)
+			tc.push(t, dst.Context(), d)
+			_, err := c.PullReferrers(ctx, st, dst.Context(), d, "")
+			if err == nil || !strings.Contains(err.Error(), tc.error) {
+				t.Errorf("PullReferrers: %v, want an error saying %q", err, tc.error)
+			}
+			if refs, _ := st.Referrers(d.Digest, ""); len(refs) != 0 {
+				t.Errorf("a refused pull stored %d referrers", len(refs))
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // AnnotationSubject marks an index.json entry as a referrer of the manifest it names: an
@@ -45,10 +46,11 @@ func (s *Store) WriteReferrer(ctx context.Context, subject v1.Descriptor, artifa
 	}
 	mh, msize, _ := v1.SHA256(bytes.NewReader(raw))
 	// index.json's entry carries the artifact's annotations too, as a registry's referrers
-	// list does, so that a reader of the list need not open every artifact.
+	// list does, so that a reader of the list need not open every artifact; but never a
+	// ref.name (an artifact pulled from a registry naming one would otherwise be a tag).
 	entry := map[string]string{AnnotationSubject: subject.Digest.String()}
 	for k, v := range annotations {
-		if k != AnnotationSubject {
+		if k != AnnotationSubject && k != ocispec.AnnotationRefName {
 			entry[k] = v
 		}
 	}

@@ -86,7 +86,7 @@ type Tag struct {
 
 func tagOf(d v1.Descriptor) (Tag, bool) {
 	name := d.Annotations[ocispec.AnnotationRefName]
-	if name == "" {
+	if name == "" || d.Annotations[AnnotationSubject] != "" { // a referrer is never a tag
 		return Tag{}, false
 	}
 	r := Ref{Name: name}
