@@ -27,14 +27,16 @@ declare -A took image
 for p in linux/amd64 linux/arm64; do
 	out="$("$bin" build stage3 --profile "$profile" --platform "$p" --progress plain "${flags[@]}" 2>/dev/null)"
 	echo "$out" | grep -E '^(stage|llvm|seed|engine|[0-9]+ stages)'
-	while read -r stage _ _ digest _ _ t _; do
+	while read -r stage _ _ digest _ _ t action _; do
+		[ "$action" = built ] || t="$action" # reused or pulled: no time to compare
 		took["$stage/$p"]="$t" image["$stage/$p"]="$digest"
 	done < <(echo "$out" | awk '$1 ~ /^(stage|llvm)/ && $1 != "STAGE"')
 done
 if [ -n "${ACCELERATOR:-}" ]; then
 	out="$("$bin" build stage3 --profile "$profile" --platform linux/arm64 --progress plain --rebuild stage2.5 --rebuild stage3 --accelerator "$ACCELERATOR" 2>/dev/null)"
 	echo "$out" | grep -E '^(stage|llvm|seed|engine|[0-9]+ stages)'
-	while read -r stage _ _ digest _ _ t _; do
+	while read -r stage _ _ digest _ _ t action _; do
+		[ "$action" = built ] || continue # only the stages the accelerator built are its figures
 		took["$stage/accelerated"]="$t" image["$stage/accelerated"]="$digest"
 	done < <(echo "$out" | awk '$1 ~ /^stage/ && $1 != "STAGE"')
 fi
@@ -45,7 +47,10 @@ secs() { # a Go duration (1m2.5s, 350ms, 7.6s) in seconds
 		print s }'
 }
 echo
-ratio() { awk -v x="$(secs "$1")" -v y="$(secs "$2")" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }'; }
+ratio() { # of two build times; "-" where either stage was not built in this run
+	[[ $1 =~ ^[0-9.hms]+$ && $2 =~ ^[0-9.hms]+$ ]] || { echo -; return; }
+	awk -v x="$(secs "$1")" -v y="$(secs "$2")" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }'
+}
 if [ -n "${ACCELERATOR:-}" ]; then
 	printf '%-9s %12s %12s %10s %12s %12s  %s\n' STAGE amd64 arm64 "arm64/amd64" "accelerated" "accel/amd64" "accelerated image"
 else

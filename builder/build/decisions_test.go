@@ -277,6 +277,11 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 	if len(vs) != 1 || !vs[0].Reproducible() || len(mounted) == 0 || mounted[len(mounted)-1].Destination != build.AcceleratorDir {
 		t.Errorf("verify with the accelerator: %+v, mounts %+v; want the emulated image, made accelerated", vs, mounted)
 	}
+	var report strings.Builder
+	vs[0].Report(&report)
+	if want := "target-native for linux/arm64: reproducible, accelerated by busybox@linux-amd64: the accelerated rebuild is the store's image, sha256:"; !strings.HasPrefix(report.String(), want) {
+		t.Errorf("verify's report: %q, want it to start %q", report.String(), want)
+	}
 
 	// An accelerator that changes what is built: its image is not the emulated one, and the
 	// emulated build that follows makes (and tags) the emulated image again.

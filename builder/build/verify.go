@@ -221,11 +221,21 @@ func diffLayers(a, b v1.Layer) ([]layer.Difference, error) {
 // differs.
 func (v Verification) Report(w io.Writer) {
 	name := v.Step.Name() + " for " + platform.String(v.Step.Target.Platform)
-	if v.Reproducible() {
+	if v.Step.Accelerated() {
+		// The rebuild ran with an accelerator: the question is whether it made the emulated
+		// build's image (issue 17), and the answer names what it ran with.
+		accel := "accelerated by " + v.Step.Accelerator.Name
+		if v.Reproducible() {
+			fmt.Fprintf(w, "%s: reproducible, %s: the accelerated rebuild is the store's image, %s\n", name, accel, v.Got.Digest)
+			return
+		}
+		fmt.Fprintf(w, "%s: NOT reproducible, %s: the store's image is %s, the accelerated rebuild %s\n", name, accel, v.Want.Digest, v.Got.Digest)
+	} else if v.Reproducible() {
 		fmt.Fprintf(w, "%s: reproducible: both builds are %s\n", name, v.Got.Digest)
 		return
+	} else {
+		fmt.Fprintf(w, "%s: NOT reproducible: one build is %s, the other %s\n", name, v.Want.Digest, v.Got.Digest)
 	}
-	fmt.Fprintf(w, "%s: NOT reproducible: one build is %s, the other %s\n", name, v.Want.Digest, v.Got.Digest)
 	for _, d := range v.Differences {
 		fmt.Fprintf(w, "  %s\n", d)
 	}
