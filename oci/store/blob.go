@@ -173,25 +173,52 @@ func (s *Store) blobSize(h v1.Hash) int64 {
 }
 
 // Blob opens the blob h for reading.
-func (s *Store) Blob(h v1.Hash) (io.ReadCloser, error) {
-	f, err := os.Open(s.blobPath(h))
+func (s *Store) Blob(h v1.Hash) (io.ReadCloser, error) { return s.openBlob(h) }
+
+// openBlob opens the file of blob h (see openStoreFile).
+func (s *Store) openBlob(h v1.Hash) (*os.File, error) {
+	f, err := s.openStoreFile(filepath.Join("blobs", h.Algorithm, h.Hex))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
 	}
-	return f, err
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", h, err)
+	}
+	return f, nil
+}
+
+// openStoreFile opens the store's file rel for reading. A store on disk is input like any
+// other: the file is opened inside the store's directory (a symlink that leads out of it, to
+// a host file, is refused) and must be a regular file (a FIFO would hang the reader).
+func (s *Store) openStoreFile(rel string) (*os.File, error) {
+	root, err := os.OpenRoot(s.root)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	// O_NONBLOCK: opening a FIFO for reading would wait for a writer; on a regular file it
+	// changes nothing.
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is a %s, not a regular file", rel, fileKind(fi.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // BlobPath is the file holding blob h, for readers that want a path (umoci, skopeo, tests).
 func (s *Store) BlobPath(h v1.Hash) string { return s.blobPath(h) }
 
-// readBlob returns a small blob (a manifest, index or config) whole.
-func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
-	b, err := os.ReadFile(s.blobPath(h))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
-	}
-	return b, err
-}
+// readBlob returns a small blob (a manifest, index, config or an artifact's data) whole, at
+// most MaxConfigBytes of it.
+func (s *Store) readBlob(h v1.Hash) ([]byte, error) { return s.readSmallBlob(h, MaxConfigBytes) }
 
 // writeFileAtomic replaces dst with data: a temporary file in tmpDir (on the same filesystem),
 // synced, renamed over dst, and dst's directory synced.

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 )
 
 // TestGCKeepsAnEntryWithoutMediaType: an index.json entry that names no media type (valid
@@ -236,5 +237,87 @@ func TestStoreThroughASymlinkedPath(t *testing.T) {
 	}
 	if want := filepath.Join(real, "store"); s.Dir() != want {
 		t.Errorf("Dir() = %s, want %s", s.Dir(), want)
+	}
+}
+
+// TestBlobsLeadingOutOfTheStoreAreRefused: a blob file replaced by a symlink to a host file,
+// or by a FIFO, is never read through: every way of reading the blob fails, naming it, and
+// nothing hangs.
+func TestBlobsLeadingOutOfTheStoreAreRefused(t *testing.T) {
+	host := filepath.Join(t.TempDir(), "host-secret")
+	if err := os.WriteFile(host, []byte("root:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		replace func(path string) error
+		error   string
+	}{
+		{"symlink to a host file", func(p string) error { return os.Symlink(host, p) }, "path escapes from parent"},
+		{"absolute symlink", func(p string) error { return os.Symlink("/etc/passwd", p) }, "path escapes from parent"},
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o600) }, "is a fifo, not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t)
+			img := randomImage(t, "linux/amd64")
+			if _, err := s.WriteImage(ctx, img, mustRef(t, "x@linux/amd64")); err != nil {
+				t.Fatal(err)
+			}
+			cfg, _ := img.ConfigName()
+			layers, _ := img.Layers()
+			layer, _ := layers[0].Digest()
+			for _, h := range []v1.Hash{cfg, layer} {
+				if err := os.Remove(s.BlobPath(h)); err != nil {
+					t.Fatal(err)
+				}
+				if err := tc.replace(s.BlobPath(h)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if rc, err := s.Blob(layer); err == nil || !strings.Contains(err.Error(), "blob "+layer.String()) || !strings.Contains(err.Error(), tc.error) {
+				if rc != nil {
+					rc.Close()
+				}
+				t.Errorf("Blob of a replaced layer: %v, want an error naming it and saying %q", err, tc.error)
+			}
+			got, _, err := s.Image(mustRef(t, "x@linux/amd64"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := got.RawConfigFile(); err == nil || !strings.Contains(err.Error(), tc.error) {
+				t.Errorf("config read through a replaced blob: %v", err)
+			}
+			ls, err := got.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rc, err := ls[0].Compressed(); err == nil {
+				rc.Close()
+				t.Error("a replaced layer blob was opened")
+			}
+			if f, _ := s.Fsck(ctx); len(f.Problems) == 0 {
+				t.Error("fsck found nothing wrong with replaced blobs")
+			}
+		})
+	}
+}
+
+// TestIndexLeadingOutOfTheStoreIsRefused: index.json as a symlink to a file outside the store
+// is not read (its entries could name anything); the error says where.
+func TestIndexLeadingOutOfTheStoreIsRefused(t *testing.T) {
+	s := openStore(t)
+	outside := filepath.Join(t.TempDir(), "index.json")
+	if err := os.WriteFile(outside, []byte(`{"schemaVersion":2,"manifests":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(s.Dir(), "index.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(s.Dir(), "index.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Tags(); err == nil || !strings.Contains(err.Error(), "read index.json") || !strings.Contains(err.Error(), "path escapes from parent") {
+		t.Errorf("Tags with index.json leading out of the store: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -16,12 +17,20 @@ func (s *Store) indexPath() string { return filepath.Join(s.root, "index.json") 
 // readIndex returns index.json as it is now. It needs no lock: index.json is only ever replaced
 // whole, by rename.
 func (s *Store) readIndex() (*v1.IndexManifest, error) {
-	b, err := os.ReadFile(s.indexPath())
+	f, err := s.openStoreFile("index.json")
 	if errors.Is(err, os.ErrNotExist) {
 		return emptyIndex(), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read index.json: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxIndexBytes+1))
+	f.Close()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read index.json: %w", err)
+	case len(b) > MaxIndexBytes:
+		return nil, fmt.Errorf("read %s: larger than %d bytes", s.indexPath(), MaxIndexBytes)
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(b, &idx); err != nil {

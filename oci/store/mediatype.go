@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -15,6 +14,7 @@ import (
 const (
 	MaxManifestBytes = 4 << 20  // a manifest or index blob
 	MaxConfigBytes   = 16 << 20 // an image config blob
+	MaxIndexBytes    = 64 << 20 // the store's index.json (some 200,000 entries)
 	MaxLayers        = 1000     // layers of one image (overlayfs mounts far fewer at once)
 )
 
@@ -55,11 +55,8 @@ func (s *Store) mediaTypeOf(d v1.Descriptor) types.MediaType {
 
 // readSmallBlob reads blob h whole, refusing one larger than limit.
 func (s *Store) readSmallBlob(h v1.Hash, limit int64) ([]byte, error) {
-	f, err := os.Open(s.blobPath(h))
+	f, err := s.openBlob(h)
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
-		}
 		return nil, err
 	}
 	defer f.Close()
