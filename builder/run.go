@@ -15,11 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-
 	"github.com/containerd/log"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -479,18 +479,15 @@ func (r *Runner) capture(ctx context.Context, ws rootfs.Workspace, missing []str
 // maxAnnotation bounds an annotation read from a file: manifests are meant to stay small.
 const maxAnnotation = 256 << 10
 
+// readAnnotationFiles reads the files opts.AnnotationFiles names from the root the run left.
+// What a run leaves is the recipe's doing: each path is resolved inside root as the root's
+// own programs would see it (securejoin: symlinks, absolute ones too, stay in it), must be a
+// regular file (a FIFO would hang the build) and is read no further than maxAnnotation.
 func readAnnotationFiles(root string, opts *Output) error {
 	for key, p := range opts.AnnotationFiles {
-		full, err := securejoin.SecureJoin(root, p)
+		b, err := readRegularInRoot(root, p, maxAnnotation)
 		if err != nil {
-			return fmt.Errorf("annotation %s: %w", key, err)
-		}
-		b, err := os.ReadFile(full)
-		if err != nil {
-			return fmt.Errorf("annotation %s: the run left no file %s", key, p)
-		}
-		if len(b) > maxAnnotation {
-			return fmt.Errorf("annotation %s: %s is %d bytes, over the limit of %d", key, p, len(b), maxAnnotation)
+			return fmt.Errorf("annotation %s: %s: %w", key, p, err)
 		}
 		if opts.Annotations == nil {
 			opts.Annotations = map[string]string{}
@@ -498,6 +495,38 @@ func readAnnotationFiles(root string, opts *Output) error {
 		opts.Annotations[key] = compactJSON(b)
 	}
 	return nil
+}
+
+// readRegularInRoot reads the regular file name, resolved inside root, whole; it refuses one
+// over limit bytes.
+func readRegularInRoot(root, name string, limit int64) ([]byte, error) {
+	full, err := securejoin.SecureJoin(root, name)
+	if err != nil {
+		return nil, err
+	}
+	// Resolved: the last element is no symlink, unless the root changed since (O_NOFOLLOW).
+	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errors.New("the run left no such file")
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, err
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	case fi.Size() > limit:
+		return nil, fmt.Errorf("%d bytes, over the limit of %d", fi.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("over the limit of %d bytes", limit)
+	}
+	return b, err
 }
 
 // compactJSON returns b without insignificant space when it is JSON, else trimmed.
