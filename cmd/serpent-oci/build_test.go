@@ -122,6 +122,14 @@ func TestAcceleratedBuildSaysSo(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`Referrer:\s+application/spdx\+json sha256:[0-9a-f]{64} \(of a build accelerated by `+busybox.Digest.String()+`\)`).MatchString(out) {
 		t.Fatalf("inspect: exit %d\n%s%s", code, out, stderr)
 	}
+	// Its values line up with the table's, not with the annotation keys above it.
+	column := func(key string) int {
+		m := regexp.MustCompile(`(?m)^` + key + `:\s+`).FindString(out)
+		return len(m)
+	}
+	if d, r, l := column("Digest"), column("Referrer"), column("Layers"); d == 0 || r != d || l != d {
+		t.Errorf("inspect: values start at column %d (Digest), %d (Referrer), %d (Layers); want one column\n%s", d, r, l, out)
+	}
 	code, out, stderr = cli(t, append([]string{"plan", "target-native"}, common[:len(common)-2]...)...)
 	if code != 0 || !strings.Contains(out, "built with an accelerator only, not yet emulated") || strings.Contains(out, "(accelerated)") {
 		t.Fatalf("emulated plan after an accelerated build: exit %d\n%s%s", code, out, stderr)

@@ -396,7 +396,9 @@ serpent-oci inspect busybox@linux/amd64 --format json | jq .config.history`,
 }
 
 func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v1.ConfigFile, referrers []v1.Descriptor) error {
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	// minwidth 13: "Media type:" and its padding, so that the blocks the annotations part
+	// (each aligned on its own) line up.
+	tw := tabwriter.NewWriter(e.stdout, 13, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Tag:\t%s\n", ref)
 	fmt.Fprintf(tw, "Digest:\t%s\n", d.Digest)
 	fmt.Fprintf(tw, "Media type:\t%s\n", d.MediaType)
@@ -431,6 +433,10 @@ func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v
 	for _, k := range slices.Sorted(maps.Keys(structured)) {
 		fmt.Fprintf(tw, "  %s:\n    %s\n", k, structured[k])
 	}
+	// The annotation keys are a column of their own: what follows is not aligned on them.
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	for _, r := range referrers {
 		made := ""
 		if a := r.Annotations[build.AnnotationAccelerator]; a != "" {
@@ -455,7 +461,9 @@ func printInspect(e *env, ref store.Ref, d v1.Descriptor, m *v1.Manifest, cfg *v
 		if h.EmptyLayer {
 			what += " [no layer]"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\n", h.Created.UTC().Format(time.RFC3339), what)
+		// Not a column of the table: a timestamp is wider than its keys and would push every
+		// value right.
+		fmt.Fprintf(tw, "  %s  %s\n", h.Created.UTC().Format(time.RFC3339), what)
 	}
 	return tw.Flush()
 }
