@@ -502,6 +502,11 @@ run: |
 	if err := os.WriteFile(filepath.Join(f.set, "accel-tools.yaml"), []byte(accelRecipe), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Named before it is built, the accelerator's error says which stage makes it and how.
+	_, err := f.build(t, "target-native", func(o *build.Options) { o.Accelerator = "accel-tools-for-linux-arm64" })
+	if want := "stage accel-tools makes it: serpent-oci build accel-tools --platform linux/arm64"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("an accelerator not built yet: %v, want an error saying %q", err, want)
+	}
 	rep, err := f.build(t, "accel-tools")
 	if err != nil {
 		t.Fatal(err)

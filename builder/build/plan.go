@@ -229,6 +229,9 @@ func findAccelerator(ctx context.Context, opts PlanOptions) (*baseimage.Found, e
 	}
 	f, err := baseimage.Find(ctx, opts.Store, opts.Registry, opts.Accelerator, opts.Host)
 	if err != nil {
+		if hint := acceleratorStage(opts); hint != "" && errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("--accelerator %s: %w; stage %s", opts.Accelerator, err, hint)
+		}
 		return nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
 	}
 	m, err := f.Image.Manifest()
@@ -239,6 +242,32 @@ func findAccelerator(ctx context.Context, opts PlanOptions) (*baseimage.Found, e
 		return nil, fmt.Errorf("--accelerator %s: %d layers: want a one-layer image of the tools (a rootfs output)", opts.Accelerator, len(m.Layers))
 	}
 	return &f, nil
+}
+
+// acceleratorStage names the stage of the recipe set that makes the accelerator
+// opts.Accelerator names, with the command that builds it ("llvm-accel makes it: serpent-oci
+// build llvm-accel --profile full --platform linux/arm64"), or "" when no stage does.
+func acceleratorStage(opts PlanOptions) string {
+	if opts.Set == nil {
+		return ""
+	}
+	name, _, _ := strings.Cut(opts.Accelerator, "@")
+	for _, r := range opts.Set.Recipes {
+		if !r.Output.ForHost {
+			continue
+		}
+		for _, p := range r.Platforms {
+			if TagFor(opts.Set.Profile, r.Name, p, opts.Host).Name != name {
+				continue
+			}
+			cmd := "serpent-oci build " + r.Name
+			if opts.Set.Profile != "" && opts.Set.Profile != stages.DefaultProfile {
+				cmd += " --profile " + opts.Set.Profile
+			}
+			return fmt.Sprintf("%s makes it: %s --platform %s", r.Name, cmd, platform.String(p))
+		}
+	}
+	return ""
 }
 
 // stepKey is s's cache key over its base. An accelerated step has the emulated build's key:

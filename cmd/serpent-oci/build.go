@@ -63,7 +63,7 @@ func (g *graphFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
 	fs.StringVar(&g.seed, "seed", "", "image to use for \"from: image:seed\": a store tag, or a registry reference")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
-	fs.StringVar(&g.accel, "accelerator", "", "experimental: a one-layer image of host-native tools (store tag or registry reference) mounted at "+build.AcceleratorDir+" and first on PATH in the emulated stages whose recipe says accelerate: true")
+	fs.StringVar(&g.accel, "accelerator", "", "a one-layer image of host-native tools (store tag or registry reference) mounted at "+build.AcceleratorDir+" and first on PATH in the emulated stages whose recipe says accelerate: true; the image is the emulated build's (the full profile's: full/llvm-accel-for-linux-arm64, made by build llvm-accel --profile full --platform linux/arm64)")
 }
 
 func (g *graphFlags) loadSet() (*stages.Set, error) {
