@@ -256,3 +256,30 @@ type basicKeychain struct{ user, password string }
 func (k basicKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 	return &authn.Basic{Username: k.user, Password: k.password}, nil
 }
+
+// TestAcceleratedProvenanceTravels: an image only an accelerated build has made, pushed and
+// pulled into another store, still says how it was made there: its SBOM comes with it, and
+// the SBOM names the accelerator.
+func TestAcceleratedProvenanceTravels(t *testing.T) {
+	buildertest.RequireRunc(t)
+	d := registrytest.StartDistribution(t)
+	env := registryEnv(t, d)
+	if code, _, stderr := runBinary(t, env, d.Password, "login", d.Addr, "-u", d.User, "--password-stdin"); code != 0 {
+		t.Fatalf("login: %s", stderr)
+	}
+	storeDir, set, mirror, busybox := acceleratedSet(t)
+	code, out, stderr := runBinary(t, env, "", "--store", storeDir, "build", "target-native", "--stages", set, "--platform", "linux/arm64",
+		"--sources-dir", filepath.Join(t.TempDir(), "src"), "--source-mirror", mirror, "--accelerator", "busybox@linux-amd64",
+		"--push", d.Addr+"/serpent/accelerated:1")
+	if code != 0 {
+		t.Fatalf("accelerated build --push: exit %d\n%s%s", code, out, stderr)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	if code, _, stderr := runBinary(t, env, "", "--store", other, "pull", d.Addr+"/serpent/accelerated:1", "--platform", "linux/arm64"); code != 0 || strings.Contains(stderr, "without its SBOMs") {
+		t.Fatalf("pull: exit %d\n%s", code, stderr)
+	}
+	code, out, stderr = runBinary(t, env, "", "--store", other, "inspect", "accelerated@linux-arm64")
+	if want := "(of a build accelerated by " + busybox.Digest.String() + ")"; code != 0 || strings.Count(out, "Referrer:") != 1 || !strings.Contains(out, want) {
+		t.Fatalf("inspect of the pulled image: exit %d, want one referrer %s\n%s%s", code, want, out, stderr)
+	}
+}
