@@ -3,6 +3,7 @@ package stages
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"path"
@@ -216,9 +217,12 @@ func ParseFile(file string, data []byte) (*Recipe, error) {
 }
 
 func loadTargets(fsys fs.FS, set *Set) error {
-	data, err := fs.ReadFile(fsys, TargetsFile)
-	if err != nil {
+	data, err := readSetFile(fsys, TargetsFile)
+	if errors.Is(err, fs.ErrNotExist) {
 		return &Error{File: TargetsFile, Msg: "missing: a recipe set needs its table of target platforms"}
+	}
+	if err != nil {
+		return &Error{File: TargetsFile, Msg: pathError(err).Error()}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -272,9 +276,12 @@ func YAMLError(file string, err error) error {
 }
 
 func loadProfileFile(fsys fs.FS, file string, set *Set) error {
-	data, err := fs.ReadFile(fsys, file)
-	if err != nil {
+	data, err := readSetFile(fsys, file)
+	if errors.Is(err, fs.ErrNotExist) {
 		return &Error{File: file, Msg: "missing: a profile directory needs its " + ProfileFile}
+	}
+	if err != nil {
+		return &Error{File: file, Msg: pathError(err).Error()}
 	}
 	var raw rawProfile
 	doc, err := DecodeStrict(file, data, &raw)
@@ -291,9 +298,9 @@ func loadProfileFile(fsys fs.FS, file string, set *Set) error {
 }
 
 func loadRecipe(fsys fs.FS, file string, set *Set) (*Recipe, error) {
-	data, err := fs.ReadFile(fsys, file)
+	data, err := readSetFile(fsys, file)
 	if err != nil {
-		return nil, err
+		return nil, &Error{File: file, Msg: pathError(err).Error()}
 	}
 	r, err := parseRecipe(file, data, set)
 	if err != nil {
@@ -680,7 +687,7 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 	var errs []error
 	for _, name := range s.Names() {
 		r := s.Recipes[name]
-		data, _ := fs.ReadFile(fsys, r.File)
+		data, _ := readSetFile(fsys, r.File)
 		var doc yaml.Node
 		_ = yaml.Unmarshal(data, &doc)
 		if r.From.Kind == FromStage {
@@ -691,7 +698,7 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 		}
 		if r.Script != "" {
 			p := path.Join(path.Dir(r.File), r.Script)
-			b, err := fs.ReadFile(fsys, p)
+			b, err := readSetFile(fsys, p)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
 				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "script"), Field: "script", Msg: fmt.Sprintf("%s does not exist beside the recipe", r.Script)})
@@ -717,7 +724,7 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 			if i := indexOf(seen, r.From.Ref); i >= 0 {
 				cycle := append(seen[i:], r.From.Ref)
 				first := s.Recipes[name]
-				data, _ := fs.ReadFile(fsys, first.File)
+				data, _ := readSetFile(fsys, first.File)
 				var doc yaml.Node
 				_ = yaml.Unmarshal(data, &doc)
 				return []error{&Error{File: first.File, Line: lineOf(&doc, "from"), Field: "from", Msg: "cycle: " + strings.Join(cycle, " → ")}}
@@ -737,7 +744,58 @@ func indexOf(list []string, s string) int {
 	return -1
 }
 
+// What a recipe set may hold: it is read into memory whole (its files are part of every
+// recipe's digest), so each file and each recipe's files: trees are bounded.
+const (
+	maxSetFileBytes   = 16 << 20 // one recipe, script, patch or file
+	maxTreeFiles      = 4096     // the files: entries of one recipe, all trees together
+	maxTreeTotalBytes = 64 << 20
+)
+
+// readSetFile reads the recipe set's file name: a regular file (a FIFO would hang the load, a
+// device would never end) of at most maxSetFileBytes.
+func readSetFile(fsys fs.FS, name string) ([]byte, error) {
+	fi, err := fs.Stat(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("a %s, not a regular file", fileKind(fi.Mode()))}
+	}
+	if fi.Size() > maxSetFileBytes {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%d bytes, more than the %d a recipe set's file may have", fi.Size(), maxSetFileBytes)}
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSetFileBytes+1))
+	if err == nil && len(b) > maxSetFileBytes {
+		err = &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("more than the %d bytes a recipe set's file may have", maxSetFileBytes)}
+	}
+	return b, err
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m.IsDir():
+		return "directory"
+	}
+	return "special file"
+}
+
 func readTree(fsys fs.FS, root string, into map[string][]byte) error {
+	total := 0 // into holds the recipe's script and earlier trees already
+	for _, b := range into {
+		total += len(b)
+	}
 	return fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", root, pathError(err))
@@ -745,11 +803,15 @@ func readTree(fsys fs.FS, root string, into map[string][]byte) error {
 		if d.IsDir() {
 			return nil
 		}
-		b, err := fs.ReadFile(fsys, p)
+		b, err := readSetFile(fsys, p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, pathError(err))
 		}
 		into[p] = b
+		total += len(b)
+		if len(into) > maxTreeFiles || total > maxTreeTotalBytes {
+			return fmt.Errorf("%s: more than the %d files or %d bytes a recipe's files may have", root, maxTreeFiles, maxTreeTotalBytes)
+		}
 		return nil
 	})
 }

@@ -1,10 +1,14 @@
 package stages
 
 import (
+	"fmt"
 	"os"
+	"path"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 const targets = `linux/amd64:
@@ -343,5 +347,80 @@ func TestSymlinksOutOfTheSetAreRefused(t *testing.T) {
 				t.Fatalf("Load: %v\nwant: %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSetFilesAreBounded: a recipe set is read into memory whole, so what is not a regular
+// file (a FIFO would hang the load) or is too large is an error naming it, before any of it
+// is read.
+func TestSetFilesAreBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		build func(t *testing.T, dir string)
+		want  string
+	}{
+		{"a FIFO as the script", func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(dir+"/one.sh", 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "one.yaml:5: script: one.sh: a named pipe, not a regular file"},
+		{"a FIFO as a recipe", func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(dir+"/two.yaml", 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "two.yaml: a named pipe, not a regular file"},
+		{"a FIFO as the target table", func(t *testing.T, dir string) {
+			os.Remove(dir + "/targets.yaml")
+			if err := syscall.Mkfifo(dir+"/targets.yaml", 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "targets.yaml: a named pipe, not a regular file"},
+		{"a patch too large", func(t *testing.T, dir string) {
+			mkfile(t, dir+"/patches/big.patch", "")
+			if err := os.Truncate(dir+"/patches/big.patch", maxSetFileBytes+1); err != nil { // sparse: costs nothing
+				t.Fatal(err)
+			}
+		}, "one.yaml:6: files[0]: patches/big.patch: 16777217 bytes, more than the 16777216 a recipe set's file may have"},
+		{"too many files", func(t *testing.T, dir string) {
+			for i := range maxTreeFiles {
+				mkfile(t, fmt.Sprintf("%s/patches/%04d.patch", dir, i), "x")
+			}
+		}, "one.yaml:6: files[0]: patches: more than the 4096 files or 67108864 bytes a recipe's files may have"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mkfile(t, dir+"/targets.yaml", targets)
+			mkfile(t, dir+"/one.yaml", one+"files: [patches]\n")
+			mkfile(t, dir+"/patches/ok.patch", "--- a\n")
+			if tc.name != "a FIFO as the script" {
+				mkfile(t, dir+"/one.sh", "true\n")
+			}
+			tc.build(t, dir)
+			root, err := os.OpenRoot(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			done := make(chan error, 1)
+			go func() { _, err := Load(root.FS()); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Load: %v\nwant: %s", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Load hung")
+			}
+		})
+	}
+}
+
+func mkfile(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.MkdirAll(path.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
