@@ -140,12 +140,26 @@ var (
 // Load reads and checks the spin definition in file. Every error names the file, the line and
 // the field at fault; copy sources must exist beside the definition.
 func Load(file string) (*Spin, error) {
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("spin: %w", err)
 	}
+	defer f.Close()
+	// Read to a bound, not by its size: the definition may come through a pipe
+	// (spin <(generate)), which has none.
+	data, err := io.ReadAll(io.LimitReader(f, MaxSpinBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("spin: %w", err)
+	}
+	if len(data) > MaxSpinBytes {
+		return nil, fmt.Errorf("spin: %s: more than the %d bytes a spin definition may have", file, MaxSpinBytes)
+	}
 	return Parse(file, filepath.Dir(file), data)
 }
+
+// MaxSpinBytes bounds a spin definition: its steps, not its files (copy reads those from
+// beside it).
+const MaxSpinBytes = 1 << 20
 
 // Parse reads a spin definition whose copy sources are under dir.
 func Parse(file, dir string, data []byte) (*Spin, error) {

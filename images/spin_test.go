@@ -3,6 +3,7 @@ package images
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -181,5 +182,31 @@ func TestCopyReadsTheSpinDirectoryAsARoot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "etc", "y")); !os.IsNotExist(err) {
 		t.Errorf("a refused copy left /etc/y: %v", err)
+	}
+}
+
+// TestLoadBoundsTheDefinition: a spin definition is read to MaxSpinBytes and no further, from
+// a file or a pipe (spin <(generate)).
+func TestLoadBoundsTheDefinition(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, []byte("from: stage3\n#"+strings.Repeat("x", MaxSpinBytes)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), big+": more than the 1048576 bytes a spin definition may have") {
+		t.Errorf("Load of a 1 MiB spin: %v", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		w.WriteString("from: stage3\nsteps:\n  - run: \"true\"\n")
+		w.Close()
+	}()
+	s, err := Load("/dev/fd/" + strconv.Itoa(int(r.Fd())))
+	if err != nil || len(s.Steps) != 1 {
+		t.Errorf("Load through a pipe: %+v, %v", s, err)
 	}
 }
