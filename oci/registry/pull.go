@@ -60,9 +60,15 @@ func (c *Client) Image(ctx context.Context, ref name.Reference, p v1.Platform) (
 		if img == nil {
 			return nil, fmt.Errorf("pull %s: the index has no image for %s (it has: %v)", ref, platform.String(p), have)
 		}
+		if err := store.CheckBounds(img); err != nil {
+			return nil, fmt.Errorf("pull %s for %s: %w", ref, platform.String(p), err)
+		}
 	} else {
 		if img, err = desc.Image(); err != nil {
 			return nil, c.describe("pull", ref, reg, err)
+		}
+		if err := store.CheckBounds(img); err != nil {
+			return nil, fmt.Errorf("pull %s: %w", ref, err)
 		}
 		cfg, err := img.ConfigFile()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -657,6 +658,69 @@ func TestPullReferrers(t *testing.T) {
 			}
 			if refs, _ := st.Referrers(d.Digest, ""); len(refs) != 0 {
 				t.Errorf("a refused pull stored %d referrers", len(refs))
+			}
+		})
+	}
+}
+
+// rawManifest is a manifest pushed as the bytes it is, whatever it declares.
+type rawManifest struct{ raw []byte }
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// TestPullRefusesImagesPastTheBounds: a registry's manifest that declares a config the store
+// would not read back, or more layers than it takes, is refused from the manifest alone: no
+// blob is asked for.
+func TestPullRefusesImagesPastTheBounds(t *testing.T) {
+	ctx := context.Background()
+	c := New(Options{Keychain: authn.NewMultiKeychain()})
+	var blobGets atomic.Int64
+	host := registrytest.InMemory(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				blobGets.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	cfg := v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}, Size: 2}
+	layer := v1.Descriptor{MediaType: types.OCILayer, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}, Size: 10}
+	for i, tc := range []struct {
+		name   string
+		change func(m *v1.Manifest)
+		want   string
+	}{
+		{"a 1 GiB config", func(m *v1.Manifest) { m.Config.Size = 1 << 30 }, "a config of 1073741824 bytes: at most 16777216"},
+		{"1,001 layers", func(m *v1.Manifest) {
+			for range store.MaxLayers {
+				m.Layers = append(m.Layers, layer)
+			}
+		}, "1001 layers: at most 1000"},
+		{"a negative layer size", func(m *v1.Manifest) { m.Layers[0].Size = -1 }, "layer 0: a size of -1 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: cfg, Layers: []v1.Descriptor{layer}}
+			tc.change(&m)
+			raw, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := ref(t, c, fmt.Sprintf("%s/serpent/hostile:%d", host, i))
+			if err := remote.Put(dst, rawManifest{raw}); err != nil {
+				t.Fatal(err)
+			}
+			blobGets.Store(0)
+			st := newStore(t)
+			_, err = c.Pull(ctx, st, dst, arm64, "hostile")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("pull: %v, want an error saying %q", err, tc.want)
+			}
+			if n := blobGets.Load(); n != 0 {
+				t.Errorf("%d blob requests before refusing", n)
+			}
+			if tags, _ := st.Tags(); len(tags) != 0 {
+				t.Errorf("a refused pull tagged %v", tags)
 			}
 		})
 	}

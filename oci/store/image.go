@@ -50,6 +50,9 @@ const layerJobs = 4
 // writeImageBlobs stores img's blobs and returns a descriptor of its manifest carrying the
 // platform from its config.
 func (s *Store) writeImageBlobs(ctx context.Context, img v1.Image) (v1.Descriptor, error) {
+	if err := CheckBounds(img); err != nil {
+		return v1.Descriptor{}, err
+	}
 	layers, err := img.Layers()
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("list layers: %w", err)

@@ -18,6 +18,36 @@ const (
 	MaxLayers        = 1000     // layers of one image (overlayfs mounts far fewer at once)
 )
 
+// CheckBounds refuses an image (from a registry, a tarball, anywhere) that the store would
+// refuse to read back: a manifest over MaxManifestBytes, more than MaxLayers layers, a config
+// over MaxConfigBytes, a negative size. It reads the manifest only, so that an image that
+// declares a 10 GiB config or 100,000 layers is refused before any of it is fetched.
+func CheckBounds(img v1.Image) error {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	if len(raw) > MaxManifestBytes {
+		return fmt.Errorf("a manifest of %d bytes: at most %d", len(raw), MaxManifestBytes)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(m.Layers) > MaxLayers:
+		return fmt.Errorf("%d layers: at most %d", len(m.Layers), MaxLayers)
+	case m.Config.Size < 0 || m.Config.Size > MaxConfigBytes:
+		return fmt.Errorf("a config of %d bytes: at most %d", m.Config.Size, MaxConfigBytes)
+	}
+	for i, l := range m.Layers {
+		if l.Size < 0 {
+			return fmt.Errorf("layer %d: a size of %d bytes", i, l.Size)
+		}
+	}
+	return nil
+}
+
 // mediaTypeOf is d's media type, or, for a descriptor that names none (index.json entries
 // written by hand or by tools that leave it out), the one its blob says: its own mediaType
 // field, else its shape (manifests: an index; config and layers: a manifest). It returns ""
