@@ -16,11 +16,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/baseimage"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
+	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/stages"
 )
 
@@ -120,6 +122,23 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 	return rep, err
 }
 
+// builtAccelerator is the accelerator step a made (or reused, or pulled) in this run.
+func builtAccelerator(st *store.Store, a *Step, done map[*Step]v1.Descriptor) (*baseimage.Found, error) {
+	d, ok := done[a]
+	if a == nil || !ok {
+		return nil, errors.New("its stage did not run before this one")
+	}
+	img, err := st.ImageByDigest(d)
+	if err != nil {
+		return nil, err
+	}
+	f := baseimage.Found{Image: img, Digest: d.Digest, Name: a.Tag.String()}
+	if err := checkAccelerator(f); err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Tag, err)
+	}
+	return &f, nil
+}
+
 // runSteps runs steps in order (with their sources at paths), as Run does.
 func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string]string) (*Report, error) {
 	rep := &Report{}
@@ -151,6 +170,14 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 				return rep, err
 			}
 			s.BaseImage = img
+		}
+		if s.Accelerated() && s.Accelerator.Image == nil {
+			// Its accelerator was planned before it (BuildAccelerator) and is made now.
+			a, err := builtAccelerator(opts.Store, s.acceleratorStep, done)
+			if err != nil {
+				return rep, fmt.Errorf("stage %s: --accelerator %s: %w", s.Name(), opts.Accelerator, err)
+			}
+			s.Accelerator = a
 		}
 		if opts.Events != nil {
 			opts.Events(Event{Kind: StepStarted, Index: i + 1, Total: len(steps), Step: s})

@@ -507,7 +507,28 @@ run: |
 	if want := "stage accel-tools makes it: serpent-oci build accel-tools --platform linux/arm64"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("an accelerator not built yet: %v, want an error saying %q", err, want)
 	}
-	rep, err := f.build(t, "accel-tools")
+	// With BuildAccelerator (build and plan), the stage that makes it is planned and built
+	// first, ahead of the first stage that needs it, and then accelerates it.
+	rep, err := f.build(t, "target-native", func(o *build.Options) {
+		o.Accelerator, o.BuildAccelerator, o.Rebuild = "accel-tools-for-linux-arm64", true, []string{"target-native"}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, r := range rep.Steps {
+		order = append(order, r.Step.Name()+":"+string(r.Step.Action))
+	}
+	if got, want := strings.Join(order, " "), "host-tools:build target-root:build accel-tools:build target-native:build"; got != want {
+		t.Errorf("a build naming an accelerator not built yet: %s, want %s", got, want)
+	}
+	if img, err := f.st.ImageByDigest(rep.Steps[3].Descriptor); err != nil {
+		t.Fatal(err)
+	} else if got := topLayerFiles(t, img)["etc/built-on"]; got != "built natively on x86_64\n" || !rep.Steps[3].Step.Accelerated() {
+		t.Errorf("target-native after its accelerator was built first: /etc/built-on says %q (accelerated: %v)", got, rep.Steps[3].Step.Accelerated())
+	}
+	// And the stage itself, built on its own, is reused.
+	rep, err = f.build(t, "accel-tools")
 	if err != nil {
 		t.Fatal(err)
 	}

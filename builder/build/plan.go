@@ -57,6 +57,11 @@ type PlanOptions struct {
 	// whose recipe says accelerate: true and that runs emulated gets its tree read-only at
 	// AcceleratorDir, first on PATH; it keeps the emulated build's key (stepKey).
 	Accelerator string
+	// BuildAccelerator: an Accelerator the store lacks that a stage of the set makes (its
+	// NAME-for-TARGET tag) is planned and built first, when a stage is to be built with it.
+	// Without it, such an accelerator is an error that names the stage (verify and shell
+	// run on what is there).
+	BuildAccelerator bool
 }
 
 // Step is one stage for one target platform.
@@ -72,8 +77,10 @@ type Step struct {
 	BaseDigest v1.Hash  // zero while the base stage is still to be built
 	baseStep   *Step
 	// Accelerator, when set, is mounted into the stage's run if it is built
-	// (PlanOptions.Accelerator): see Accelerated.
-	Accelerator *baseimage.Found
+	// (PlanOptions.Accelerator): see Accelerated. Its Image is nil while acceleratorStep, the
+	// step that makes it, is still to run (BuildAccelerator).
+	Accelerator     *baseimage.Found
+	acceleratorStep *Step
 
 	RecipeDigest string
 	Key          string // "" while the base is still to be built
@@ -127,87 +134,111 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 			return nil, fmt.Errorf("--rebuild %s: no such stage (stages: %s)", r, strings.Join(opts.Set.Names(), ", "))
 		}
 	}
-	accel, err := findAccelerator(ctx, opts)
+	accel, pending, err := findAccelerator(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	var steps []*Step
-	hostImages := map[string]*Step{} // steps that make a from: host-packages image, by tag
-	planned := map[string]*Step{}    // the other steps, by tag: one per image, whichever chains need it
-	forHost := builtForHost(chain)
+	if pending != nil {
+		accel = &baseimage.Found{Name: pending.tag.String()} // its image is made first
+	}
+	pl := &planner{opts: opts, hostImages: map[string]*Step{}, planned: map[string]*Step{}}
 	for _, target := range opts.Platforms {
-		var prev *Step
-		for i, r := range chain {
-			p := target
-			if i < forHost {
-				p = opts.Host // the base of a base-target: host stage, and what it is built from
-			}
-			t, ok := opts.Set.Target(p)
-			if !ok {
-				if i < forHost {
-					return nil, fmt.Errorf("%s: stage %s builds its base for the host (base-target: host), and the host's platform %s has no row in the recipe set's %s",
-						chain[forHost].File, chain[forHost].Name, platform.String(p), stages.TargetsFile)
-				}
-				return nil, fmt.Errorf("platform %s has no row in the recipe set's %s", platform.String(p), stages.TargetsFile)
-			}
-			if !r.Supports(p) {
-				return nil, fmt.Errorf("%s: stage %s does not support %s (platforms: %s)", r.File, r.Name, platform.String(p), platformList(r.Platforms))
-			}
-			if r.From.Kind == stages.FromHostPackages { // the target itself (build seed)
-				made, isNew, err := hostPackagesStep(ctx, opts, r, opts.Host, hostImages)
-				if err != nil {
-					return nil, err
-				}
-				if isNew {
-					steps = append(steps, made)
-				}
-				prev = made
-				continue
-			}
-			s := &Step{Recipe: r, Target: t, RecipeDigest: RecipeDigest(r), baseStep: prev}
-			s.RunsOn = opts.Host
-			if r.RunsOn == stages.OnTarget {
-				s.RunsOn = p
-			}
-			s.Output = s.RunsOn
-			if r.Output.Kind == stages.Rootfs && !r.Output.ForHost {
-				s.Output = p
-			}
-			s.Tag = TagFor(opts.Set.Profile, r.Name, p, s.Output)
-			if same := planned[s.Tag.String()]; same != nil {
-				prev = same
-				continue
-			}
-			if r.From.Kind == stages.FromImage {
-				made, isNew, err := hostImageStep(ctx, opts, r, s.RunsOn, hostImages)
-				if err != nil {
-					return nil, err
-				}
-				if made != nil {
-					if isNew {
-						steps = append(steps, made)
-					}
-					prev, s.baseStep = made, made
-				}
-			}
-			if err := resolveBase(ctx, opts, s, prev); err != nil {
-				return nil, err
-			}
-			if accel != nil && r.Accelerate && !platform.Equal(s.RunsOn, opts.Host) {
-				s.Accelerator = accel
-			}
-			if err := decide(ctx, opts, s); err != nil {
-				return nil, err
-			}
-			steps = append(steps, s)
-			planned[s.Tag.String()] = s
-			prev = s
+		if err := pl.chain(ctx, chain, target, accel); err != nil {
+			return nil, err
 		}
 	}
+	if pending != nil {
+		if err := pl.acceleratorFirst(ctx, pending); err != nil {
+			return nil, err
+		}
+	}
+	steps := pl.steps
 	if err := fetchOnlyWhatIsNeeded(ctx, opts, steps, target); err != nil {
 		return nil, err
 	}
 	return steps, nil
+}
+
+// planner collects the steps of a plan: one per image, whichever chains need it.
+type planner struct {
+	opts       PlanOptions
+	steps      []*Step
+	hostImages map[string]*Step // steps that make a from: host-packages image, by tag
+	planned    map[string]*Step // the other steps, by tag
+}
+
+// chain plans chain's stages for target, after what is planned already (a stage planned
+// before is not planned again: the later ones build on it), accelerated by accel.
+func (pl *planner) chain(ctx context.Context, chain []*stages.Recipe, target v1.Platform, accel *baseimage.Found) error {
+	forHost := builtForHost(chain)
+	var prev *Step
+	for i, r := range chain {
+		p := target
+		if i < forHost {
+			p = pl.opts.Host // the base of a base-target: host stage, and what it is built from
+		}
+		t, ok := pl.opts.Set.Target(p)
+		if !ok {
+			if i < forHost {
+				return fmt.Errorf("%s: stage %s builds its base for the host (base-target: host), and the host's platform %s has no row in the recipe set's %s",
+					chain[forHost].File, chain[forHost].Name, platform.String(p), stages.TargetsFile)
+			}
+			return fmt.Errorf("platform %s has no row in the recipe set's %s", platform.String(p), stages.TargetsFile)
+		}
+		if !r.Supports(p) {
+			return fmt.Errorf("%s: stage %s does not support %s (platforms: %s)", r.File, r.Name, platform.String(p), platformList(r.Platforms))
+		}
+		if r.From.Kind == stages.FromHostPackages { // the target itself (build seed)
+			made, isNew, err := hostPackagesStep(ctx, pl.opts, r, pl.opts.Host, pl.hostImages)
+			if err != nil {
+				return err
+			}
+			if isNew {
+				pl.steps = append(pl.steps, made)
+			}
+			prev = made
+			continue
+		}
+		s := &Step{Recipe: r, Target: t, RecipeDigest: RecipeDigest(r), baseStep: prev}
+		s.RunsOn = pl.opts.Host
+		if r.RunsOn == stages.OnTarget {
+			s.RunsOn = p
+		}
+		s.Output = s.RunsOn
+		if r.Output.Kind == stages.Rootfs && !r.Output.ForHost {
+			s.Output = p
+		}
+		s.Tag = TagFor(pl.opts.Set.Profile, r.Name, p, s.Output)
+		if same := pl.planned[s.Tag.String()]; same != nil {
+			prev = same
+			continue
+		}
+		if r.From.Kind == stages.FromImage {
+			made, isNew, err := hostImageStep(ctx, pl.opts, r, s.RunsOn, pl.hostImages)
+			if err != nil {
+				return err
+			}
+			if made != nil {
+				if isNew {
+					pl.steps = append(pl.steps, made)
+				}
+				prev, s.baseStep = made, made
+			}
+		}
+		if err := resolveBase(ctx, pl.opts, s, prev); err != nil {
+			return err
+		}
+		if accel != nil && r.Accelerate && !platform.Equal(s.RunsOn, pl.opts.Host) {
+			s.Accelerator = accel
+		}
+		if err := decide(ctx, pl.opts, s); err != nil {
+			return err
+		}
+		pl.steps = append(pl.steps, s)
+		pl.planned[s.Tag.String()] = s
+		prev = s
+	}
+	return nil
 }
 
 // builtForHost is how many of chain's first recipes are built for the host rather than the
@@ -222,52 +253,119 @@ func builtForHost(chain []*stages.Recipe) int {
 	return n
 }
 
-// findAccelerator resolves opts.Accelerator for the host (nil when none is given).
-func findAccelerator(ctx context.Context, opts PlanOptions) (*baseimage.Found, error) {
+// findAccelerator resolves opts.Accelerator for the host (nil when none is given). An
+// accelerator the store lacks that a stage of the set makes is, with BuildAccelerator, to be
+// built first: pending says which.
+func findAccelerator(ctx context.Context, opts PlanOptions) (found *baseimage.Found, pending *acceleratorStage, err error) {
 	if opts.Accelerator == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	f, err := baseimage.Find(ctx, opts.Store, opts.Registry, opts.Accelerator, opts.Host)
 	if err != nil {
-		if hint := acceleratorStage(opts); hint != "" && errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("--accelerator %s: %w; stage %s", opts.Accelerator, err, hint)
+		if a := stageMakingAccelerator(opts); a != nil && errors.Is(err, store.ErrNotFound) {
+			if opts.BuildAccelerator {
+				return nil, a, nil
+			}
+			return nil, nil, fmt.Errorf("--accelerator %s: %w; stage %s", opts.Accelerator, err, a)
 		}
-		return nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
+		return nil, nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
 	}
-	m, err := f.Image.Manifest()
-	if err != nil {
-		return nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
+	if err := checkAccelerator(f); err != nil {
+		return nil, nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
 	}
-	if len(m.Layers) != 1 {
-		return nil, fmt.Errorf("--accelerator %s: %d layers: want a one-layer image of the tools (a rootfs output)", opts.Accelerator, len(m.Layers))
-	}
-	return &f, nil
+	return &f, nil, nil
 }
 
-// acceleratorStage names the stage of the recipe set that makes the accelerator
-// opts.Accelerator names, with the command that builds it ("llvm-accel makes it: serpent-oci
-// build llvm-accel --profile full --platform linux/arm64"), or "" when no stage does.
-func acceleratorStage(opts PlanOptions) string {
+// checkAccelerator refuses an accelerator that is not one tree to mount.
+func checkAccelerator(f baseimage.Found) error {
+	m, err := f.Image.Manifest()
+	if err != nil {
+		return err
+	}
+	if len(m.Layers) != 1 {
+		return fmt.Errorf("%d layers: want a one-layer image of the tools (a rootfs output)", len(m.Layers))
+	}
+	return nil
+}
+
+// acceleratorStage is the stage of the recipe set that makes an accelerator: its recipe, the
+// target it makes it for, and its tag.
+type acceleratorStage struct {
+	recipe *stages.Recipe
+	target v1.Platform
+	tag    store.Ref
+	cmd    string // the command that builds it
+}
+
+// String says it as an error's hint: "llvm-accel makes it: serpent-oci build llvm-accel
+// --profile full --platform linux/arm64".
+func (a *acceleratorStage) String() string { return a.recipe.Name + " makes it: " + a.cmd }
+
+// stageMakingAccelerator finds the stage of the set whose image opts.Accelerator names
+// (NAME-for-TARGET, output for: host), or nil.
+func stageMakingAccelerator(opts PlanOptions) *acceleratorStage {
 	if opts.Set == nil {
-		return ""
+		return nil
 	}
 	name, _, _ := strings.Cut(opts.Accelerator, "@")
-	for _, r := range opts.Set.Recipes {
+	for _, rn := range opts.Set.Names() {
+		r := opts.Set.Recipes[rn]
 		if !r.Output.ForHost {
 			continue
 		}
 		for _, p := range r.Platforms {
-			if TagFor(opts.Set.Profile, r.Name, p, opts.Host).Name != name {
+			tag := TagFor(opts.Set.Profile, r.Name, p, opts.Host)
+			if tag.Name != name {
 				continue
 			}
 			cmd := "serpent-oci build " + r.Name
 			if opts.Set.Profile != "" && opts.Set.Profile != stages.DefaultProfile {
 				cmd += " --profile " + opts.Set.Profile
 			}
-			return fmt.Sprintf("%s makes it: %s --platform %s", r.Name, cmd, platform.String(p))
+			return &acceleratorStage{recipe: r, target: p, tag: tag, cmd: cmd + " --platform " + platform.String(p)}
 		}
 	}
-	return ""
+	return nil
+}
+
+// acceleratorFirst plans the accelerator a's chain when a planned step is to be built with
+// it, ahead of the first such step (after the steps it shares with the plan), and points
+// those steps at it. With none to build, the accelerator is left alone: nothing needs it.
+func (pl *planner) acceleratorFirst(ctx context.Context, a *acceleratorStage) error {
+	first := slices.IndexFunc(pl.steps, func(s *Step) bool { return s.Accelerated() })
+	if first < 0 {
+		for _, s := range pl.steps {
+			s.Accelerator = nil
+		}
+		return nil
+	}
+	chain, err := pl.opts.Set.Chain(a.recipe.Name)
+	if err != nil {
+		return err
+	}
+	before := slices.Clone(pl.steps)
+	if err := pl.chain(ctx, chain, a.target, nil); err != nil {
+		return fmt.Errorf("--accelerator %s: %w", pl.opts.Accelerator, err)
+	}
+	added := pl.steps[len(before):]
+	made := pl.planned[a.tag.String()]
+	if made == nil {
+		return fmt.Errorf("--accelerator %s: planning %s made no %s", pl.opts.Accelerator, a.recipe.Name, a.tag)
+	}
+	// The accelerator's chain runs on what it shares with the plan (the seed, a stage1):
+	// those must come before the first accelerated step, as bases come before stages.
+	for _, s := range added {
+		if b := s.baseStep; b != nil && !slices.Contains(added, b) && slices.Index(before, b) > first {
+			return fmt.Errorf("--accelerator %s: %s builds on %s, which the plan builds after the first accelerated stage: build it first (%s)", pl.opts.Accelerator, a.recipe.Name, b.Tag, a.cmd)
+		}
+	}
+	pl.steps = slices.Concat(before[:first], added, before[first:])
+	for _, s := range pl.steps {
+		if s.Accelerator != nil && s.Accelerator.Image == nil {
+			s.acceleratorStep = made
+		}
+	}
+	return nil
 }
 
 // stepKey is s's cache key over its base. An accelerated step has the emulated build's key:
@@ -525,6 +623,9 @@ func fetchOnlyWhatIsNeeded(ctx context.Context, opts PlanOptions, steps []*Step,
 		}
 		if s.Action == Build && s.baseStep != nil {
 			needed[s.baseStep] = true
+		}
+		if s.Action == Build && s.acceleratorStep != nil {
+			needed[s.acceleratorStep] = true // mounted into the stage's run
 		}
 	}
 	for _, s := range steps {

@@ -63,7 +63,7 @@ func (g *graphFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
 	fs.StringVar(&g.seed, "seed", "", "image to use for \"from: image:seed\": a store tag, or a registry reference")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
-	fs.StringVar(&g.accel, "accelerator", "", "a one-layer image of host-native tools (store tag or registry reference) mounted at "+build.AcceleratorDir+" and first on PATH in the emulated stages whose recipe says accelerate: true; the image is the emulated build's (the full profile's: full/llvm-accel-for-linux-arm64, made by build llvm-accel --profile full --platform linux/arm64)")
+	fs.StringVar(&g.accel, "accelerator", "", "a one-layer image of host-native tools (store tag or registry reference) mounted at "+build.AcceleratorDir+" and first on PATH in the emulated stages whose recipe says accelerate: true; the image is the emulated build's. One a stage of the set makes (the full profile's: full/llvm-accel-for-linux-arm64, stage llvm-accel) is built first by build when missing")
 }
 
 func (g *graphFlags) loadSet() (*stages.Set, error) {
@@ -227,6 +227,7 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			if err != nil {
 				return err
 			}
+			po.BuildAccelerator = true // an --accelerator a stage makes is built first
 			var pushRef name.Reference
 			if push != "" {
 				if pushRef, err = po.Registry.ParseReference(push); err != nil {
@@ -347,6 +348,7 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 			if err != nil {
 				return err
 			}
+			po.BuildAccelerator = true // as build would
 			steps, err := build.Plan(ctx, po, args[0])
 			if err != nil {
 				return err
@@ -362,13 +364,16 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 					Action   string `json:"action"`
 					Reason   string `json:"reason"`
 					Download int64  `json:"download_bytes"`        // what a pull fetches; 0 for the others
-					Accel    string `json:"accelerator,omitempty"` // the accelerator's digest, when the stage is accelerated
+					Accel    string `json:"accelerator,omitempty"` // the accelerator's digest when the stage is accelerated (its tag while it is to be built first)
 				}
 				var rows []row
 				for _, s := range steps {
 					var accel string
 					if s.Accelerated() {
-						accel = s.Accelerator.Digest.String()
+						accel = s.Accelerator.Name
+						if s.Accelerator.Image != nil {
+							accel = s.Accelerator.Digest.String()
+						}
 					}
 					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download, accel})
 				}

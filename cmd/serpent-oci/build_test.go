@@ -82,6 +82,26 @@ func TestPlanSaysWhatIsAccelerated(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "--accelerator nothing:") {
 		t.Fatalf("plan with a missing accelerator: exit %d\n%s", code, stderr)
 	}
+
+	// An accelerator a stage of the set makes and the store lacks is planned first, just
+	// before the stage it accelerates; verify, which runs on what is there, names the stage.
+	accel := "description: host tools\nfrom: image:busybox\nruns-on: host\noutput: {rootfs: /out, for: host}\nplatforms: [linux/arm64]\nrun: mkdir -p /out/bin\n"
+	if err := os.WriteFile(filepath.Join(set, "accel-tools.yaml"), []byte(accel), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common = []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--accelerator", "accel-tools-for-linux-arm64"}
+	code, out, stderr = cli(t, append([]string{"plan", "target-native"}, common...)...)
+	if code != 0 || !regexp.MustCompile(`(?m)^accel-tools +linux/arm64 +linux/amd64 .* build .*\ntarget-native +linux/arm64 +linux/arm64 \(accelerated\)`).MatchString(out) {
+		t.Fatalf("plan with an accelerator to build first: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = cli(t, append([]string{"plan", "target-native", "--format", "json"}, common...)...)
+	if code != 0 || strings.Count(out, `"accelerator": "accel-tools-for-linux-arm64@linux-amd64"`) != 1 {
+		t.Fatalf("plan --format json with an accelerator to build first: exit %d\n%s", code, out)
+	}
+	code, _, stderr = cli(t, append([]string{"verify", "target-native", "--rebuild"}, common...)...)
+	if code == 0 || !strings.Contains(stderr, "stage accel-tools makes it: serpent-oci build accel-tools --platform linux/arm64") {
+		t.Fatalf("verify with an accelerator not built: exit %d\n%s", code, stderr)
+	}
 }
 
 // acceleratedSet is a store with the host's busybox (the accelerator) and the test set whose
