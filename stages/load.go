@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/filekind"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"go.yaml.in/yaml/v3"
 )
@@ -760,7 +761,7 @@ func readSetFile(fsys fs.FS, name string) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("a %s, not a regular file", fileKind(fi.Mode()))}
+		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("a %s, not a regular file", filekind.Of(fi.Mode()))}
 	}
 	if fi.Size() > maxSetFileBytes {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%d bytes, more than the %d a recipe set's file may have", fi.Size(), maxSetFileBytes)}
@@ -775,20 +776,6 @@ func readSetFile(fsys fs.FS, name string) ([]byte, error) {
 		err = &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("more than the %d bytes a recipe set's file may have", maxSetFileBytes)}
 	}
 	return b, err
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	case m.IsDir():
-		return "directory"
-	}
-	return "special file"
 }
 
 func readTree(fsys fs.FS, root string, into map[string][]byte) error {

@@ -363,18 +363,18 @@ func TestSetFilesAreBounded(t *testing.T) {
 			if err := syscall.Mkfifo(dir+"/one.sh", 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "one.yaml:5: script: one.sh: a named pipe, not a regular file"},
+		}, "one.yaml:5: script: one.sh: a fifo, not a regular file"},
 		{"a FIFO as a recipe", func(t *testing.T, dir string) {
 			if err := syscall.Mkfifo(dir+"/two.yaml", 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "two.yaml: a named pipe, not a regular file"},
+		}, "two.yaml: a fifo, not a regular file"},
 		{"a FIFO as the target table", func(t *testing.T, dir string) {
 			os.Remove(dir + "/targets.yaml")
 			if err := syscall.Mkfifo(dir+"/targets.yaml", 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "targets.yaml: a named pipe, not a regular file"},
+		}, "targets.yaml: a fifo, not a regular file"},
 		{"a patch too large", func(t *testing.T, dir string) {
 			mkfile(t, dir+"/patches/big.patch", "")
 			if err := os.Truncate(dir+"/patches/big.patch", maxSetFileBytes+1); err != nil { // sparse: costs nothing

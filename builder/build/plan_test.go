@@ -3,10 +3,8 @@ package build_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -119,15 +117,7 @@ func TestFullProfilePlans(t *testing.T) {
 // in the cache are stand-ins carrying each stage's key, pushed as the plan asks for them.
 func TestPlanResolvesACachedChainFromManifests(t *testing.T) {
 	ctx := context.Background()
-	var layerGets atomic.Int64
-	host := registrytest.InMemory(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-				layerGets.Add(1)
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	host, layerGets := registrytest.InMemoryCountingBlobGets(t)
 	client := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
 	repo, err := client.ParseRepository(host + "/serpent/cache")
 	if err != nil {

@@ -29,6 +29,18 @@ func registryEnv(t *testing.T, d *registrytest.Distribution) []string {
 	return append(os.Environ(), "SSL_CERT_FILE="+d.CAFile, "DOCKER_CONFIG="+filepath.Join(home, ".docker"), "HOME="+home)
 }
 
+// loggedIn starts a real registry and logs the serpent-oci binary in to it (in the
+// environment it returns).
+func loggedIn(t *testing.T) (*registrytest.Distribution, []string) {
+	t.Helper()
+	d := registrytest.StartDistribution(t)
+	env := registryEnv(t, d)
+	if code, _, stderr := runBinary(t, env, d.Password, "login", d.Addr, "-u", d.User, "--password-stdin"); code != 0 {
+		t.Fatalf("login: %s", stderr)
+	}
+	return d, env
+}
+
 // runBinary runs the serpent-oci binary (a process of its own: TLS roots and the Docker
 // config are read as a user's command reads them) and returns its exit code and output.
 func runBinary(t *testing.T, env []string, stdin string, args ...string) (int, string, string) {
@@ -141,11 +153,7 @@ func TestRegistryCommands(t *testing.T) {
 
 func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
 	buildertest.RequireRunc(t)
-	d := registrytest.StartDistribution(t)
-	env := registryEnv(t, d)
-	if code, _, stderr := runBinary(t, env, d.Password, "login", d.Addr, "-u", d.User, "--password-stdin"); code != 0 {
-		t.Fatalf("login: %s", stderr)
-	}
+	d, env := loggedIn(t)
 	set, mirror := buildertest.RecipeSet(t)
 	newStore := func() string {
 		dir := filepath.Join(t.TempDir(), "store")
@@ -262,11 +270,7 @@ func (k basicKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 // the SBOM names the accelerator.
 func TestAcceleratedProvenanceTravels(t *testing.T) {
 	buildertest.RequireRunc(t)
-	d := registrytest.StartDistribution(t)
-	env := registryEnv(t, d)
-	if code, _, stderr := runBinary(t, env, d.Password, "login", d.Addr, "-u", d.User, "--password-stdin"); code != 0 {
-		t.Fatalf("login: %s", stderr)
-	}
+	d, env := loggedIn(t)
 	storeDir, set, mirror, busybox := acceleratedSet(t)
 	code, out, stderr := runBinary(t, env, "", "--store", storeDir, "build", "target-native", "--stages", set, "--platform", "linux/arm64",
 		"--sources-dir", filepath.Join(t.TempDir(), "src"), "--source-mirror", mirror, "--accelerator", "busybox@linux-amd64",

@@ -675,15 +675,7 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIMani
 func TestPullRefusesImagesPastTheBounds(t *testing.T) {
 	ctx := context.Background()
 	c := New(Options{Keychain: authn.NewMultiKeychain()})
-	var blobGets atomic.Int64
-	host := registrytest.InMemory(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-				blobGets.Add(1)
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
+	host, blobGets := registrytest.InMemoryCountingBlobGets(t)
 	cfg := v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}, Size: 2}
 	layer := v1.Descriptor{MediaType: types.OCILayer, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}, Size: 10}
 	for i, tc := range []struct {

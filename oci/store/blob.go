@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/serpent-os/serpent-oci/oci/filekind"
 	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -204,7 +205,7 @@ func (s *Store) openStoreFile(rel string) (*os.File, error) {
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is a %s, not a regular file", rel, fileKind(fi.Mode()))
+		err = fmt.Errorf("%s is a %s, not a regular file", rel, filekind.Of(fi.Mode()))
 	}
 	if err != nil {
 		f.Close()

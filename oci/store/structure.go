@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/serpent-os/serpent-oci/oci/filekind"
 )
 
 // structureProblems lists what makes the store's own directories unsafe to sweep: each of
@@ -26,7 +28,7 @@ func (s *Store) structureProblems() []Problem {
 			out = append(out, Problem{Where: path, What: fmt.Sprintf("is a symlink (to %s), not a directory of the store", target)})
 			return false
 		case !fi.IsDir():
-			out = append(out, Problem{Where: path, What: fmt.Sprintf("is a %s, not a directory", fileKind(fi.Mode()))})
+			out = append(out, Problem{Where: path, What: fmt.Sprintf("is a %s, not a directory", filekind.Of(fi.Mode()))})
 			return false
 		}
 		return true
@@ -36,7 +38,7 @@ func (s *Store) structureProblems() []Problem {
 		entries, _ := os.ReadDir(filepath.Join(blobs, "sha256"))
 		for _, e := range entries {
 			if !e.Type().IsRegular() {
-				out = append(out, Problem{Where: filepath.Join(blobs, "sha256", e.Name()), What: fmt.Sprintf("is a %s, not a blob file", fileKind(e.Type()))})
+				out = append(out, Problem{Where: filepath.Join(blobs, "sha256", e.Name()), What: fmt.Sprintf("is a %s, not a blob file", filekind.Of(e.Type()))})
 			}
 		}
 	}
@@ -58,22 +60,4 @@ func (s *Store) structureProblems() []Problem {
 		}
 	}
 	return out
-}
-
-func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeSymlink != 0:
-		return "symlink"
-	case m.IsDir():
-		return "directory"
-	case m&os.ModeDevice != 0:
-		return "device"
-	case m&os.ModeNamedPipe != 0:
-		return "fifo"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m.IsRegular():
-		return "regular file"
-	}
-	return "special file"
 }

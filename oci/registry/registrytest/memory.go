@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -25,4 +26,20 @@ func InMemory(t testing.TB, wrap func(http.Handler) http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// InMemoryCountingBlobGets is InMemory with a count of the blob downloads it serves (GET
+// .../blobs/...): how a test shows that a plan or a pull fetched no layer.
+func InMemoryCountingBlobGets(t testing.TB) (host string, blobGets *atomic.Int64) {
+	t.Helper()
+	blobGets = new(atomic.Int64)
+	host = InMemory(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				blobGets.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	return host, blobGets
 }
