@@ -424,6 +424,17 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 			if s.Debian.Package == "" || s.Debian.Version == "" || s.Debian.File == "" {
 				return fail(at(field("debian"), "sources", i, "debian"), "needs package, version and file")
 			}
+			// Each goes to apt-get or names what it wrote: an option (--help), a path out of
+			// the download directory (../../etc) or a version with a shell's metacharacters is
+			// refused here, before anything runs.
+			switch {
+			case !debianPackageRE.MatchString(s.Debian.Package):
+				return fail(at(field("debian.package"), "sources", i, "debian", "package"), "%q is not a Debian package name", s.Debian.Package)
+			case !debianVersionRE.MatchString(s.Debian.Version):
+				return fail(at(field("debian.version"), "sources", i, "debian", "version"), "%q is not a Debian version", s.Debian.Version)
+			case !plainFileName(s.Debian.File):
+				return fail(at(field("debian.file"), "sources", i, "debian", "file"), "%q is not a plain file name", s.Debian.File)
+			}
 			src.Debian = &DebianSource{Package: s.Debian.Package, Version: s.Debian.Version, File: s.Debian.File}
 		}
 		if src.File == "" {
@@ -436,7 +447,7 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 				return fail(at(field("file"), "sources", i), "missing: a source without url or debian origin needs a file name (it comes from --source-mirror)")
 			}
 		}
-		if strings.Contains(src.File, "/") || src.File == "." || src.File == ".." || src.File == "" {
+		if !plainFileName(src.File) {
 			return fail(at(field("file"), "sources", i), "%q is not a plain file name", src.File)
 		}
 		if seenFile[src.File] {
@@ -522,6 +533,24 @@ func parsePlatforms(raw []string, set *Set, at func(field string, path ...any) *
 
 // debianPackageRE is a Debian package name (Debian Policy 5.6.1).
 var debianPackageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+
+// debianVersionRE is a Debian version (Debian Policy 5.6.12): an optional numeric epoch, an
+// upstream version that starts with a digit, an optional revision.
+var debianVersionRE = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$`)
+
+// plainFileName reports whether name is one file name: no directory, not . or .., no byte
+// that a shell or a terminal would read as something else.
+func plainFileName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 255 {
+		return false
+	}
+	for _, r := range name {
+		if r == '/' || r == '\\' || r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // maxPackages bounds a host-packages stage's list.
 const maxPackages = 500

@@ -118,12 +118,22 @@ func (a *AptSource) Fetch(ctx context.Context, s stages.Source, dst string) erro
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get source --download-only %s=%s: %w\n%s", s.Debian.Package, s.Debian.Version, err, out)
 	}
-	got := filepath.Join(dir, s.Debian.File)
-	if _, err := os.Stat(got); err != nil {
-		return fmt.Errorf("source package %s=%s has no file %s", s.Debian.Package, s.Debian.Version, s.Debian.File)
+	// What apt-get wrote is looked up inside dir only: a name that leads out of it (a recipe's
+	// ../../etc, a symbolic link apt-get was made to write) is never followed, moved or removed.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("source package %s=%s: %w", s.Debian.Package, s.Debian.Version, err)
 	}
-	if got != dst {
-		return os.Rename(got, dst)
+	defer root.Close()
+	fi, err := root.Lstat(s.Debian.File)
+	switch {
+	case err != nil:
+		return fmt.Errorf("source package %s=%s has no file %s: %w", s.Debian.Package, s.Debian.Version, s.Debian.File, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("source package %s=%s: %s is a %s, not a regular file", s.Debian.Package, s.Debian.Version, s.Debian.File, fi.Mode().Type())
+	}
+	if name := filepath.Base(dst); name != s.Debian.File {
+		return root.Rename(s.Debian.File, name)
 	}
 	return nil
 }

@@ -160,3 +160,46 @@ func TestDebianSourcePackage(t *testing.T) {
 		}
 	}
 }
+
+// fakeAptGet writes an apt-get that "downloads" by running script in its working directory.
+func fakeAptGet(t *testing.T, script string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "apt-get")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nset -e\n"+script+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// TestDebianFileNeverLeavesTheDownloadDirectory is issue 33's first hole: a source whose Debian
+// file is a path out of the fetch's directory made the cache move that path (a host file, a
+// host directory) into it and remove it. Recipes refuse such a name when they load; the
+// fetcher, given one anyway, must name the fault and leave everything outside alone.
+func TestDebianFileNeverLeavesTheDownloadDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, apt, want string
+	}{
+		{"a path up and out", "../../victim", "echo source > a.tar", "path escapes"},
+		{"a symbolic link apt-get wrote", "a.tar", "ln -s \"$VICTIM\" a.tar", "not a regular file"},
+		{"a directory apt-get wrote", "a.tar", "mkdir a.tar", "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCache(t)
+			victim := filepath.Join(filepath.Dir(c.Dir), "victim")
+			if err := os.WriteFile(victim, []byte("host file\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("VICTIM", victim)
+			c.Debian = &AptSource{Binary: fakeAptGet(t, tc.apt)}
+			s := stages.Source{Name: "a", File: "a.tar", SHA256: sum(content),
+				Debian: &stages.DebianSource{Package: "hello", Version: "1.0-1", File: tc.file}}
+			_, err := c.Ensure(context.Background(), s)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Ensure: %v, want an error containing %q", err, tc.want)
+			}
+			if b, err := os.ReadFile(victim); err != nil || string(b) != "host file\n" {
+				t.Fatalf("the file outside the cache: %q, %v", b, err)
+			}
+		})
+	}
+}
