@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -27,6 +28,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
 	"github.com/serpent-os/serpent-oci/builder/runc"
 	"github.com/serpent-os/serpent-oci/builder/snapshot"
+	"github.com/serpent-os/serpent-oci/oci/filekind"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
@@ -498,27 +500,36 @@ func readAnnotationFiles(root string, opts *Output) error {
 }
 
 // readRegularInRoot reads the regular file name, resolved inside root, whole; it refuses one
-// over limit bytes.
+// over limit bytes. Nothing but a regular file is opened: a FIFO would hang the caller and a
+// device would be opened on the host. A missing file is an error that wraps fs.ErrNotExist.
 func readRegularInRoot(root, name string, limit int64) ([]byte, error) {
 	full, err := securejoin.SecureJoin(root, name)
 	if err != nil {
 		return nil, err
 	}
-	// Resolved: the last element is no symlink, unless the root changed since (O_NOFOLLOW).
-	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, errors.New("the run left no such file")
+	fi, err := os.Lstat(full)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no such file: %w", fs.ErrNotExist)
+		}
+		return nil, err
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("is a %s, not a regular file", filekind.Of(fi.Mode()))
+	}
+	// Resolved and looked at: the last element is no symlink and the file no FIFO or device,
+	// unless the root changed since (O_NOFOLLOW, O_NONBLOCK, O_NOCTTY, and the check after).
+	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	fi, err = f.Stat()
 	switch {
 	case err != nil:
 		return nil, err
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+		return nil, fmt.Errorf("is a %s, not a regular file", filekind.Of(fi.Mode()))
 	case fi.Size() > limit:
 		return nil, fmt.Errorf("%d bytes, over the limit of %d", fi.Size(), limit)
 	}

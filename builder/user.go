@@ -1,13 +1,10 @@
 package builder
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -27,12 +24,7 @@ func ResolveUser(root, user string) (uid, gid uint32, err error) {
 	if name == "" || (hasGroup && group == "") {
 		return 0, 0, fmt.Errorf("user %q: want USER[:GROUP]", user)
 	}
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer r.Close()
-	passwd, err := readAccounts(r, "etc/passwd")
+	passwd, err := readAccounts(root, "/etc/passwd")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -69,7 +61,7 @@ func ResolveUser(root, user string) (uid, gid uint32, err error) {
 	if g, ok := parseID(group); ok {
 		return uid, g, nil
 	}
-	groups, err := readAccounts(r, "etc/group")
+	groups, err := readAccounts(root, "/etc/group")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -83,27 +75,23 @@ func ResolveUser(root, user string) (uid, gid uint32, err error) {
 	return 0, 0, fmt.Errorf("user %q: no such group in the image's /etc/group", user)
 }
 
-// readAccounts reads a colon-separated account file in r; a missing file has no entries.
-func readAccounts(r *os.Root, name string) ([][]string, error) {
-	f, err := r.Open(name)
+// readAccounts reads a colon-separated account file of the root filesystem at root, resolved
+// inside it, regular and bounded (readRegularInRoot); a missing file has no entries.
+func readAccounts(root, name string) ([][]string, error) {
+	b, err := readRegularInRoot(root, name, maxAccountFileBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the image's /%s: %w", name, err)
+		return nil, fmt.Errorf("read the image's %s: %w", name, err)
 	}
-	defer f.Close()
 	var out [][]string
-	sc := bufio.NewScanner(io.LimitReader(f, maxAccountFileBytes))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		out = append(out, strings.Split(line, ":"))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read the image's /%s: %w", name, err)
 	}
 	return out, nil
 }

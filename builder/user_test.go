@@ -4,7 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 func TestResolveUser(t *testing.T) {
@@ -65,5 +71,49 @@ func TestResolveUserStaysInTheRoot(t *testing.T) {
 	}
 	if _, _, err := ResolveUser(root, "root"); err == nil {
 		t.Fatal("a /etc/passwd that links to the host's was read")
+	}
+}
+
+// TestResolveUserReadsOnlyRegularFiles is issue 33's third hole: an image whose /etc/passwd is
+// a FIFO hung `run -u` (SIGTERM ignored), and one whose /etc/passwd is a character device had
+// that device opened and read on the host.
+func TestResolveUserReadsOnlyRegularFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		make       func(path string) error
+		want       string
+	}{
+		{"passwd is a FIFO", "passwd", func(p string) error { return syscall.Mkfifo(p, 0o644) }, "/etc/passwd: is a fifo"},
+		{"group is a FIFO", "group", func(p string) error { return syscall.Mkfifo(p, 0o644) }, "/etc/group: is a fifo"},
+		{"passwd is a directory", "passwd", func(p string) error { return os.Mkdir(p, 0o755) }, "/etc/passwd: is a directory"},
+		{"passwd is /dev/zero", "passwd", func(p string) error {
+			testenv.RequireRoot(t)
+			return syscall.Mknod(p, syscall.S_IFCHR|0o644, int(unix.Mkdev(1, 5)))
+		}, "/etc/passwd: is a device"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tc.file == "group" {
+				if err := os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("u:x:5:5::/:/bin/sh\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.make(filepath.Join(root, "etc", tc.file)); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, _, err := ResolveUser(root, "u:wheel"); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("ResolveUser: %v, want an error containing %q", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("ResolveUser hangs on the image's account file")
+			}
+		})
 	}
 }
