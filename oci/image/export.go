@@ -55,6 +55,12 @@ func Export(ctx context.Context, img v1.Image, name string, f ExportFormat, w io
 		if err := relativeNames(ctx, rc, w); err != nil {
 			return fmt.Errorf("export rootfs: %w", err)
 		}
+		// go-containerregistry's flattening closes its tar stream (the end-of-archive blocks)
+		// before it closes the pipe with its error: an entry it refuses ("unsafe tar path")
+		// ends the archive early and cleanly. Its error is only in what follows, so read on.
+		if _, err := io.Copy(io.Discard, ctxio.Reader(ctx, rc)); err != nil {
+			return fmt.Errorf("export rootfs: %w", err)
+		}
 		return nil
 	case OCIArchive:
 		return ExportArchive(ctx, []v1.Image{img}, name, w)

@@ -5,10 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,27 +239,11 @@ func TestImportErrorsNameTheSource(t *testing.T) {
 // TestExportRootfsNamesAreRelative: a layer's absolute or `..` names come out of a rootfs
 // export relative and clean, so that tar -x of the export as root writes below its directory.
 func TestExportRootfsNamesAreRelative(t *testing.T) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
+	img := imageOfEntries(t, []*tar.Header{
 		{Name: "/abs/", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "/abs/file", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
-		{Name: "../../up", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
 		{Name: "hl", Typeflag: tar.TypeLink, Linkname: "/abs/file"},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Size > 0 {
-			tw.Write([]byte("x"))
-		}
-	}
-	tw.Close()
-	l := static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer)
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	var out bytes.Buffer
 	if err := Export(context.Background(), img, "x", Rootfs, &out); err != nil {
 		t.Fatal(err)
@@ -272,17 +260,57 @@ func TestExportRootfsNamesAreRelative(t *testing.T) {
 		}
 		names = append(names, h.Name+"|"+h.Linkname)
 	}
-	// go-containerregistry's flattening drops the `..` entry and what follows it; what it
-	// passes through comes out relative.
-	if len(names) < 2 || names[0] != "abs/|" || names[1] != "abs/file|" {
-		t.Errorf("exported names: %v", names)
-	}
-	for _, n := range names {
-		if strings.HasPrefix(n, "/") || strings.Contains(n, "..") || strings.Contains(n, "|/") {
-			t.Errorf("exported %q: not relative", n)
-		}
+	if want := []string{"hl|abs/file", "abs/|", "abs/file|"}; !slices.Equal(sorted(names), sorted(want)) {
+		t.Errorf("exported names: %v, want %v", names, want)
 	}
 }
+
+// TestExportRootfsRefusesAnUnsafeEntry is issue 33's fourth hole: exporting an image with a
+// `../../evil` entry exited 0 with an empty tarball (0 of 282 entries, the error lost). The
+// export must fail naming the entry, and ExportFile must leave no file.
+func TestExportRootfsRefusesAnUnsafeEntry(t *testing.T) {
+	hdrs := []*tar.Header{{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755}}
+	for i := range 281 {
+		hdrs = append(hdrs, &tar.Header{Name: fmt.Sprintf("etc/f%03d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
+	}
+	hdrs = append(hdrs, &tar.Header{Name: "../../evil", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
+	img := imageOfEntries(t, hdrs)
+	err := Export(context.Background(), img, "x", Rootfs, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `"../../evil"`) {
+		t.Fatalf("Export: %v, want an error naming ../../evil", err)
+	}
+	out := filepath.Join(t.TempDir(), "rootfs.tar")
+	if err := ExportFile(context.Background(), []v1.Image{img}, "x", Rootfs, out); err == nil {
+		t.Fatal("ExportFile of an image with an unsafe entry succeeded")
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed export left %s (%v)", out, err)
+	}
+}
+
+// imageOfEntries is an image of one uncompressed layer of hdrs (regular files hold "x").
+func imageOfEntries(t *testing.T, hdrs []*tar.Header) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("x"))
+		}
+	}
+	tw.Close()
+	l := static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer)
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
 // TestExportFileIsAllOrNothing: ExportFile leaves the whole file or, failing or cancelled,
 // none (an earlier file of that name as it was), and no temporary file beside it.
