@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 // TestGCKeepsAnEntryWithoutMediaType: an index.json entry that names no media type (valid
@@ -319,5 +321,84 @@ func TestIndexLeadingOutOfTheStoreIsRefused(t *testing.T) {
 	}
 	if _, err := s.Tags(); err == nil || !strings.Contains(err.Error(), "read index.json") || !strings.Contains(err.Error(), "path escapes from parent") {
 		t.Errorf("Tags with index.json leading out of the store: %v", err)
+	}
+}
+
+// TestPrivateDirectoriesAreClosedToOtherUsers is issue 33's second hole: a setuid-root
+// program in a layer is extracted into the store's snapshots, so no other user may enter
+// them or have made the directories they are made in. The cases: a store made before the
+// check (.serpent open to others), a .serpent/derived another user planted, a private
+// directory that is a symlink, and a store directory that belongs to another user.
+func TestPrivateDirectoriesAreClosedToOtherUsers(t *testing.T) {
+	const nobody = 65534
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+		want    string // "" when the store opens and ends closed
+	}{
+		{"a store made open to others", func(t *testing.T, dir string) {
+			for _, d := range []string{".serpent", ".serpent/derived", ".serpent/derived/snapshots", ".serpent/tmp"} {
+				mkdir(t, filepath.Join(dir, d), 0o755)
+			}
+		}, ""},
+		{"another user's derived directory", func(t *testing.T, dir string) {
+			mkdir(t, filepath.Join(dir, ".serpent", "derived"), 0o777)
+			testenv.RequireRoot(t) // to give a directory to another user
+			if err := os.Chown(filepath.Join(dir, ".serpent", "derived"), nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+		}, "belongs to uid 65534"},
+		{"a symlinked snapshots directory", func(t *testing.T, dir string) {
+			mkdir(t, filepath.Join(dir, ".serpent", "derived"), 0o700)
+			if err := os.Symlink(t.TempDir(), filepath.Join(dir, ".serpent", "derived", "snapshots")); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a symlink, not a directory"},
+		{"another user's store directory", func(t *testing.T, dir string) {
+			testenv.RequireRoot(t) // to give a directory to another user
+			if err := os.Chown(dir, nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+		}, "the store's directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			mkdir(t, dir, 0o755)
+			tc.prepare(t, dir)
+			var err error
+			if s, oerr := Open(context.Background(), dir); oerr != nil {
+				err = oerr
+			} else {
+				_, err = s.DerivedDir("snapshots")
+			}
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []string{".serpent", ".serpent/derived", ".serpent/derived/snapshots", ".serpent/tmp"} {
+				fi, err := os.Lstat(filepath.Join(dir, d))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("%s is %v: open to other users", d, fi.Mode().Perm())
+				}
+			}
+		})
+	}
+}
+
+func mkdir(t *testing.T, dir string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -22,13 +22,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/serpent-os/serpent-oci/oci/filekind"
 )
 
 // EnvStore names the environment variable that overrides the default store location.
@@ -136,6 +139,71 @@ func (s *Store) private(parts ...string) string {
 	return filepath.Join(append([]string{s.root, ".serpent"}, parts...)...)
 }
 
+// ensurePrivate makes .serpent/PARTS... (each missing directory 0700) and returns it. What is
+// extracted there (snapshots, run trees, the copy provider's trees) keeps the image's setuid
+// bits and device nodes, so no other user may enter it or have made any of it, as containerd
+// and podman keep theirs: .serpent and each directory below it on the way must be a directory
+// (no symlink) this process's user owns, and one open to others (a store made before this
+// check) is closed. The store's root must be its user's too: another user who can write it
+// could swap .serpent for a directory of their own at any time.
+func (s *Store) ensurePrivate(parts ...string) (string, error) {
+	if err := checkOwner(s.root, "the store's directory", os.Stat); err != nil {
+		return "", err
+	}
+	dir := s.private()
+	if err := ownDir(dir); err != nil {
+		return "", err
+	}
+	for _, p := range parts {
+		dir = filepath.Join(dir, p)
+		if err := ownDir(dir); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// ownDir makes dir (0700) unless it exists, checks it is a directory this process's user
+// owns, and closes it to others.
+func ownDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	if err := checkOwner(dir, "a private directory of the store", os.Lstat); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("close %s to other users: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// checkOwner refuses dir unless it is a directory owned by this process's effective user, as
+// stat (os.Lstat: no symlink either; os.Stat for the store's own path, which may be one) sees
+// it.
+func checkOwner(dir, what string, stat func(string) (fs.FileInfo, error)) error {
+	fi, err := stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s %s is a %s, not a directory", what, dir, filekind.Of(fi.Mode()))
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s %s belongs to uid %d, not to uid %d that runs serpent-oci: "+
+			"that user could change what is extracted there (setuid programs, device nodes); "+
+			"chown it or use a store of your own", what, dir, st.Uid, os.Geteuid())
+	}
+	return nil
+}
+
 func (s *Store) blobPath(h v1.Hash) string {
 	return filepath.Join(s.root, "blobs", h.Algorithm, h.Hex)
 }
@@ -159,10 +227,11 @@ func (s *Store) init(ctx context.Context) error {
 			}
 		}
 	}
-	for _, d := range []string{s.private("tmp"), filepath.Join(s.root, "blobs", "sha256")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	if _, err := s.ensurePrivate("tmp"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(s.root, "blobs", "sha256"), 0o755); err != nil {
+		return err
 	}
 	switch {
 	case err == nil:
@@ -197,11 +266,7 @@ func (s *Store) DerivedDir(kind string) (string, error) {
 	if kind == "" || strings.ContainsAny(kind, "/.") {
 		return "", fmt.Errorf("derived data kind %q: want a plain name", kind)
 	}
-	d := s.private("derived", kind)
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		return "", fmt.Errorf("make %s: %w", d, err)
-	}
-	return d, nil
+	return s.ensurePrivate("derived", kind)
 }
 
 // PrivateDir returns a directory below .serpent/ (created if needed) for serpent-oci's own
@@ -210,17 +275,17 @@ func (s *Store) PrivateDir(name string) (string, error) {
 	if name == "" || strings.ContainsAny(name, "/.") || name == "tmp" || name == "derived" {
 		return "", fmt.Errorf("private directory %q: want a plain name", name)
 	}
-	d := s.private(name)
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		return "", fmt.Errorf("make %s: %w", d, err)
-	}
-	return d, nil
+	return s.ensurePrivate(name)
 }
 
 // TempDir makes a scratch directory on the store's filesystem (so that what is built in it can
 // be renamed into the store). The caller removes it; gc removes what a crash left.
 func (s *Store) TempDir(prefix string) (string, error) {
-	d, err := os.MkdirTemp(s.private("tmp"), prefix+"-*")
+	tmp, err := s.ensurePrivate("tmp")
+	if err != nil {
+		return "", err
+	}
+	d, err := os.MkdirTemp(tmp, prefix+"-*")
 	if err != nil {
 		return "", fmt.Errorf("make temporary directory: %w", err)
 	}
