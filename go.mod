@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	github.com/containerd/log v0.1.0
 	github.com/containerd/platforms v0.2.1
+	github.com/creack/pty v1.1.24
 	github.com/cyphar/filepath-securejoin v0.5.0
 	github.com/docker/cli v29.7.2+incompatible
 	github.com/google/go-containerregistry v0.22.1

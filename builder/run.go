@@ -13,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -358,6 +359,21 @@ func (r *Runner) runProcess(ctx context.Context, ws rootfs.Workspace, runDir str
 			}
 		}
 	}
+	if len(p.Args) > 0 {
+		pathList := ""
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				pathList = v
+			}
+		}
+		var mountPoints []string
+		for _, m := range p.Mounts {
+			mountPoints = append(mountPoints, path.Clean(m.Destination))
+		}
+		if err := findCommand(ws.Root(), p.Args[0], cwd, pathList, mountPoints); err != nil {
+			return nil, fmt.Errorf("run %s: %w", opts.Name, err)
+		}
+	}
 	uid, gid, err := ResolveUser(ws.Root(), p.User)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", opts.Name, err)
@@ -416,7 +432,7 @@ func (r *Runner) stdio(p Process, name string, logFile io.Writer) (stdio runc.St
 	stdio.Stdin = p.Stdin
 	switch {
 	case p.Terminal:
-		stdio.Stdout, stdio.Stderr = os.Stdout, os.Stderr
+		stdio.Stdout, stdio.Stderr, stdio.Terminal = os.Stdout, os.Stderr, true
 	case p.Stdout != nil || p.Stderr != nil:
 		stdout, stderr := p.Stdout, p.Stderr
 		if stdout == nil {

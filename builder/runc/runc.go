@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Runtime runs containers with the runc binary, keeping their state under StateDir so that
@@ -29,6 +30,9 @@ type Runtime struct {
 type Stdio struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Terminal is set for a process with a terminal (the spec's process.terminal): runc makes
+	// it a pseudo-terminal and relays it to Stdin, which must then be the caller's terminal.
+	Terminal bool
 }
 
 // ExitError is returned when the container's process exits non-zero.
@@ -69,10 +73,21 @@ func (r *Runtime) Run(ctx context.Context, id, bundle string, stdio Stdio) error
 	}
 	cmd := exec.Command(r.binary(), "--root", r.StateDir, "run", "--bundle", bundle, id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
-	// Its own process group: a Ctrl-C at the terminal reaches serpent-oci alone, which then
-	// stops the container in order. If serpent-oci dies, runc is killed with it; the
-	// container it leaves is found and removed by Cleanup at the next start.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Without a terminal, its own process group: a Ctrl-C at the terminal reaches serpent-oci
+	// alone, which then stops the container in order. With one, runc relays the terminal to
+	// the container's and must read it, which only the terminal's foreground process group
+	// may do (a background one is stopped by SIGTTIN, or spins on EIO): it stays in
+	// serpent-oci's, the one the shell made the foreground job. runc puts the terminal in raw
+	// mode, so Ctrl-C and Ctrl-Z are bytes for the container's terminal (signals to the
+	// program inside, not to us) and a resize's SIGWINCH reaches runc, which passes the size
+	// on. If serpent-oci dies, runc is killed with it; the container it leaves is found and
+	// removed by Cleanup at the next start.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !stdio.Terminal, Pdeathsig: syscall.SIGKILL}
+	if stdio.Terminal {
+		// runc restores the terminal when it ends; not when it is killed.
+		restore := saveTerminal(stdio.Stdin)
+		defer restore()
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start runc: %w", err)
 	}
@@ -129,4 +144,19 @@ func (r *Runtime) List(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("runc list: %w", err)
 	}
 	return strings.Fields(string(bytes.TrimSpace(out))), nil
+}
+
+// saveTerminal records the mode of the terminal r is (nothing if it is no terminal) and
+// returns what sets it back.
+func saveTerminal(r io.Reader) (restore func()) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	fd := int(f.Fd())
+	saved, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return func() {}
+	}
+	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, saved) }
 }

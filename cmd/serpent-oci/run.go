@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,6 +77,11 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 				return nil
 			case exited:
 				return &exitCodeError{code: code, err: err, silent: true}
+			}
+			if code, never := builder.CommandStatus(err); never {
+				return &exitCodeError{code: code, err: err}
+			}
+			switch {
 			case errors.As(err, new(usageError)):
 				return err
 			case ctx.Err() != nil:
@@ -119,6 +125,9 @@ type runArgs struct {
 func runContainer(ctx context.Context, e *env, a runArgs) error {
 	if len(a.args) < 1 {
 		return usagef("run: want a TAG (serpent-oci run TAG [-- COMMAND])")
+	}
+	if a.tty && !isTerminal(e.stdin) {
+		return usagef("run -t: standard input is not a terminal (run from one, or drop -t; -i alone passes input)")
 	}
 	if a.network != "none" && a.network != "host" {
 		return usagef("run: --network %q: want none or host", a.network)
@@ -242,7 +251,12 @@ func providerFor(st *store.Store, name string) (rootfs.Provider, error) {
 	return builder.OverlayProvider(st)
 }
 
-func isTerminal(f *os.File) bool {
+// isTerminal reports whether r is a terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }

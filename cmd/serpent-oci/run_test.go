@@ -84,6 +84,11 @@ func TestRunCommand(t *testing.T) {
 		{"a bad flag", []string{"busybox@amd64", "--bogus", "--", "true"}, 125, "unknown flag: --bogus"},
 		{"a bad network", []string{"busybox@amd64", "--network=bridge", "--", "true"}, 125, "want none or host"},
 		{"no such user", []string{"busybox@amd64", "-u", "nobody-here", "--", "true"}, 125, `no such user in the image's /etc/passwd`},
+		{"no such command", []string{"busybox@amd64", "--", "nosuchcmd", "x"}, 127, "nosuchcmd: command not found in the image (PATH "},
+		{"no such file", []string{"busybox@amd64", "--", "/no/such"}, 127, "/no/such: no such file in the image"},
+		{"a directory", []string{"busybox@amd64", "--", "/etc"}, 126, "/etc: /etc is a directory"},
+		{"not executable", []string{"busybox@amd64", "-w", "/etc", "--", "./motd"}, 126, "/etc/motd is not executable"},
+		{"a terminal without one", []string{"busybox@amd64", "-t", "--", "true"}, 125, "run -t: standard input is not a terminal"},
 	}
 	for _, tt := range tests {
 		code, _, stderr := cli(t, append([]string{"--store", storeDir, "run"}, tt.args...)...)
