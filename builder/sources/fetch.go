@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/log"
@@ -99,6 +100,20 @@ var defaultClient = &http.Client{Transport: &http.Transport{
 	ResponseHeaderTimeout: 60 * time.Second,
 }}
 
+// debianPart is the apt-get source option that downloads the part of a source package that
+// file is, and no other: the .dsc, the Debian changes (a .diff.gz or .debian.tar.*), or else
+// an upstream tarball. Only what a recipe names is fetched, so an archive that serves it but
+// not the rest of the package (a security update's missing .debian.tar.xz) still serves it.
+func debianPart(file string) string {
+	switch {
+	case strings.HasSuffix(file, ".dsc"):
+		return "--dsc-only"
+	case strings.HasSuffix(file, ".diff.gz") || strings.Contains(file, ".debian.tar."):
+		return "--diff-only"
+	}
+	return "--tar-only"
+}
+
 // AptSource fetches a file of a Debian source package with `apt-get source --download-only
 // PACKAGE=VERSION`, through the machine's own apt configuration (which needs a deb-src entry;
 // `make deps` adds one).
@@ -113,7 +128,7 @@ func (a *AptSource) Fetch(ctx context.Context, s stages.Source, dst string) erro
 		bin = "apt-get"
 	}
 	dir := filepath.Dir(dst)
-	cmd := exec.CommandContext(ctx, bin, "source", "--download-only", "-q", "-o", "APT::Sandbox::User=root", s.Debian.Package+"="+s.Debian.Version)
+	cmd := exec.CommandContext(ctx, bin, "source", "--download-only", debianPart(s.Debian.File), "-q", "-o", "APT::Sandbox::User=root", s.Debian.Package+"="+s.Debian.Version)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get source --download-only %s=%s: %w\n%s", s.Debian.Package, s.Debian.Version, err, out)

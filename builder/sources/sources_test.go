@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -199,6 +200,38 @@ func TestDebianFileNeverLeavesTheDownloadDirectory(t *testing.T) {
 			}
 			if b, err := os.ReadFile(victim); err != nil || string(b) != "host file\n" {
 				t.Fatalf("the file outside the cache: %q, %v", b, err)
+			}
+		})
+	}
+}
+
+// TestDebianFetchAsksForThePartItNeeds: apt-get is asked for the part of the source package
+// the recipe names and no other, so that an archive serving that file but not the rest of the
+// package (a security update's .debian.tar.xz missing) still serves it.
+func TestDebianFetchAsksForThePartItNeeds(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"hello_2.10.orig.tar.gz", "--tar-only"},
+		{"perl_5.36.0.orig-regen-configure.tar.xz", "--tar-only"},
+		{"make-dfsg_4.3-4.1.dsc", "--dsc-only"},
+		{"make-dfsg_4.3-4.1.diff.gz", "--diff-only"},
+		{"hello_2.10-3.debian.tar.xz", "--diff-only"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			args := filepath.Join(t.TempDir(), "args")
+			c := newCache(t)
+			c.Debian = &AptSource{Binary: fakeAptGet(t, `echo "$@" > `+args+`; printf "the source's bytes\n" > `+tc.file)}
+			s := stages.Source{Name: "a", File: tc.file, SHA256: sum(content),
+				Debian: &stages.DebianSource{Package: "hello", Version: "2.10-3", File: tc.file}}
+			if _, err := c.Ensure(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Fields(string(b))
+			if !slices.Contains(got, tc.want) || len(got) != 7 {
+				t.Errorf("apt-get %s, want %s and no other part", b, tc.want)
 			}
 		})
 	}
