@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -33,9 +32,6 @@ func runContainerCommand() *command {
 		name:      "run",
 		args:      "TAG [-- COMMAND [ARG...]]",
 		usageCode: runFailedCode,
-		// --network takes a value (none, host) and may stand alone (host): pflag's optional
-		// values must be joined with '=', so a separate one is joined here.
-		rewriteArgs: joinOptionalValue("--network", "none", "host"),
 		summary:     "Run a command inside an image, optionally committing its changes",
 		long: `The command runs with runc in a root filesystem of its own: an overlay of the image's
 layers (extracted once per layer and reused), or a private copy where overlayfs cannot be
@@ -43,7 +39,8 @@ mounted. A foreign platform runs under qemu-user-static through binfmt_misc (see
 'serpent-oci binfmt'). As podman run: the image's entrypoint, cmd, env, working directory and
 user apply (COMMAND replaces the cmd; --entrypoint, -e, -w and -u override the rest); the
 command's stdout and stderr are serpent-oci's, unprefixed; -i passes standard input, -t gives a
-terminal (-it for a shell). There is no network unless --network host. With --commit, what the
+terminal (-it for a shell). There is no network unless --network host. --rm is accepted
+(runs are always removed). With --commit, what the
 command changed becomes one layer on top of the image, tagged NEWTAG; a failed or interrupted
 run tags nothing and leaves no mount or container behind.
 
@@ -54,14 +51,16 @@ serpent-oci run -it stage3 --platform linux/arm64 -- sh
 serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi > /opt/hello'`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.Var(&a.plat, "platform", "which platform's image, when the tag has several")
-			fs.StringVar(&a.network, "network", "none", "none (an empty network namespace) or host (the host's network); --network alone is host")
-			fs.Lookup("network").NoOptDefVal = "host"
+			// As podman's, --network always takes its value: it never takes the image's place
+			// (--network slirp4netns busybox is an error about slirp4netns).
+			fs.StringVar(&a.network, "network", "none", "none (an empty network namespace) or host (the host's network)")
+			fs.Bool("rm", false, "accepted for podman's sake: every run's container and root filesystem are removed when it ends (--commit keeps its changes)")
 			fs.BoolVarP(&a.interactive, "interactive", "i", false, "pass standard input to the command")
 			fs.BoolVarP(&a.tty, "tty", "t", false, "give the command a terminal")
 			fs.StringVar(&a.entry, "entrypoint", "", "run this instead of the image's entrypoint (\"\" keeps it; a command word, split at spaces)")
 			fs.StringVarP(&a.user, "user", "u", "", "run as USER[:GROUP] (names from the image's /etc/passwd and /etc/group; default: the image's user, else root)")
 			fs.StringVar(&a.commit, "commit", "", "tag the image with the command's changes as NEWTAG")
-			fs.StringArrayVarP(&a.envVars, "env", "e", nil, "set KEY=VALUE in the container (repeatable)")
+			fs.StringArrayVarP(&a.envVars, "env", "e", nil, "set KEY=VALUE in the container; KEY alone passes this shell's value of KEY (repeatable)")
 			fs.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind a host path into the container: SRC:DST[:ro] (repeatable)")
 			fs.StringVarP(&a.workdir, "workdir", "w", "", "working directory in the container (default: the image's, else /)")
 			fs.DurationVar(&a.timeout, "timeout", 0, "stop the command after this long (e.g. 30m; 0: no limit)")
@@ -92,25 +91,6 @@ serpent-oci run base --commit base-with-tools -- sh -c 'mkdir -p /opt && echo hi
 	}
 }
 
-// joinOptionalValue rewrites "FLAG VALUE" to "FLAG=VALUE" for each of values, up to "--".
-func joinOptionalValue(flag string, values ...string) func([]string) []string {
-	return func(args []string) []string {
-		out := make([]string, 0, len(args))
-		for i := 0; i < len(args); i++ {
-			if args[i] == "--" {
-				return append(out, args[i:]...)
-			}
-			if args[i] == flag && i+1 < len(args) && slices.Contains(values, args[i+1]) {
-				out = append(out, flag+"="+args[i+1])
-				i++
-				continue
-			}
-			out = append(out, args[i])
-		}
-		return out
-	}
-}
-
 // runArgs is a run's command line.
 type runArgs struct {
 	args                   []string
@@ -129,6 +109,11 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 	if a.tty && !isTerminal(e.stdin) {
 		return usagef("run -t: standard input is not a terminal (run from one, or drop -t; -i alone passes input)")
 	}
+	envVars, err := callerEnv(a.envVars, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	a.envVars = envVars
 	if a.network != "none" && a.network != "host" {
 		return usagef("run: --network %q: want none or host", a.network)
 	}
@@ -209,6 +194,24 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 		fmt.Fprintf(e.stderr, "%s %s\n", tag.WithPlatform(res.Descriptor.Platform), res.Descriptor.Digest)
 	}
 	return nil
+}
+
+// callerEnv reads -e values as podman does: KEY=VALUE as it is, KEY alone as the caller's
+// value of KEY (left out when the caller has none).
+func callerEnv(vars []string, lookup func(string) (string, bool)) ([]string, error) {
+	var out []string
+	for _, kv := range vars {
+		key, _, hasValue := strings.Cut(kv, "=")
+		if key == "" {
+			return nil, usagef("-e %q: want KEY=VALUE or KEY", kv)
+		}
+		if hasValue {
+			out = append(out, kv)
+		} else if v, ok := lookup(key); ok {
+			out = append(out, key+"="+v)
+		}
+	}
+	return out, nil
 }
 
 // parseVolumes reads SRC:DST[:ro] bind specifications.

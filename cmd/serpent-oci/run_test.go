@@ -83,6 +83,8 @@ func TestRunCommand(t *testing.T) {
 		{"no such image", []string{"nothing", "--", "true"}, 125, "tag nothing: not found"},
 		{"a bad flag", []string{"busybox@amd64", "--bogus", "--", "true"}, 125, "unknown flag: --bogus"},
 		{"a bad network", []string{"busybox@amd64", "--network=bridge", "--", "true"}, 125, "want none or host"},
+		{"--network takes its value, never the image", []string{"--network", "slirp4netns", "busybox@amd64", "--", "true"}, 125, `--network "slirp4netns": want none or host`},
+		{"--network before the image", []string{"busybox@amd64", "--network", "slirp4netns", "--", "true"}, 125, `--network "slirp4netns": want none or host`},
 		{"no such user", []string{"busybox@amd64", "-u", "nobody-here", "--", "true"}, 125, `no such user in the image's /etc/passwd`},
 		{"no such command", []string{"busybox@amd64", "--", "nosuchcmd", "x"}, 127, "nosuchcmd: command not found in the image (PATH "},
 		{"no such file", []string{"busybox@amd64", "--", "/no/such"}, 127, "/no/such: no such file in the image"},
@@ -145,12 +147,13 @@ func TestRunHonoursTheImageConfig(t *testing.T) {
 		{"-i passes standard input", []string{"-i", "--entrypoint", "/bin/cat"}, "from stdin\n", "from stdin\n"},
 		{"no stdin without -i", []string{"--entrypoint", "/bin/cat"}, "from stdin\n", ""},
 		{"--network host", []string{"--network", "host", "--entrypoint", "/bin/sh", "--", "-c", "ls /sys/class/net | grep -vx lo | head -n 1 | grep -q . && echo shared"}, "", "shared\n"},
-		{"--network alone is host", []string{"--network", "--entrypoint", "/bin/sh", "--", "-c", "ls /sys/class/net | grep -vx lo | head -n 1 | grep -q . && echo shared"}, "", "shared\n"},
+		{"-e KEY passes the caller's value", []string{"-e", "SERPENT_TEST_FROM_CALLER", "-e", "SERPENT_TEST_UNSET", "--rm", "--entrypoint", "/bin/sh", "--", "-c", "echo \"$SERPENT_TEST_FROM_CALLER ${SERPENT_TEST_UNSET-unset}\""}, "", "from the caller unset\n"},
 		{"no network by default", []string{"--entrypoint", "/bin/sh", "--", "-c", "ls /sys/class/net | tr '\\n' ' '"}, "", "lo "},
 	}
 	for _, tt := range tests {
 		cmd := exec.Command(binary, append([]string{"--store", storeDir, "run", "app"}, tt.args...)...)
 		cmd.Stdin = strings.NewReader(tt.stdin)
+		cmd.Env = append(os.Environ(), "SERPENT_TEST_FROM_CALLER=from the caller")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil || stdout.String() != tt.want {
