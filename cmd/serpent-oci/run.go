@@ -32,7 +32,7 @@ func runContainerCommand() *command {
 		name:      "run",
 		args:      "TAG [-- COMMAND [ARG...]]",
 		usageCode: runFailedCode,
-		summary:     "Run a command inside an image, optionally committing its changes",
+		summary:   "Run a command inside an image, optionally committing its changes",
 		long: `The command runs with runc in a root filesystem of its own: an overlay of the image's
 layers (extracted once per layer and reused), or a private copy where overlayfs cannot be
 mounted. A foreign platform runs under qemu-user-static through binfmt_misc (see
