@@ -52,7 +52,8 @@ func findCommand(root, argv0, cwd, pathList string, mountPoints []string) error 
 		}
 		return path.Join("/", cwd, p)
 	}
-	if strings.Contains(argv0, "/") {
+	isPath := strings.Contains(argv0, "/")
+	if isPath {
 		candidates = []string{inCwd(argv0)}
 	} else {
 		for _, dir := range strings.Split(pathList, ":") {
@@ -86,14 +87,11 @@ func findCommand(root, argv0, cwd, pathList string, mountPoints []string) error 
 		default:
 			return nil
 		}
-		if strings.Contains(argv0, "/") {
-			break
-		}
 	}
 	if cannot != nil {
 		return cannot
 	}
-	if strings.Contains(argv0, "/") {
+	if isPath {
 		return &CommandError{Command: argv0, Code: NotFoundCode, Reason: "no such file in the image"}
 	}
 	return &CommandError{Command: argv0, Code: NotFoundCode, Reason: "command not found in the image (PATH " + pathList + ")"}

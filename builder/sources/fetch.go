@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+	"github.com/serpent-os/serpent-oci/oci/filekind"
 	"github.com/serpent-os/serpent-oci/oci/progress"
 	"github.com/serpent-os/serpent-oci/stages"
 )
@@ -145,7 +146,7 @@ func (a *AptSource) Fetch(ctx context.Context, s stages.Source, dst string) erro
 	case err != nil:
 		return fmt.Errorf("source package %s=%s has no file %s: %w", s.Debian.Package, s.Debian.Version, s.Debian.File, err)
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("source package %s=%s: %s is a %s, not a regular file", s.Debian.Package, s.Debian.Version, s.Debian.File, fi.Mode().Type())
+		return fmt.Errorf("source package %s=%s: %s is a %s, not a regular file", s.Debian.Package, s.Debian.Version, s.Debian.File, filekind.Of(fi.Mode()))
 	}
 	if name := filepath.Base(dst); name != s.Debian.File {
 		return root.Rename(s.Debian.File, name)

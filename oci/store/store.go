@@ -147,7 +147,7 @@ func (s *Store) private(parts ...string) string {
 // check) is closed. The store's root must be its user's too: another user who can write it
 // could swap .serpent for a directory of their own at any time.
 func (s *Store) ensurePrivate(parts ...string) (string, error) {
-	if err := checkOwner(s.root, "the store's directory", os.Stat); err != nil {
+	if _, err := checkOwner(s.root, "the store's directory", os.Stat); err != nil {
 		return "", err
 	}
 	dir := s.private()
@@ -169,10 +169,7 @@ func ownDir(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("make %s: %w", dir, err)
 	}
-	if err := checkOwner(dir, "a private directory of the store", os.Lstat); err != nil {
-		return err
-	}
-	fi, err := os.Lstat(dir)
+	fi, err := checkOwner(dir, "a private directory of the store", os.Lstat)
 	if err != nil {
 		return err
 	}
@@ -186,22 +183,22 @@ func ownDir(dir string) error {
 
 // checkOwner refuses dir unless it is a directory owned by this process's effective user, as
 // stat (os.Lstat: no symlink either; os.Stat for the store's own path, which may be one) sees
-// it.
-func checkOwner(dir, what string, stat func(string) (fs.FileInfo, error)) error {
+// it, and returns what stat said.
+func checkOwner(dir, what string, stat func(string) (fs.FileInfo, error)) (fs.FileInfo, error) {
 	fi, err := stat(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("%s %s is a %s, not a directory", what, dir, filekind.Of(fi.Mode()))
+		return nil, fmt.Errorf("%s %s is a %s, not a directory", what, dir, filekind.Of(fi.Mode()))
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("%s %s belongs to uid %d, not to uid %d that runs serpent-oci: "+
+		return nil, fmt.Errorf("%s %s belongs to uid %d, not to uid %d that runs serpent-oci: "+
 			"that user could change what is extracted there (setuid programs, device nodes); "+
 			"chown it or use a store of your own", what, dir, st.Uid, os.Geteuid())
 	}
-	return nil
+	return fi, nil
 }
 
 func (s *Store) blobPath(h v1.Hash) string {
