@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
@@ -401,4 +403,89 @@ func mkdir(t *testing.T, dir string, mode os.FileMode) {
 	if err := os.Chmod(dir, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestGCRefusesAMediaTypeItsBlobContradicts: a hand-edited index.json entry whose media type
+// says index while its blob is an image manifest, or the reverse. Parsed as what it is not,
+// the blob reaches nothing; gc must refuse (naming the entry) and delete none of what the tag
+// reaches, and fsck must report it.
+func TestGCRefusesAMediaTypeItsBlobContradicts(t *testing.T) {
+	tests := []struct {
+		name    string
+		tag     func(t *testing.T, ctx context.Context, s *Store) []v1.Hash // tags something, returns the blobs it reaches
+		lie     types.MediaType
+		wantErr string
+	}{
+		{
+			name: "index over a manifest",
+			tag: func(t *testing.T, ctx context.Context, s *Store) []v1.Hash {
+				img := randomImage(t, "linux/amd64")
+				if _, err := s.WriteImage(ctx, img, mustRef(t, "liar")); err != nil {
+					t.Fatal(err)
+				}
+				return imageBlobs(t, img)
+			},
+			lie:     types.OCIImageIndex,
+			wantErr: "is an image manifest",
+		},
+		{
+			name: "manifest over an index",
+			tag: func(t *testing.T, ctx context.Context, s *Store) []v1.Hash {
+				img := randomImage(t, "linux/arm64")
+				arm64 := v1.Platform{OS: "linux", Architecture: "arm64"}
+				idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+					mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &arm64}})
+				if _, err := s.WriteIndex(ctx, idx, "liar"); err != nil {
+					t.Fatal(err)
+				}
+				return imageBlobs(t, img)
+			},
+			lie:     types.OCIManifestSchema1,
+			wantErr: "is an index",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t)
+			reached := tt.tag(t, ctx, s)
+			rewriteIndex(t, s, func(idx map[string]any) {
+				for _, m := range idx["manifests"].([]any) {
+					m.(map[string]any)["mediaType"] = string(tt.lie)
+				}
+			})
+			_, err := s.GC(ctx)
+			if err == nil || !strings.Contains(err.Error(), "tag liar") ||
+				!strings.Contains(err.Error(), "descriptor of media type \""+string(tt.lie)+"\"") ||
+				!strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("gc on a contradicted media type: %v, want an error naming the tag and %q", err, tt.wantErr)
+			}
+			for _, h := range reached {
+				if !s.HasBlob(h) {
+					t.Errorf("gc removed %s, which the tag reaches", h)
+				}
+			}
+			if f, _ := s.Fsck(ctx); len(f.Problems) == 0 || !strings.Contains(f.Problems[0].String(), tt.wantErr) {
+				t.Errorf("fsck: %v, want a problem saying the blob %s", f.Problems, tt.wantErr)
+			}
+		})
+	}
+}
+
+// imageBlobs lists img's manifest, config and layer digests.
+func imageBlobs(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []v1.Hash{d, m.Config.Digest}
+	for _, l := range m.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
 }

@@ -61,6 +61,14 @@ func (s *Store) mediaTypeOf(d v1.Descriptor) types.MediaType {
 	if err != nil {
 		return ""
 	}
+	return kindOfBlob(b)
+}
+
+// kindOfBlob is the media type a manifest or index blob says it is: its own mediaType field,
+// else its shape (manifests: an index; config and layers: a manifest); "" when it is neither,
+// or names another media type. Descriptors can lie (a hand-edited index.json, a registry's
+// entry); the bytes the digest names cannot.
+func kindOfBlob(b []byte) types.MediaType {
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 		Manifests json.RawMessage `json:"manifests"`
@@ -71,10 +79,14 @@ func (s *Store) mediaTypeOf(d v1.Descriptor) types.MediaType {
 		return ""
 	}
 	switch {
-	case isIndex(probe.MediaType) || isManifest(probe.MediaType):
+	case probe.MediaType != "" && !isIndex(probe.MediaType) && !isManifest(probe.MediaType):
+		return ""
+	case isIndex(probe.MediaType) && probe.Config == nil && probe.Layers == nil:
+		return probe.MediaType
+	case isManifest(probe.MediaType) && probe.Config != nil && probe.Manifests == nil:
 		return probe.MediaType
 	case probe.MediaType != "":
-		return ""
+		return "" // a mediaType field its shape contradicts
 	case probe.Manifests != nil && probe.Config == nil:
 		return types.OCIImageIndex
 	case probe.Config != nil && probe.Layers != nil && probe.Manifests == nil:

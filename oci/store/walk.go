@@ -45,6 +45,9 @@ func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error
 			if err != nil {
 				return // visit has seen it; fsck reports missing blobs itself
 			}
+			if !s.sameKind(path, d, mt, b, &errs) {
+				return
+			}
 			m, err := v1.ParseIndexManifest(bytes.NewReader(b))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: index %s does not parse: %w", path, d.Digest, err))
@@ -56,6 +59,9 @@ func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error
 		case isManifest(mt):
 			b, err := s.readBlob(d.Digest)
 			if err != nil {
+				return
+			}
+			if !s.sameKind(path, d, mt, b, &errs) {
 				return
 			}
 			var m v1.Manifest
@@ -80,6 +86,26 @@ func (s *Store) walkReachable(idx *v1.IndexManifest, visit reachVisitor) []error
 		walk("tag "+name, d, true)
 	}
 	return errs
+}
+
+// sameKind says whether blob b is what its descriptor's media type mt says (an index, or an
+// image manifest), and otherwise adds an error naming both. Parsed as what it is not, an index
+// reads as an empty manifest and a manifest as an empty index: everything below it would look
+// unreachable, and gc would delete what a tag reaches.
+func (s *Store) sameKind(path string, d v1.Descriptor, mt types.MediaType, b []byte, errs *[]error) bool {
+	k := kindOfBlob(b)
+	if (isIndex(mt) && isIndex(k)) || (isManifest(mt) && isManifest(k)) {
+		return true
+	}
+	is := "neither an image manifest nor an index"
+	switch {
+	case isIndex(k):
+		is = "an index"
+	case isManifest(k):
+		is = "an image manifest"
+	}
+	*errs = append(*errs, fmt.Errorf("%s: descriptor of media type %q whose blob %s is %s", path, mt, d.Digest, is))
+	return false
 }
 
 func describe(d v1.Descriptor) string {
