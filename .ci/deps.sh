@@ -18,6 +18,9 @@ packages=(
 	mmdebstrap       # builds the seed image from Debian packages
 	curl             # CI scripts: waits for the registry they start
 	python3          # CI scripts: reads inspect's JSON, picks a free port
+	bash             # the completion scripts' tests run each shell they are for
+	zsh
+	fish
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -260,13 +260,24 @@ serpent-oci images --format json | jq -r '.[] | select(.platform == "linux/arm64
 			if format != "table" && format != "json" {
 				return usagef("images: --format %q: want table or json", format)
 			}
-			st, err := e.readStore(ctx)
+			// A store that does not exist yet (a fresh machine) holds no images, as podman's
+			// does: the listing is empty, and nothing is created.
+			dir, err := e.storePath()
 			if err != nil {
 				return err
 			}
-			tags, err := st.Tags()
+			st, missing, err := store.OpenOrEmpty(ctx, dir)
 			if err != nil {
 				return err
+			}
+			var tags []store.Tag
+			if missing {
+				// On stderr, for a mistyped --store: stdout stays the (empty) listing.
+				fmt.Fprintf(e.stderr, "serpent-oci: store %s does not exist yet: no images\n", dir)
+			} else {
+				if tags, err = st.Tags(); err != nil {
+					return err
+				}
 			}
 			if quiet {
 				for _, t := range tags {

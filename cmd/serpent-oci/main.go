@@ -10,11 +10,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/containerd/log"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
+
+	"github.com/serpent-os/serpent-oci/oci/suggest"
 )
 
 func main() {
@@ -74,7 +78,7 @@ func commands() []*command {
 		buildCommand(), spinCommand(), planCommand(), verifyCommand(), sourcesCommand(), runContainerCommand(), shellCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(), sbomCommand(),
 		pushCommand(), pullCommand(), indexCommand(), loginCommand(), logoutCommand(),
-		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), cacheCommand(), versionCommand(),
+		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), cacheCommand(), completionCommand(), versionCommand(),
 	}
 }
 
@@ -115,36 +119,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func dispatch(ctx context.Context, e *env, args []string) error {
+// globalOptions are the flags before the command, other than --store (which sets e.storeDir).
+type globalOptions struct {
+	logLevel, logFormat      string
+	debug, help, showVersion bool
+}
+
+// globalFlags defines the flags that come before the command.
+func globalFlags(e *env, o *globalOptions) *pflag.FlagSet {
 	global := pflag.NewFlagSet("serpent-oci", pflag.ContinueOnError)
 	global.SetInterspersed(false)
 	global.SetOutput(io.Discard)
-	var logLevel, logFormat string
-	var debug, help, showVersion bool
 	global.StringVar(&e.storeDir, "store", "", "image store directory (default $SERPENT_OCI_STORE or ~/.local/share/serpent-oci/store)")
-	global.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	global.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	global.BoolVarP(&debug, "debug", "D", false, "same as --log-level debug")
-	global.BoolVarP(&help, "help", "h", false, "show this help")
-	global.BoolVar(&showVersion, "version", false, "print serpent-oci's version (as the version command)")
+	global.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	global.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	global.BoolVarP(&o.debug, "debug", "D", false, "same as --log-level debug")
+	global.BoolVarP(&o.help, "help", "h", false, "show this help")
+	global.BoolVar(&o.showVersion, "version", false, "print serpent-oci's version (as the version command)")
+	return global
+}
+
+func dispatch(ctx context.Context, e *env, args []string) error {
+	var o globalOptions
+	global := globalFlags(e, &o)
 	if err := global.Parse(args); err != nil {
 		return usageError{err: err}
 	}
-	if showVersion {
+	if o.showVersion {
 		fmt.Fprintf(e.stdout, "serpent-oci %s\n", versionString())
 		return nil
 	}
-	if help || global.NArg() == 0 {
+	if o.help || global.NArg() == 0 {
 		printUsage(e.stdout, global)
-		if global.NArg() == 0 && !help {
+		if global.NArg() == 0 && !o.help {
 			return usagef("no command given")
 		}
 		return nil
 	}
-	if debug {
-		logLevel = "debug"
+	if o.debug {
+		o.logLevel = "debug"
 	}
-	ctx, err := setupLogging(ctx, e.stderr, logLevel, logFormat)
+	ctx, err := setupLogging(ctx, e.stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return usageError{err: err}
 	}
@@ -157,15 +172,35 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 		}
 		name, rest = rest[0], []string{"--help"}
 	}
+	if name == completeCommand {
+		return runComplete(e, rest)
+	}
+	var names []string
 	for _, c := range commands() {
 		if c.name == name {
 			return runCommand(ctx, e, c, rest)
 		}
+		names = append(names, c.name)
 	}
-	return usagef("unknown command %q", name)
+	return usagef("unknown command %q%s", name, didYouMean(name, names))
 }
 
-func runCommand(ctx context.Context, e *env, c *command, args []string) error {
+// didYouMean is ", did you mean X?" (or "X or Y") for the names closest to a mistyped one, or
+// "" when none is close.
+func didYouMean(name string, names []string) string {
+	close := suggest.Closest(name, names)
+	if len(close) == 0 {
+		return ""
+	}
+	quoted := make([]string, len(close))
+	for i, c := range close {
+		quoted[i] = strconv.Quote(c)
+	}
+	return "; did you mean " + strings.Join(quoted, " or ") + "?"
+}
+
+// commandFlags defines c's flags, with --store (unless c uses no store) and --help.
+func commandFlags(e *env, c *command) (*pflag.FlagSet, *bool) {
 	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
@@ -175,7 +210,11 @@ func runCommand(ctx context.Context, e *env, c *command, args []string) error {
 	if !c.noStore {
 		fs.StringVar(&e.storeDir, "store", e.storeDir, "image store directory (also a global flag)")
 	}
-	help := fs.BoolP("help", "h", false, "show help for "+c.name)
+	return fs, fs.BoolP("help", "h", false, "show help for "+c.name)
+}
+
+func runCommand(ctx context.Context, e *env, c *command, args []string) error {
+	fs, help := commandFlags(e, c)
 	if c.rewriteArgs != nil {
 		args = c.rewriteArgs(args)
 	}

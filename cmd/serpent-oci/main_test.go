@@ -96,13 +96,16 @@ func TestExitCodes(t *testing.T) {
 		wantErr string
 	}{
 		{"no command", nil, 2, "no command given"},
-		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command \"frobnicate\"\n"},
+		{"mistyped command", []string{"biuld"}, 2, `unknown command "biuld"; did you mean "build"?`},
+		{"mistyped command, two near", []string{"pul"}, 2, `unknown command "pul"; did you mean "pull"?`},
 		{"unknown flag", []string{"images", "--bogus"}, 2, "unknown flag: --bogus"},
 		{"import without a tag", []string{"import", src}, 2, "--tag is required"},
 		{"bad platform", []string{"import", src, "--tag", "x", "--platform", "linux/z80"}, 2, "unknown architecture"},
 		{"bad compression", []string{"import", src, "--tag", "x", "--compression", "lzma"}, 2, `unknown compression "lzma"`},
 		{"import", []string{"import", src, "--tag", "fresh", "--platform", "arm64"}, 0, ""},
 		{"missing tag", []string{"inspect", "nothing"}, 1, "tag nothing: not found"},
+		{"mistyped tag", []string{"inspect", "fixtrue"}, 1, "tag fixtrue: not found in " + storeDir + "; did you mean fixture@linux-amd64 or fixture@linux-arm64?"},
 		{"ambiguous tag", []string{"inspect", "fixture"}, 1, "ambiguous"},
 		{"inspect", []string{"inspect", "fixture@arm64"}, 0, ""},
 		{"export without output", []string{"export", "fixture@arm64"}, 2, "--output is required"},
@@ -132,6 +135,32 @@ func TestExitCodes(t *testing.T) {
 				t.Fatalf("stderr %q lacks %q", stderr, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestImagesOnAMissingStore: on a fresh machine, images lists nothing (as podman's does), in
+// each format, says on stderr that the store does not exist (a mistyped --store), and creates
+// no store.
+func TestImagesOnAMissingStore(t *testing.T) {
+	storeDir := filepath.Join(t.TempDir(), "never-made")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "TAG  PLATFORM  DIGEST  SIZE  CREATED\n"},
+		{[]string{"-q"}, ""},
+		{[]string{"--format", "json"}, "[]\n"},
+	} {
+		code, out, stderr := cli(t, append([]string{"--store", storeDir, "images"}, tt.args...)...)
+		if code != 0 || out != tt.want {
+			t.Errorf("images %v on a missing store: exit %d, stdout %q, want %q; stderr %s", tt.args, code, out, tt.want, stderr)
+		}
+		if want := "store " + storeDir + " does not exist yet: no images"; !strings.Contains(stderr, want) {
+			t.Errorf("images %v on a missing store: stderr %q, want it to say %q (a mistyped --store)", tt.args, stderr, want)
+		}
+	}
+	if _, err := os.Lstat(storeDir); !os.IsNotExist(err) {
+		t.Errorf("images created the store it listed: %v", err)
 	}
 }
 

@@ -84,10 +84,6 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	return s, nil
 }
 
-// OpenExisting opens the store at dir for reading: dir must already be an OCI layout, and
-// nothing is created or written (a mistyped path is an error naming it, and a layout on a
-// read-only mount can be listed, inspected and exported). Writing methods of the result work
-// as Open's if the layout is writable.
 // OpenOrEmpty is OpenExisting, except that a directory that does not exist is an empty store
 // (and stays uncreated): for a command that asks what a build would do there. It reports
 // whether the directory was missing.
@@ -103,6 +99,10 @@ func OpenOrEmpty(ctx context.Context, dir string) (st *Store, missing bool, err 
 	return st, false, err
 }
 
+// OpenExisting opens the store at dir for reading: dir must already be an OCI layout, and
+// nothing is created or written (a mistyped path is an error naming it, and a layout on a
+// read-only mount can be listed, inspected and exported). Writing methods of the result work
+// as Open's if the layout is writable.
 func OpenExisting(ctx context.Context, dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {

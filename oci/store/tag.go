@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/suggest"
 )
 
 // A tag in the store is a name and, for an image, a platform: one name ("stage3") can hold an
@@ -279,6 +280,21 @@ func (s *Store) notFound(ref Ref, tags []Tag) error {
 	}
 	if len(same) > 0 {
 		return fmt.Errorf("tag %s: %w (the store has %s)", ref, ErrNotFound, strings.Join(same, ", "))
+	}
+	// A mistyped name: the tags whose name (or whole spelling) is close to it.
+	var names, near []string
+	for _, t := range tags {
+		names = append(names, t.Ref.Name)
+	}
+	for _, n := range suggest.Closest(ref.Name, names) {
+		for _, t := range tags {
+			if t.Ref.Name == n {
+				near = append(near, t.Ref.String())
+			}
+		}
+	}
+	if len(near) > 0 {
+		return fmt.Errorf("tag %s: %w in %s; did you mean %s?", ref, ErrNotFound, s.root, strings.Join(near, " or "))
 	}
 	return fmt.Errorf("tag %s: %w in %s", ref, ErrNotFound, s.root)
 }
