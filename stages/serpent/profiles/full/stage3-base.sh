@@ -235,6 +235,11 @@ log "python 3.11.2"
 unpack /sources/python3.11_3.11.2.orig.tar.gz
 (
 	cd Python-3.11.2
+	# configure asks the compiler for its Debian multiarch name and refuses when it differs from
+	# the triplet it derived: clang answers x86_64-linux-gnu even when it targets musl. The
+	# triplet alone is right here.
+	sed -i 's/MULTIARCH=$($CC --print-multiarch 2>\/dev\/null)/MULTIARCH=/' configure
+	! grep -q 'print-multiarch' configure || { echo "python: configure's multiarch probe was not patched" >&2; exit 1; }
 	quiet ./configure --prefix=/usr --enable-shared --with-system-ffi --without-ensurepip --disable-test-modules \
 		--without-doc-strings --disable-ipv6 --with-computed-gotos CFLAGS="$CFLAGS" LDFLAGS="-Wl,-rpath,/usr/lib"
 	quiet make -j"$JOBS"
