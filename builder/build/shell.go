@@ -18,6 +18,9 @@ type ShellOptions struct {
 	Env      []string // added after the stage's own environment (later keys win)
 	Stdin    io.Reader
 	Terminal bool // interactive: the command gets a terminal
+	// Stdout and Stderr, when set, get the command's output as it is (no console prefix);
+	// the run's log still gets both.
+	Stdout, Stderr io.Writer
 }
 
 // Shell runs a command in stage's build environment, for the one platform of opts: in the image
@@ -74,6 +77,7 @@ func Shell(ctx context.Context, opts Options, stage string, so ShellOptions) (bu
 	}
 	ro.Process.Env = append(ro.Process.Env, so.Env...)
 	ro.Process.Stdin, ro.Process.Terminal = so.Stdin, so.Terminal
+	ro.Process.Stdout, ro.Process.Stderr = so.Stdout, so.Stderr
 	ro.Output.Capture = builder.CaptureNone
 	res, err := opts.Runner.Run(ctx, ro)
 	if err != nil {

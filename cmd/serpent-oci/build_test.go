@@ -155,3 +155,35 @@ func TestAcceleratedBuildSaysSo(t *testing.T) {
 		t.Fatalf("emulated plan after an accelerated build: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// TestShellCommandOutputAndStatus: shell STAGE -- CMD gives CMD's stdout and stderr as they
+// are, apart, and exits with CMD's status, as run does.
+func TestShellCommandOutputAndStatus(t *testing.T) {
+	buildertest.RequireRunc(t)
+	storeDir := filepath.Join(t.TempDir(), "store")
+	st, err := store.Open(context.Background(), storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	set, mirror := buildertest.RecipeSet(t)
+	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src"),
+		"--source-mirror", mirror, "--progress", "plain"}
+	for _, tt := range []struct {
+		script string
+		code   int
+		stdout string
+	}{
+		{`echo "out: $SERPENT_TARGET_TRIPLE"; echo err >&2; exit 7`, 7, "out: aarch64-serpent-linux-musl\n"},
+		{`echo fine`, 0, "fine\n"},
+		{`no-such-command`, 127, ""},
+	} {
+		code, out, stderr := cli(t, append(append([]string{"shell", "host-tools"}, common...), "--", "/bin/sh", "-c", tt.script)...)
+		if code != tt.code || out != tt.stdout {
+			t.Errorf("shell -- sh -c %q: exit %d, stdout %q; want %d, %q\nstderr:\n%s", tt.script, code, out, tt.code, tt.stdout, stderr)
+		}
+		if strings.Contains(tt.script, "err >&2") && !strings.Contains(stderr, "err\n") {
+			t.Errorf("shell -- sh -c %q: stderr lacks the command's own: %q", tt.script, stderr)
+		}
+	}
+}

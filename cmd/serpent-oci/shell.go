@@ -26,7 +26,9 @@ with the stage's recipe files at /recipe, its sources at /sources, its cache dir
 mounted, and its environment (TARGET, SERPENT_TARGET_CFLAGS, JOBS and the recipe's env). What
 the command changes is thrown away: nothing is captured or tagged. For looking into a recipe:
 a shell where a failed script ran, or running a part of a long one. Without a COMMAND, an
-interactive /bin/sh (with a terminal when standard input is one).`,
+interactive /bin/sh (with a terminal when standard input is one). The command's output goes to
+standard output and standard error as it is (the stages built first report on standard error),
+and serpent-oci exits with the command's status.`,
 		example: `serpent-oci shell stage2 --platform linux/arm64
 serpent-oci shell llvm --profile full --platform linux/amd64 -e SERPENT_LLVM_STOP_AFTER=configure -- sh -e /recipe/profiles/full/llvm.sh`,
 		flags: func(fs *pflag.FlagSet) {
@@ -59,13 +61,15 @@ serpent-oci shell llvm --profile full --platform linux/amd64 -e SERPENT_LLVM_STO
 			if err != nil {
 				return err
 			}
-			so := build.ShellOptions{Args: args[1:], Env: envVars}
+			// The command's output is its own, on our stdout and stderr, and its exit status
+			// is ours (as run's): shell STAGE -- CMD > file captures what CMD prints.
+			so := build.ShellOptions{Args: args[1:], Env: envVars, Stdout: e.stdout, Stderr: e.stderr}
 			if len(so.Args) == 0 && isTerminal(os.Stdin) {
 				so.Stdin, so.Terminal = os.Stdin, true
 			}
 			_, err = build.Shell(ctx, opts, args[0], so)
-			if _, exited := builder.ExitStatus(err); exited {
-				return &exitCodeError{code: 1, err: err}
+			if code, exited := builder.ExitStatus(err); exited {
+				return &exitCodeError{code: code, err: err, silent: true}
 			}
 			return err
 		},
