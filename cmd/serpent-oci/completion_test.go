@@ -44,7 +44,9 @@ func TestComplete(t *testing.T) {
 		{words: []string{"build", "--platform=linux/ar"}, want: []string{"--platform=linux/arm64"}},
 		{words: []string{"build", "--profile", ""}, want: []string{"small", "full"}},
 		{words: []string{"build", "stage2"}, want: []string{"stage2", "stage2.5"}},
-		{words: []string{"build", "--profile", "full", "stage3"}, want: []string{"stage3", "stage3-base", "stage3-llvm"}},
+		{words: []string{"build", "--profile", "full", "stage3"}, has: []string{"stage3", "stage3-base", "stage3-llvm"}},
+		{words: []string{"build", "--profile", "full", "stage3-b"}, want: []string{"stage3-base"}},
+		{words: []string{"build", "stage3-b"}, want: nil}, // not in the small profile
 		{words: []string{"build", "--profile=full", "llvm"}, want: []string{"llvm", "llvm-accel"}},
 		{words: []string{"build", "stage3", ""}, want: nil}, // one TARGET only
 		{words: []string{"--store", storeDir, "inspect", "fix"}, want: tags},
@@ -110,7 +112,7 @@ func TestCompletionScripts(t *testing.T) {
 		want []string
 	}{
 		{"serpent-oci bu", []string{"build"}},
-		{"serpent-oci build --profile full stage3-", []string{"stage3-base", "stage3-llvm"}},
+		{"serpent-oci build --profile full stage3-l", []string{"stage3-llvm"}},
 		{"serpent-oci --store " + storeDir + " inspect fixture@linux-a", []string{"fixture@linux-amd64", "fixture@linux-arm64"}},
 		{"serpent-oci completion ", []string{"bash", "zsh", "fish"}},
 	}

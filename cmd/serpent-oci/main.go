@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/containerd/log"
 	"github.com/sirupsen/logrus"
@@ -54,6 +56,7 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	storeDir       string
+	jsonLog        bool // --log-format json: the final error is a JSON line too
 }
 
 // command is one subcommand: its help text and how to run it.
@@ -85,6 +88,10 @@ func commands() []*command {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	err := dispatch(ctx, e, args)
+	report := func(code int, err error, hint string) int {
+		e.reportError(code, err, hint)
+		return code
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -93,29 +100,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, new(*exitCodeError)):
 		var ec *exitCodeError
 		errors.As(err, &ec)
-		if !ec.silent {
-			fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
+		if ec.silent {
+			return ec.code
 		}
-		return ec.code
+		return report(ec.code, err, "")
 	case errors.As(err, new(usageError)):
 		var ue usageError
 		errors.As(err, &ue)
-		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
+		hint := "Run 'serpent-oci --help' for usage."
 		if ue.command != "" {
-			fmt.Fprintf(stderr, "Run 'serpent-oci %s --help' for usage.\n", ue.command)
-		} else {
-			fmt.Fprintln(stderr, "Run 'serpent-oci --help' for usage.")
+			hint = fmt.Sprintf("Run 'serpent-oci %s --help' for usage.", ue.command)
 		}
+		code := 2
 		if ue.code != 0 {
-			return ue.code
+			code = ue.code
 		}
-		return 2
+		return report(code, err, hint)
 	case ctx.Err() != nil:
-		fmt.Fprintf(stderr, "serpent-oci: interrupted: %v\n", err)
-		return 1
+		return report(1, fmt.Errorf("interrupted: %w", err), "")
 	default:
-		fmt.Fprintf(stderr, "serpent-oci: %v\n", err)
-		return 1
+		return report(1, err, "")
+	}
+}
+
+// reportError prints the error a command ended with: "serpent-oci: ERR" and the hint on its
+// own line, or, with --log-format json, one JSON line as the logs are (level error, msg,
+// exit_code, hint), so that a log reader sees how the run ended.
+func (e *env) reportError(code int, err error, hint string) {
+	if e.jsonLog {
+		line := map[string]any{"level": "error", "msg": err.Error(), "exit_code": code, "time": time.Now().UTC().Format(time.RFC3339)}
+		if hint != "" {
+			line["hint"] = hint
+		}
+		b, _ := json.Marshal(line)
+		fmt.Fprintf(e.stderr, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(e.stderr, "serpent-oci: %v\n", err)
+	if hint != "" {
+		fmt.Fprintln(e.stderr, hint)
 	}
 }
 
@@ -159,6 +182,7 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	if o.debug {
 		o.logLevel = "debug"
 	}
+	e.jsonLog = o.logFormat == "json"
 	ctx, err := setupLogging(ctx, e.stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return usageError{err: err}
@@ -246,9 +270,36 @@ func setupLogging(ctx context.Context, w io.Writer, level, format string) (conte
 	case "text":
 		logger.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
 	case "json":
-		logger.SetFormatter(&logrus.JSONFormatter{})
+		logger.SetFormatter(secondsFormatter{&logrus.JSONFormatter{}})
 	default:
 		return ctx, fmt.Errorf("--log-format %q: want text or json", format)
 	}
 	return log.WithLogger(ctx, logrus.NewEntry(logger)), nil
+}
+
+// secondsFormatter is a JSON formatter that writes durations as seconds (a number), not as
+// Go's nanosecond count: {"took": 1.25}, as a log reader expects.
+type secondsFormatter struct{ json *logrus.JSONFormatter }
+
+func (f secondsFormatter) Format(entry *logrus.Entry) ([]byte, error) {
+	converted := false
+	for _, v := range entry.Data {
+		if _, ok := v.(time.Duration); ok {
+			converted = true
+			break
+		}
+	}
+	if converted {
+		data := make(logrus.Fields, len(entry.Data))
+		for k, v := range entry.Data {
+			if d, ok := v.(time.Duration); ok {
+				v = d.Seconds()
+			}
+			data[k] = v
+		}
+		copied := *entry
+		copied.Data = data
+		entry = &copied
+	}
+	return f.json.Format(entry)
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/log"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
@@ -589,5 +590,53 @@ func TestVerifyAgainstWritesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(b); !os.IsNotExist(err) {
 		t.Errorf("verify --against created %s", b)
+	}
+}
+
+// TestJSONLogs: with --log-format json every line on stderr is a JSON object: the logs, with
+// durations in seconds, and the error the command ends with (its exit code and hint).
+func TestJSONLogs(t *testing.T) {
+	var buf bytes.Buffer
+	ctx, err := setupLogging(context.Background(), &buf, "debug", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.G(ctx).WithFields(log.Fields{"took": 1500 * time.Millisecond, "bytes": 3}).Info("extracted")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log line %q: %v", buf.String(), err)
+	}
+	if line["took"] != 1.5 || line["bytes"] != 3.0 || line["msg"] != "extracted" {
+		t.Errorf("log line %v: want took 1.5 (seconds), bytes 3", line)
+	}
+
+	storeDir := filepath.Join(t.TempDir(), "missing")
+	for _, tt := range []struct {
+		args []string
+		code int
+		msg  string
+		hint string
+	}{
+		{[]string{"--log-format", "json", "--store", storeDir, "inspect", "x"}, 1, "store " + storeDir + " does not exist", ""},
+		{[]string{"--log-format", "json", "biuld"}, 2, `unknown command "biuld"; did you mean "build"?`, "Run 'serpent-oci --help' for usage."},
+		{[]string{"--log-format", "json", "images", "--bogus"}, 2, "unknown flag: --bogus", "Run 'serpent-oci images --help' for usage."},
+	} {
+		code, _, stderr := cli(t, tt.args...)
+		if code != tt.code {
+			t.Errorf("%v: exit %d, want %d", tt.args, code, tt.code)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		var last map[string]any
+		for _, l := range lines {
+			if err := json.Unmarshal([]byte(l), &last); err != nil {
+				t.Errorf("%v: stderr line %q is not JSON: %v", tt.args, l, err)
+			}
+		}
+		if last["level"] != "error" || !strings.Contains(fmt.Sprint(last["msg"]), tt.msg) || last["exit_code"] != float64(tt.code) {
+			t.Errorf("%v: last line %v, want level error, msg with %q, exit_code %d", tt.args, last, tt.msg, tt.code)
+		}
+		if hint, _ := last["hint"].(string); hint != tt.hint {
+			t.Errorf("%v: hint %q, want %q", tt.args, hint, tt.hint)
+		}
 	}
 }
