@@ -129,7 +129,7 @@ func (g *graphFlags) planOptions(st *store.Store, progress io.Writer) (build.Pla
 	}
 	opts.Accelerator = g.accel
 	opts.Registry = g.reg.client(progress)
-	if opts.CacheFrom, err = caches(opts.Registry, g.cache.from); err != nil {
+	if opts.CacheFrom, err = caches(opts.Registry, "cache-from", g.cache.from); err != nil {
 		return opts, err
 	}
 	return opts, nil
@@ -196,7 +196,7 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed stage's files (unmounted) and print where")
 			fs.StringVar(&spin, "spin", "", "build the spin defined in this file instead of a stage (as \"spin build FILE\"; TARGET is then not given)")
 			fs.StringVar(&push, "push", "", "push TARGET's images, one per platform, as one multi-platform index to this reference")
-			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO) to push every stage image to under its cache key")
+			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO, or buildx's type=registry,ref=REGISTRY/REPO[,mode=max]) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
 			flagSet = fs
 		},
@@ -236,7 +236,7 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			}
 			var cacheTo *registry.Cache
 			if g.cache.to != "" {
-				cs, err := caches(po.Registry, []string{g.cache.to})
+				cs, err := caches(po.Registry, "cache-to", []string{g.cache.to})
 				if err != nil {
 					return err
 				}

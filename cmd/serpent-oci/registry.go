@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/containerd/log"
@@ -39,19 +41,76 @@ type cacheFlags struct {
 }
 
 func (c *cacheFlags) register(fs *pflag.FlagSet) {
-	fs.StringArrayVar(&c.from, "cache-from", nil, "repository (REGISTRY/REPO) to pull stages from by cache key before building them (repeatable)")
+	fs.StringArrayVar(&c.from, "cache-from", nil, "repository (REGISTRY/REPO, or buildx's type=registry,ref=REGISTRY/REPO) to pull stages from by cache key before building them (repeatable)")
 }
 
-func caches(client *registry.Client, repos []string) ([]*registry.Cache, error) {
+// caches parses the values of --cache-from or --cache-to (flag): each a repository, or
+// buildx's spelling of one, type=registry,ref=REPOSITORY[,mode=max]. Any other form is an
+// error naming the flag and the part at fault, before anything is built: a cache a build
+// cannot use must not turn into a cold build with a warning.
+func caches(client *registry.Client, flag string, specs []string) ([]*registry.Cache, error) {
 	var out []*registry.Cache
-	for _, s := range repos {
-		r, err := client.ParseRepository(s)
+	for _, s := range specs {
+		repo, err := cacheRepository(s)
 		if err != nil {
-			return nil, usageError{err: err}
+			return nil, usagef("--%s %s: %v", flag, s, err)
+		}
+		r, err := client.ParseRepository(repo)
+		if err != nil {
+			return nil, usagef("--%s %s: %v", flag, s, err)
 		}
 		out = append(out, &registry.Cache{Client: client, Repo: r})
 	}
 	return out, nil
+}
+
+// cacheRepository is the repository a cache flag's value names: the value itself, or the ref
+// of buildx's type=registry,ref=R[,mode=max] form.
+func cacheRepository(spec string) (string, error) {
+	if !strings.Contains(spec, "=") {
+		return spec, nil
+	}
+	fields := map[string]string{}
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return "", fmt.Errorf("%q is not KEY=VALUE", kv)
+		}
+		if _, dup := fields[k]; dup {
+			return "", fmt.Errorf("%s given twice", k)
+		}
+		fields[k] = v
+	}
+	if t, ok := fields["type"]; ok && t != "registry" {
+		return "", fmt.Errorf("type=%s: serpent-oci's cache is a registry repository (type=registry)", t)
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		v := fields[k]
+		switch k {
+		case "type", "ref":
+		case "mode":
+			if v != "max" {
+				return "", fmt.Errorf("mode=%s: serpent-oci caches every stage (mode=max), never the target alone", v)
+			}
+		default:
+			return "", fmt.Errorf("%s: unknown key (type=registry,ref=REPOSITORY[,mode=max] is what serpent-oci takes)", k)
+		}
+	}
+	if fields["type"] == "" {
+		return "", fmt.Errorf("no type: want type=registry,ref=REPOSITORY")
+	}
+	ref := fields["ref"]
+	if ref == "" {
+		return "", fmt.Errorf("no ref: want type=registry,ref=REPOSITORY")
+	}
+	// buildx's ref names a tag (app:buildcache); serpent-oci's cache tags are the stages' keys.
+	if strings.Contains(ref, "@") {
+		return "", fmt.Errorf("ref=%s names a digest: give the repository alone", ref)
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return "", fmt.Errorf("ref=%s names a tag: give the repository alone (%s); its tags are the stages' cache keys", ref, ref[:i])
+	}
+	return ref, nil
 }
 
 func pushCommand() *command {

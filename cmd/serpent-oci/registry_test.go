@@ -168,7 +168,7 @@ func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
 	first := newStore()
 	common := []string{"build", "target-native", "--stages", set, "--platform", "linux/arm64", "--progress", "plain", "--source-mirror", mirror}
 	code, out, stderr := runBinary(t, env, "", append([]string{"--store", first},
-		append(common, "--sources-dir", filepath.Join(t.TempDir(), "src"), "--cache-to", cache, "--push", d.Addr+"/serpent/target-native:1")...)...)
+		append(common, "--sources-dir", filepath.Join(t.TempDir(), "src"), "--cache-to", "type=registry,ref="+cache+",mode=max", "--push", d.Addr+"/serpent/target-native:1")...)...)
 	if code != 0 || !strings.Contains(out, "3 stages, 3 built, 0 pulled") || !strings.Contains(stderr, "pushed "+d.Addr+"/serpent/target-native@sha256:") {
 		t.Fatalf("build --cache-to --push: exit %d\n%s%s", code, out, stderr)
 	}
@@ -187,7 +187,7 @@ func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
 		}
 	}
 	code, out, stderr = runBinary(t, env, "", append([]string{"--store", second},
-		append(common, "--sources-dir", filepath.Join(t.TempDir(), "src"), "--cache-from", cache)...)...)
+		append(common, "--sources-dir", filepath.Join(t.TempDir(), "src"), "--cache-from", "type=registry,ref="+cache)...)...)
 	// The target is pulled; the stages before it are only resolved (their digests key it).
 	if code != 0 || !regexp.MustCompile(`3 stages, 0 built, 1 pulled \([0-9.]+ [KM]iB\), 2 resolved only`).MatchString(out) ||
 		!regexp.MustCompile(`target-native .* pulled [0-9.]+ [KM]iB \(in cache `+regexp.QuoteMeta(cache)+`\)`).MatchString(out) ||
@@ -285,5 +285,49 @@ func TestAcceleratedProvenanceTravels(t *testing.T) {
 	code, out, stderr = runBinary(t, env, "", "--store", other, "inspect", "accelerated@linux-arm64")
 	if want := "(of a build accelerated by " + busybox.Digest.String() + ")"; code != 0 || strings.Count(out, "Referrer:") != 1 || !strings.Contains(out, want) {
 		t.Fatalf("inspect of the pulled image: exit %d, want one referrer %s\n%s%s", code, want, out, stderr)
+	}
+}
+
+// TestCacheFlagSpellings: --cache-from and --cache-to take a repository or buildx's
+// type=registry,ref=REPOSITORY[,mode=max]; every other form is an error naming what is wrong.
+func TestCacheFlagSpellings(t *testing.T) {
+	tests := []struct {
+		spec, want, wantErr string
+	}{
+		{spec: "127.0.0.1:5000/cache", want: "127.0.0.1:5000/cache"},
+		{spec: "type=registry,ref=127.0.0.1:5000/cache", want: "127.0.0.1:5000/cache"},
+		{spec: "ref=127.0.0.1:5000/cache,type=registry,mode=max", want: "127.0.0.1:5000/cache"},
+		{spec: "type=local,src=/tmp/cache", wantErr: "type=local: serpent-oci's cache is a registry repository"},
+		{spec: "type=gha", wantErr: "type=gha"},
+		{spec: "type=registry", wantErr: "no ref"},
+		{spec: "ref=127.0.0.1:5000/cache", wantErr: "no type"},
+		{spec: "type=registry,ref=127.0.0.1:5000/app:buildcache", wantErr: "names a tag: give the repository alone (127.0.0.1:5000/app)"},
+		{spec: "type=registry,ref=127.0.0.1:5000/app@sha256:00", wantErr: "names a digest"},
+		{spec: "type=registry,ref=r.example/c,mode=min", wantErr: "mode=min: serpent-oci caches every stage"},
+		{spec: "type=registry,ref=r.example/c,compression=zstd", wantErr: "compression: unknown key"},
+		{spec: "type=registry,ref=a/b,ref=c/d", wantErr: "ref given twice"},
+		{spec: "type=registry,,ref=a/b", wantErr: `"" is not KEY=VALUE`},
+	}
+	for _, tt := range tests {
+		got, err := cacheRepository(tt.spec)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("cacheRepository(%q) = %q, %v; want an error with %q", tt.spec, got, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || got != tt.want):
+			t.Errorf("cacheRepository(%q) = %q, %v; want %q", tt.spec, got, err, tt.want)
+		}
+	}
+	// On the command line: a usage error naming the flag, before anything is built.
+	storeDir := filepath.Join(t.TempDir(), "store")
+	for _, flag := range []string{"--cache-from", "--cache-to"} {
+		code, _, stderr := cli(t, "--store", storeDir, "build", "stage1", flag, "type=local,src=/tmp/x")
+		if code != 2 || !strings.Contains(stderr, flag+" type=local,src=/tmp/x: type=local") {
+			t.Errorf("build %s type=local: exit %d\n%s", flag, code, stderr)
+		}
+	}
+	if _, err := os.Stat(storeDir); err == nil {
+		if logs, _ := os.ReadDir(filepath.Join(storeDir, ".serpent", "logs")); len(logs) != 0 {
+			t.Errorf("a build with a bad cache flag ran %d containers", len(logs))
+		}
 	}
 }
