@@ -154,10 +154,16 @@ func (c *Client) remoteOptions(ctx context.Context) []remote.Option {
 }
 
 // Retryable reports whether err is worth another try: a temporary network error, a connection
-// broken, reset or refused (a registry restarting), or a truncated answer. HTTP status codes
-// (429 and 5xx) are retried by the remote package itself.
+// broken or reset, or a truncated answer. HTTP status codes (429 and 5xx) are retried by the
+// remote package itself. A refused connection or a host name that does not resolve is not:
+// nothing listens there, and a retry would only make the user wait (crane and skopeo fail at
+// once too).
 func Retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	if dns := new(net.DNSError); errors.As(err, &dns) && dns.IsNotFound {
 		return false
 	}
 	var te interface{ Temporary() bool }
@@ -165,8 +171,7 @@ func Retryable(err error) bool {
 		return true
 	}
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, net.ErrClosed)
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 // policy sends requests to insecure registries through a transport that skips TLS

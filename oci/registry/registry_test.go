@@ -512,33 +512,62 @@ func TestStalledDownloadsAreCut(t *testing.T) {
 	}
 }
 
-// TestRetriesAreAnnounced: a registry that does not answer is said to be retried, with the
-// tries left, and given up on by name; nothing is said of a request that succeeds.
+// TestRetriesAreAnnounced: a registry that hangs up without answering is said to be retried,
+// with the tries left, once per try, and given up on by name; a refused connection is not
+// retried at all (nothing listens there), and nothing is said of a request that succeeds.
 func TestRetriesAreAnnounced(t *testing.T) {
 	var logs bytes.Buffer
 	logger := logrus.New()
 	logger.SetOutput(&logs)
 	logger.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true})
 	ctx := log.WithLogger(context.Background(), logrus.NewEntry(logger))
+	c := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}})
 
+	// A server that accepts each connection and closes it: every answer is cut short.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone := l.Addr().String()
-	l.Close() // nothing listens there now: every connection is refused
-	c := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}})
-	if _, err := c.Head(ctx, ref(t, c, gone+"/serpent/x:1")); err == nil {
-		t.Fatal("Head on a closed port succeeded")
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	hangsUp := l.Addr().String()
+	if _, err := c.Head(ctx, ref(t, c, hangsUp+"/serpent/x:1")); err == nil {
+		t.Fatal("Head on a server that hangs up succeeded")
 	}
 	out := logs.String()
 	for _, want := range []string{
-		"registry " + gone + ": ", "connection refused: try 1 of 3 failed, retrying in 10ms",
+		"registry " + hangsUp + ": ", "EOF: try 1 of 3 failed, retrying in 10ms",
 		"try 2 of 3 failed, retrying in 20ms", "giving up after 3 tries",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %q:\n%s", want, out)
 		}
+	}
+	if n := strings.Count(out, "try 1 of 3 failed"); n != 1 {
+		t.Errorf("the first retry was announced %d times:\n%s", n, out)
+	}
+
+	logs.Reset()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := closed.Addr().String()
+	closed.Close() // nothing listens there now: every connection is refused
+	_, err = c.Head(ctx, ref(t, c, gone+"/serpent/x:1"))
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Head on a closed port: %v, want an error saying the connection was refused", err)
+	}
+	if strings.Contains(logs.String(), "retrying") {
+		t.Errorf("a refused connection was retried:\n%s", logs.String())
 	}
 
 	logs.Reset()
