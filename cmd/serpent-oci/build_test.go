@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 func TestBuildAndPlanCommands(t *testing.T) {
@@ -185,5 +188,47 @@ func TestShellCommandOutputAndStatus(t *testing.T) {
 		if strings.Contains(tt.script, "err >&2") && !strings.Contains(stderr, "err\n") {
 			t.Errorf("shell -- sh -c %q: stderr lacks the command's own: %q", tt.script, stderr)
 		}
+	}
+}
+
+// TestDemoUsesItsOwnStore: make demo's script builds into a store of its own under its
+// directory (never the user's default store), keeps its recipe set and mirror there, prints
+// the next commands to try, and a second run rebuilds nothing.
+func TestDemoUsesItsOwnStore(t *testing.T) {
+	buildertest.RequireRunc(t)
+	testenv.RequireTools(t, "dpkg-deb")
+	demo, home := filepath.Join(t.TempDir(), "demo"), t.TempDir()
+	script, err := filepath.Abs("../../stages/testdata/demo.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		cmd := exec.Command(script, binary)
+		cmd.Env = append(os.Environ(), "DEMO_DIR="+demo, "HOME="+home, "SERPENT_OCI_STORE=", "SERPENT_OCI_TESTDATA="+buildertest.TestdataDir())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("demo.sh: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	out := run()
+	for _, want := range []string{"3 stages, 3 built", "Next, try:", "--store " + demo + "/store images", "run target-root@linux/arm64", "plan target-native --stages " + demo + "/stages"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo.sh's output lacks %q:\n%s", want, out)
+		}
+	}
+	if !tagExists(t, filepath.Join(demo, "store"), "target-native@linux-arm64") {
+		t.Errorf("the demo's store has no target-native@linux-arm64")
+	}
+	for _, d := range []string{"stages", "mirror"} {
+		if _, err := os.Stat(filepath.Join(demo, d)); err != nil {
+			t.Errorf("the demo's %s is gone: %v", d, err)
+		}
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("the demo wrote into HOME (the default store's place): %v", entries)
+	}
+	if out := run(); !strings.Contains(out, "3 stages, 0 built") {
+		t.Errorf("a second demo rebuilt:\n%s", out)
 	}
 }
