@@ -48,13 +48,14 @@ func (e *env) readStore(ctx context.Context) (*store.Store, error) {
 	return store.OpenExisting(ctx, dir)
 }
 
-// image opens the store for reading and finds the image ref names.
+// image opens the store for reading and finds the image ref names: for a name of several
+// platforms, the host's, as run and pull take it (podman's rule; --platform to choose).
 func (e *env) image(ctx context.Context, ref store.Ref) (*store.Store, v1.Image, v1.Descriptor, error) {
 	st, err := e.readStore(ctx)
 	if err != nil {
 		return nil, nil, v1.Descriptor{}, err
 	}
-	img, d, err := st.Image(ref)
+	img, d, err := st.ImageFor(ref, platform.Host())
 	return st, img, d, err
 }
 

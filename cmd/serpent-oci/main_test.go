@@ -107,7 +107,8 @@ func TestExitCodes(t *testing.T) {
 		{"import", []string{"import", src, "--tag", "fresh", "--platform", "arm64"}, 0, ""},
 		{"missing tag", []string{"inspect", "nothing"}, 1, "tag nothing: not found"},
 		{"mistyped tag", []string{"inspect", "fixtrue"}, 1, "tag fixtrue: not found in " + storeDir + "; did you mean fixture@linux-amd64 or fixture@linux-arm64?"},
-		{"ambiguous tag", []string{"inspect", "fixture"}, 1, "ambiguous"},
+		{"a name of several platforms: the host's", []string{"inspect", "fixture"}, 0, ""},
+		{"a name of several platforms, not the host's", []string{"inspect", "other"}, 1, "tag other is ambiguous: it exists as other@linux-arm64, other@linux-s390x"},
 		{"inspect", []string{"inspect", "fixture@arm64"}, 0, ""},
 		{"export without output", []string{"export", "fixture@arm64"}, 2, "--output is required"},
 		{"missing source", []string{"import", "/does/not/exist", "--tag", "x"}, 1, "/does/not/exist"},
@@ -124,6 +125,11 @@ func TestExitCodes(t *testing.T) {
 	for _, p := range []string{"arm64", "amd64"} {
 		if code, _, stderr := cli(t, "--store", storeDir, "import", src, "--tag", "fixture", "--platform", p); code != 0 {
 			t.Fatalf("import fixture for %s: %s", p, stderr)
+		}
+	}
+	for _, p := range []string{"arm64", "s390x"} {
+		if code, _, stderr := cli(t, "--store", storeDir, "import", src, "--tag", "other", "--platform", p); code != 0 {
+			t.Fatalf("import other for %s: %s", p, stderr)
 		}
 	}
 	for _, tt := range tests {

@@ -141,7 +141,7 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 	if err != nil {
 		return err
 	}
-	img, d, err := st.Image(ref)
+	img, d, err := st.ImageFor(ref, platform.Host()) // the host's platform of a multi-platform name
 	if err != nil {
 		return err
 	}

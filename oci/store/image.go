@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -169,9 +170,24 @@ func (s *Store) Image(ref Ref) (v1.Image, v1.Descriptor, error) {
 		return nil, d, err
 	}
 	if isIndex(d.MediaType) {
-		return nil, d, fmt.Errorf("tag %s is a multi-platform index: name a platform (--platform or NAME@os/arch)", ref)
+		return nil, d, fmt.Errorf("tag %s is %w (a multi-platform index): name a platform (--platform or NAME@os/arch)", ref, ErrAmbiguous)
 	}
 	img, err := s.ImageByDigest(d)
+	return img, d, err
+}
+
+// ImageFor is Image, except that a ref naming no platform whose name holds several (tags of
+// several platforms, or an index) is read as that name for platform p, when it has p: the
+// rule podman and pull follow with the host's platform. Without p there, it is Image's error,
+// which lists the platforms the name has.
+func (s *Store) ImageFor(ref Ref, p v1.Platform) (v1.Image, v1.Descriptor, error) {
+	img, d, err := s.Image(ref)
+	if ref.Platform != nil || !errors.Is(err, ErrAmbiguous) {
+		return img, d, err
+	}
+	if img2, d2, err2 := s.Image(ref.WithPlatform(&p)); err2 == nil {
+		return img2, d2, nil
+	}
 	return img, d, err
 }
 

@@ -40,6 +40,10 @@ const EnvStore = "SERPENT_OCI_STORE"
 // ErrNotFound is returned (wrapped) when a tag or blob does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrAmbiguous is returned (wrapped) when a tag without a platform names images of several
+// platforms (tags of each, or an index): "tag x is ambiguous: ...".
+var ErrAmbiguous = errors.New("ambiguous")
+
 // Store is an OCI image layout on disk. Its methods are safe for concurrent use by several
 // goroutines and several processes.
 type Store struct {

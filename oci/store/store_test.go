@@ -419,3 +419,65 @@ func TestParseRef(t *testing.T) {
 		})
 	}
 }
+
+// TestImageForTakesTheGivenPlatformOfAName: a name of several platforms (tags of each, or an
+// index) is read for the given platform when it has it; otherwise it stays ambiguous, and a
+// ref that names a platform is read as it is.
+func TestImageForTakesTheGivenPlatformOfAName(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	amd64, arm64 := v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64"}
+	s390x := v1.Platform{OS: "linux", Architecture: "s390x"}
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		if _, err := s.WriteImage(ctx, randomImage(t, p), mustRef(t, "tags@"+p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"linux/arm64", "linux/s390x"} {
+		if _, err := s.WriteImage(ctx, randomImage(t, p), mustRef(t, "foreign@"+p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: randomImage(t, "linux/amd64"), Descriptor: v1.Descriptor{Platform: &amd64}},
+		mutate.IndexAddendum{Add: randomImage(t, "linux/arm64"), Descriptor: v1.Descriptor{Platform: &arm64}})
+	if _, err := s.WriteIndex(ctx, idx, "index"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ref     string
+		p       v1.Platform
+		want    string // the platform read, or "" for an error
+		wantErr error
+	}{
+		{"tags", amd64, "linux/amd64", nil},
+		{"tags", arm64, "linux/arm64", nil},
+		{"tags", s390x, "", ErrAmbiguous},
+		{"tags@linux/arm64", amd64, "linux/arm64", nil}, // named: as it is
+		{"index", amd64, "linux/amd64", nil},
+		{"index", s390x, "", ErrAmbiguous},
+		{"foreign", amd64, "", ErrAmbiguous},
+		{"foreign", s390x, "linux/s390x", nil},
+		{"nothing", amd64, "", ErrNotFound},
+	}
+	for _, tt := range tests {
+		img, _, err := s.ImageFor(mustRef(t, tt.ref), tt.p)
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("ImageFor(%s, %s): %v, want %v", tt.ref, platform.String(tt.p), err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ImageFor(%s, %s): %v", tt.ref, platform.String(tt.p), err)
+			continue
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.OS + "/" + cfg.Architecture; got != tt.want {
+			t.Errorf("ImageFor(%s, %s) read %s, want %s", tt.ref, platform.String(tt.p), got, tt.want)
+		}
+	}
+}

@@ -268,7 +268,7 @@ func (s *Store) Resolve(ref Ref) (v1.Descriptor, error) {
 	for _, t := range found {
 		plats = append(plats, t.Ref.String())
 	}
-	return v1.Descriptor{}, fmt.Errorf("tag %s is ambiguous: it exists as %s; name a platform (--platform or NAME@os/arch)", ref, strings.Join(plats, ", "))
+	return v1.Descriptor{}, fmt.Errorf("tag %s is %w: it exists as %s; name a platform (--platform or NAME@os/arch)", ref, ErrAmbiguous, strings.Join(plats, ", "))
 }
 
 func (s *Store) notFound(ref Ref, tags []Tag) error {
