@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full profile's cheap check, for CI (a cold full build takes hours): its recipes load and
-# plan for both platforms in an empty store, every source up to stage3 and stage3-llvm fetches and
+# plan for both platforms in an empty store, every source up to stage3-fixedpoint fetches and
 # matches its sha256, then, in that store, for each platform: the seed
 # with ccache, the full profile's stage1, and the llvm stage's script up to the end of LLVM's CMake
 # configure (serpent-oci shell, with SERPENT_LLVM_STOP_AFTER=configure): the host's
@@ -22,25 +22,18 @@ plist="$(IFS=,; echo "${platforms[*]}")"
 start=$(date +%s)
 host=linux/amd64 # CI's machines; the accelerator check names x86_64 as the host's triple
 
-"$bin" plan stage3 --profile full --platform "$plist" --format json | tr -d ' \n' > "$work/plan.json"
-"$bin" plan stage3-llvm --profile full --platform "$plist" --format json | tr -d ' \n' > "$work/plan-llvm.json"
+"$bin" plan stage3-fixedpoint --profile full --platform "$plist" --format json | tr -d ' \n' > "$work/plan.json"
 for p in "${platforms[@]}"; do
-	for stage in stage1 llvm stage2 stage2.5 stage3; do
+	for stage in stage1 llvm stage2 stage2.5 stage3-base stage3-llvm stage3 stage3-fixedpoint; do
 		check "the full profile plans $stage for $p" \
 			grep -q "\"stage\":\"$stage\",\"platform\":\"$p\"" "$work/plan.json"
 	done
-	for stage in stage3-base stage3-llvm; do
-		check "the full profile plans $stage (stage3-llvm's chain) for $p" \
-			grep -q "\"stage\":\"$stage\",\"platform\":\"$p\"" "$work/plan-llvm.json"
-	done
 done
-# Every source stage3 and stage3-llvm build (and the stages before them) is fetched from its origin and
-# matches its sha256: a recipe naming bytes the archive does not serve fails here, not hours
-# into a build.
-for target in stage3 stage3-llvm; do
-	check "every source of $target and the stages before it fetches and matches its sha256" \
-		sh -c "'$bin' sources fetch $target --profile full --platform '$plist' > '$work/sources-$target.log' 2>&1 || { tail -n 20 '$work/sources-$target.log'; exit 1; }"
-done
+# Every source of the full chain (stage3-fixedpoint and the stages before it) is fetched from its
+# origin and matches its sha256: a recipe naming bytes the archive does not serve fails here,
+# not hours into a build.
+check "every source of stage3-fixedpoint and the stages before it fetches and matches its sha256" \
+	sh -c "'$bin' sources fetch stage3-fixedpoint --profile full --platform '$plist' > '$work/sources.log' 2>&1 || { tail -n 20 '$work/sources.log'; exit 1; }"
 
 for p in "${platforms[@]}"; do
 	t0=$(date +%s)

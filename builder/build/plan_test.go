@@ -42,7 +42,8 @@ func TestTagForNamesProfileAndCrossTarget(t *testing.T) {
 	}
 }
 
-// TestFullProfilePlans: the full profile's chain plans for both platforms on a store that has
+// TestFullProfilePlans: the full profile's chain (stage3 on stage3-llvm on stage3-base: the
+// toolchain rebuilt natively, last) plans for both platforms on a store that has
 // its seed (seed-full, mapped by profile.yaml): every stage, where it runs, how it is tagged.
 func TestFullProfilePlans(t *testing.T) {
 	set, err := stages.LoadProfile(stages.Embedded(), "full")
@@ -76,11 +77,15 @@ func TestFullProfilePlans(t *testing.T) {
 		"llvm full/llvm@linux-amd64 on linux/amd64 (build)",
 		"stage2 full/stage2@linux-amd64 on linux/amd64 (build)",
 		"stage2.5 full/stage2.5@linux-amd64 on linux/amd64 (build)",
+		"stage3-base full/stage3-base@linux-amd64 on linux/amd64 (build)",
+		"stage3-llvm full/stage3-llvm@linux-amd64 on linux/amd64 (build)",
 		"stage3 full/stage3@linux-amd64 on linux/amd64 (build)",
 		"stage1 full/stage1-for-linux-arm64@linux-amd64 on linux/amd64 (build)",
 		"llvm full/llvm-for-linux-arm64@linux-amd64 on linux/amd64 (build)",
 		"stage2 full/stage2@linux-arm64 on linux/amd64 (build)",
 		"stage2.5 full/stage2.5@linux-arm64 on linux/arm64 (build)",
+		"stage3-base full/stage3-base@linux-arm64 on linux/arm64 (build)",
+		"stage3-llvm full/stage3-llvm@linux-arm64 on linux/arm64 (build)",
 		"stage3 full/stage3@linux-arm64 on linux/arm64 (build)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

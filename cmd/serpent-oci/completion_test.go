@@ -44,7 +44,7 @@ func TestComplete(t *testing.T) {
 		{words: []string{"build", "--platform=linux/ar"}, want: []string{"--platform=linux/arm64"}},
 		{words: []string{"build", "--profile", ""}, want: []string{"small", "full"}},
 		{words: []string{"build", "stage2"}, want: []string{"stage2", "stage2.5"}},
-		{words: []string{"build", "--profile", "full", "stage3"}, has: []string{"stage3", "stage3-base", "stage3-llvm"}},
+		{words: []string{"build", "--profile", "full", "stage3"}, has: []string{"stage3", "stage3-base", "stage3-llvm", "stage3-fixedpoint"}},
 		{words: []string{"build", "--profile", "full", "stage3-b"}, want: []string{"stage3-base"}},
 		{words: []string{"build", "stage3-b"}, want: nil}, // not in the small profile
 		{words: []string{"build", "--profile=full", "llvm"}, want: []string{"llvm", "llvm-accel"}},
