@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -166,7 +167,19 @@ func (g *graphFlags) sourceCache(progress io.Writer) (*sources.Cache, error) {
 		}
 		dir = d
 	}
-	return &sources.Cache{Dir: dir, Mirrors: g.mirrors, Progress: progress}, nil
+	// The cache and the mirrors are bind-mounted into containers, whose specs take only
+	// absolute paths: a relative one (--sources-dir sources) is the working directory's.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("source cache %s: %w", g.sourcesDir, err)
+	}
+	mirrors := make([]string, len(g.mirrors))
+	for i, m := range g.mirrors {
+		if mirrors[i], err = filepath.Abs(m); err != nil {
+			return nil, fmt.Errorf("source mirror %s: %w", m, err)
+		}
+	}
+	return &sources.Cache{Dir: dir, Mirrors: mirrors, Progress: progress}, nil
 }
 
 func buildCommand() *command {

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
+	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
@@ -19,12 +20,7 @@ import (
 
 func TestBuildAndPlanCommands(t *testing.T) {
 	buildertest.RequireRunc(t)
-	storeDir := filepath.Join(t.TempDir(), "store")
-	st, err := store.Open(context.Background(), storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	storeDir, _ := hostBusyboxStore(t)
 	set, mirror := buildertest.RecipeSet(t)
 	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src")}
 
@@ -109,14 +105,22 @@ func TestPlanSaysWhatIsAccelerated(t *testing.T) {
 
 // acceleratedSet is a store with the host's busybox (the accelerator) and the test set whose
 // target-native says accelerate: true, with the set's source mirror.
-func acceleratedSet(t *testing.T) (storeDir, set, mirror string, busybox v1.Descriptor) {
+// hostBusyboxStore is a new store holding busybox for linux/amd64 (the test recipe set's
+// base) and its descriptor.
+func hostBusyboxStore(t *testing.T) (string, v1.Descriptor) {
 	t.Helper()
-	storeDir = filepath.Join(t.TempDir(), "store")
+	storeDir := filepath.Join(t.TempDir(), "store")
 	st, err := store.Open(context.Background(), storeDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, busybox = buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	_, d := buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	return storeDir, d
+}
+
+func acceleratedSet(t *testing.T) (storeDir, set, mirror string, busybox v1.Descriptor) {
+	t.Helper()
+	storeDir, busybox = hostBusyboxStore(t)
 	set, mirror = buildertest.RecipeSet(t)
 	yaml := filepath.Join(set, "target-native.yaml")
 	b, err := os.ReadFile(yaml)
@@ -163,12 +167,7 @@ func TestAcceleratedBuildSaysSo(t *testing.T) {
 // are, apart, and exits with CMD's status, as run does.
 func TestShellCommandOutputAndStatus(t *testing.T) {
 	buildertest.RequireRunc(t)
-	storeDir := filepath.Join(t.TempDir(), "store")
-	st, err := store.Open(context.Background(), storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	storeDir, _ := hostBusyboxStore(t)
 	set, mirror := buildertest.RecipeSet(t)
 	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src"),
 		"--source-mirror", mirror, "--progress", "plain"}
@@ -230,5 +229,39 @@ func TestDemoUsesItsOwnStore(t *testing.T) {
 	}
 	if out := run(); !strings.Contains(out, "3 stages, 0 built") {
 		t.Errorf("a second demo rebuilt:\n%s", out)
+	}
+}
+
+// TestRelativeSourceDirsAreMadeAbsolute: the source cache and mirrors are bind-mounted into
+// containers, whose specs take absolute paths only, so --sources-dir sources (and a relative
+// --source-mirror or $SERPENT_OCI_SOURCES) are the working directory's.
+func TestRelativeSourceDirsAreMadeAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		name string
+		g    graphFlags
+		env  string
+		want string
+	}{
+		{"flag", graphFlags{sourcesDir: "sources", mirrors: []string{"distfiles", "/srv/m"}}, "", filepath.Join(dir, "sources")},
+		{"environment", graphFlags{}, "cache/src", filepath.Join(dir, "cache/src")},
+		{"absolute", graphFlags{sourcesDir: "/var/cache/x/../src"}, "", "/var/cache/src"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(sources.EnvCache, tc.env)
+			c, err := tc.g.sourceCache(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Dir != tc.want {
+				t.Errorf("cache dir %q, want %q", c.Dir, tc.want)
+			}
+			for i, m := range c.Mirrors {
+				if !filepath.IsAbs(m) || filepath.Base(m) != filepath.Base(tc.g.mirrors[i]) {
+					t.Errorf("mirror %q from %q: want it absolute", m, tc.g.mirrors[i])
+				}
+			}
+		})
 	}
 }

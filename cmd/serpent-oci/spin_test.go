@@ -1,25 +1,17 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
-	"github.com/serpent-os/serpent-oci/oci/platform"
-	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
 func TestSpinCommand(t *testing.T) {
 	buildertest.RequireRunc(t)
-	storeDir := filepath.Join(t.TempDir(), "store")
-	st, err := store.Open(context.Background(), storeDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buildertest.Busybox(t, st, platform.MustParse("linux/amd64"))
+	storeDir, _ := hostBusyboxStore(t)
 	dir := t.TempDir()
 	def := filepath.Join(dir, "tiny.yaml")
 	if err := os.WriteFile(filepath.Join(dir, "note"), []byte("a note\n"), 0o644); err != nil {
