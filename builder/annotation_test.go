@@ -49,9 +49,8 @@ func TestReadAnnotationFilesStaysInTheRoot(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.make(t, root)
-			out := Output{AnnotationFiles: map[string]string{"os.serpent.oci.components": "/out/c.json"}}
-			err := readAnnotationFiles(root, &out)
-			got := out.Annotations["os.serpent.oci.components"]
+			files, err := readFiles(root, map[string]string{"os.serpent.oci.components": "/out/c.json"})
+			got := files["os.serpent.oci.components"]
 			switch {
 			case tc.error == "" && (err != nil || got != tc.want):
 				t.Errorf("annotation %q, %v; want %q", got, err, tc.want)

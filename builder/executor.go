@@ -10,12 +10,16 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
-// Executor runs a stage's process in a root made from a base image and captures what changed as
-// an image in its store; or runs a program on the host, reported alike. Runner (runc, with
-// overlayfs or a copy) is the implementation; buildertest.FakeExecutor makes images without
-// root, runc or qemu, for tests of the decisions around runs (plan, keys, reuse, --rebuild).
+// Executor runs a process in a root made from a base image and captures what changed as a
+// layer in its store; or runs a program on the host, reported alike. It makes no image:
+// RunAndCommit commits the layer, the same way for every executor. Runner (runc, with
+// overlayfs or a copy) is the implementation; buildertest.FakeExecutor fakes the run alone
+// (a layer of one file) without root, runc or qemu, for tests of the decisions around runs
+// (plan, keys, reuse, --rebuild).
 type Executor interface {
 	Run(ctx context.Context, opts RunOptions) (Result, error)
+	// Store is the store the executor reads base images from and writes layers into.
+	Store() *store.Store
 	RunHost(ctx context.Context, name string, cmd *exec.Cmd) (logPath string, err error)
 	// On is an executor like this one (same runtime, root filesystem provider, binfmt_misc
 	// paths and console) over another store, such as verify's scratch store.
@@ -44,6 +48,9 @@ func ExitStatus(err error) (int, bool) {
 }
 
 var _ Executor = (*Runner)(nil)
+
+// Store is the runner's store.
+func (r *Runner) Store() *store.Store { return r.store }
 
 // On returns a runner with r's options over st.
 func (r *Runner) On(st *store.Store) (Executor, error) {

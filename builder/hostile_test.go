@@ -27,9 +27,9 @@ func TestCaptureRefusesASymlinkedPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := e.opts(buildertest.Platforms[0], "mkdir -p /build/out && echo mine > /build/out/f && rm -rf /build && ln -s "+host+" /build")
-	o.Output.Capture, o.Output.Dir, o.Output.Platform = builder.CaptureDir, "/build/out", platform.MustParse("linux/arm64")
-	o.Output.Tag = &store.Ref{Name: "captured"}
-	_, err := e.runner(t).Run(context.Background(), o)
+	o.Output.Capture, o.Output.Dir = builder.CaptureDir, "/build/out"
+	c := builder.Commit{Platform: platform.MustParse("linux/arm64"), Tag: &store.Ref{Name: "captured"}}
+	_, err := builder.RunAndCommit(context.Background(), e.runner(t), o, c)
 	if err == nil || !strings.Contains(err.Error(), "refusing to capture /build/out: /build is a symlink to "+host) {
 		t.Fatalf("capture through a planted symlink: %v", err)
 	}
@@ -49,8 +49,8 @@ func TestMountPointCleanupFollowsNothingPlanted(t *testing.T) {
 	}
 	o := e.opts(buildertest.Platforms[0], "mv /a/b /a/moved && ln -s "+victim+" /a/b && echo planted")
 	o.Process.Mounts = []builder.Mount{{Source: volume, Destination: "/a/b/c"}}
-	o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: "planted"}
-	if _, err := e.runner(t).Run(context.Background(), o); err != nil {
+	o.Output.Capture = builder.CaptureLayer
+	if _, err := builder.RunAndCommit(context.Background(), e.runner(t), o, builder.Commit{Tag: &store.Ref{Name: "planted"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(victim, "c")); err != nil {

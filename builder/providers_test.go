@@ -109,8 +109,8 @@ echo touched > /etc/touched`
 					}
 				}
 				o := e.opts(p, script)
-				o.Base, o.Output.Capture, o.Output.Tag = img, builder.CaptureLayer, &store.Ref{Name: "crafted-" + prov}
-				res, err := e.runner(t, builder.WithProvider(provider)).Run(context.Background(), o)
+				o.Base, o.Output.Capture = img, builder.CaptureLayer
+				res, err := builder.RunAndCommit(context.Background(), e.runner(t, builder.WithProvider(provider)), o, builder.Commit{Tag: &store.Ref{Name: "crafted-" + prov}})
 				if err != nil {
 					t.Fatalf("%s: %v", prov, err)
 				}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -23,8 +22,6 @@ import (
 	"github.com/containerd/log"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder/binfmt"
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
 	"github.com/serpent-os/serpent-oci/builder/runc"
@@ -171,28 +168,31 @@ type Process struct {
 	Stdout, Stderr io.Writer
 }
 
-// Output is what a run makes of what it changed, and where it goes.
+// Output is what a run keeps of what it changed: the executor captures it as one layer,
+// stored in the store (Result.Layer), and reads the files Files names; what image is made of
+// them, and where it is tagged, is Commit's.
 type Output struct {
-	Capture   Capture
-	Dir       string      // with CaptureDir: the directory in the container
-	Platform  v1.Platform // with CaptureDir: the new image's platform
-	CreatedBy string      // history entry of the new layer
-	Layer     layer.WriteOptions
-	// Tag is where the result is tagged. Without one, the result's layer is stored and the
-	// image (Result.Image) returned untagged, for the caller to build on.
-	Tag         *store.Ref
-	Annotations map[string]string // added to the result's manifest
-	// AnnotationFiles maps annotation keys to files the run writes (absolute paths in the
-	// container): each file's content becomes that annotation of the result.
-	AnnotationFiles map[string]string
+	Capture Capture
+	Dir     string // with CaptureDir: the directory in the container
+	Layer   layer.WriteOptions
+	// Files maps keys to files the run writes (absolute paths in the container): each
+	// file's content is read from the root the run left into Result.Files under its key
+	// (JSON compacted), for Commit to make annotations of.
+	Files map[string]string
 }
 
 // Result is what a run did.
 type Result struct {
-	ID         string
-	Log        string        // the run's whole output
-	Descriptor v1.Descriptor // the image made, with a capture
+	ID  string
+	Log string // the run's whole output
+	// Layer is, with a capture, the layer of what the run changed (or of the captured
+	// directory), in the store: hold the store (store.Hold) until an image that uses it is
+	// tagged, as RunAndCommit does.
+	Layer v1.Layer
+	Files map[string]string // Output.Files' contents, by key
+	// Image and Descriptor are what Commit made of Layer: the image, and where it is tagged.
 	Image      v1.Image
+	Descriptor v1.Descriptor
 	Provider   string
 	Snapshots  snapshot.Stats
 	Prepare    time.Duration // snapshots and root filesystem
@@ -223,9 +223,9 @@ func newID() string {
 	return ContainerPrefix + hex.EncodeToString(b)
 }
 
-// Run runs opts.Process in opts.Base. On success with a capture, the new image is stored and
-// tagged; on failure or interruption nothing is tagged, the container is gone, nothing is left
-// mounted, and the log stays.
+// Run runs opts.Process in opts.Base and, with a capture, stores what it changed as a layer
+// (Result.Layer). On failure or interruption the container is gone, nothing is left mounted,
+// and the log stays. It makes no image: RunAndCommit does.
 func (r *Runner) Run(ctx context.Context, opts RunOptions) (Result, error) {
 	if opts.Name == "" {
 		opts.Name = "run"
@@ -331,7 +331,7 @@ func (r *Runner) runIn(ctx context.Context, ws rootfs.Workspace, runDir string, 
 		if missing, err = r.runProcess(ctx, ws, runDir, opts, res); err != nil {
 			return err
 		}
-		if err := readAnnotationFiles(ws.Root(), &opts.Output); err != nil {
+		if res.Files, err = readFiles(ws.Root(), opts.Output.Files); err != nil {
 			return fmt.Errorf("run %s: %w", opts.Name, err)
 		}
 	}
@@ -494,25 +494,26 @@ func (r *Runner) capture(ctx context.Context, ws rootfs.Workspace, missing []str
 	return nil
 }
 
-// maxAnnotation bounds an annotation read from a file: manifests are meant to stay small.
+// maxAnnotation bounds a file read for an annotation: manifests are meant to stay small.
 const maxAnnotation = 256 << 10
 
-// readAnnotationFiles reads the files opts.AnnotationFiles names from the root the run left.
-// What a run leaves is the recipe's doing: each path is resolved inside root as the root's
-// own programs would see it (securejoin: symlinks, absolute ones too, stay in it), must be a
-// regular file (a FIFO would hang the build) and is read no further than maxAnnotation.
-func readAnnotationFiles(root string, opts *Output) error {
-	for key, p := range opts.AnnotationFiles {
+// readFiles reads the files files names (by key) from the root the run left. What a run
+// leaves is the recipe's doing: each path is resolved inside root as the root's own programs
+// would see it (securejoin: symlinks, absolute ones too, stay in it), must be a regular file
+// (a FIFO would hang the build) and is read no further than maxAnnotation.
+func readFiles(root string, files map[string]string) (map[string]string, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(files))
+	for key, p := range files {
 		b, err := readRegularInRoot(root, p, maxAnnotation)
 		if err != nil {
-			return fmt.Errorf("annotation %s: %s: %w", key, p, err)
+			return nil, fmt.Errorf("annotation %s: %s: %w", key, p, err)
 		}
-		if opts.Annotations == nil {
-			opts.Annotations = map[string]string{}
-		}
-		opts.Annotations[key] = compactJSON(b)
+		out[key] = compactJSON(b)
 	}
-	return nil
+	return out, nil
 }
 
 // readRegularInRoot reads the regular file name, resolved inside root, whole; it refuses one
@@ -587,15 +588,9 @@ func (r *Runner) captureLayer(ctx context.Context, ws rootfs.Workspace, missing 
 	if len(removed) > 0 {
 		log.G(ctx).WithField("paths", removed).Debug("left the runtime's mount points out of the layer")
 	}
-	out := opts.Output
-	out.Layer.Format = layer.OverlayUpper
-	img, l, err := image.AppendDir(ctx, r.store, image.WithoutAnnotations(opts.Base), opts.Platform, changes, image.AppendOptions{
-		Layer: out.Layer, CreatedBy: out.CreatedBy,
-	})
-	if err != nil {
-		return err
-	}
-	return r.finish(ctx, img, l, opts, res)
+	w := opts.Output.Layer
+	w.Format = layer.OverlayUpper
+	return r.storeLayer(ctx, changes, w, res)
 }
 
 func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOptions, res *Result) error {
@@ -608,52 +603,19 @@ func (r *Runner) captureDir(ctx context.Context, ws rootfs.Workspace, opts RunOp
 	case err != nil:
 		return fmt.Errorf("the run left no directory at %s to capture", opts.Output.Dir)
 	}
-	out := opts.Output
-	out.Layer.Format = layer.Dir
-	img, l, err := image.AppendDir(ctx, r.store, nil, out.Platform, dir, image.AppendOptions{
-		Layer: out.Layer, CreatedBy: out.CreatedBy, Comment: "rootfs " + out.Dir + " of " + opts.Name,
-	})
+	w := opts.Output.Layer
+	w.Format = layer.Dir
+	return r.storeLayer(ctx, dir, w, res)
+}
+
+// storeLayer writes the tree at root into the store as the run's layer.
+func (r *Runner) storeLayer(ctx context.Context, root string, w layer.WriteOptions, res *Result) error {
+	l, err := image.WriteLayer(ctx, r.store, root, w)
 	if err != nil {
 		return err
 	}
-	return r.finish(ctx, img, l, opts, res)
-}
-
-// ImageAnnotations are the manifest annotations of the image a run makes: its base's name and
-// digest, when the base is named, and opts.Output.Annotations (which win). Every Executor
-// annotates so.
-func ImageAnnotations(opts RunOptions) (map[string]string, error) {
-	a := map[string]string{}
-	if opts.BaseName != "" && opts.Base != nil {
-		d, err := opts.Base.Digest()
-		if err != nil {
-			return nil, err
-		}
-		a[ocispec.AnnotationBaseImageName] = opts.BaseName
-		a[ocispec.AnnotationBaseImageDigest] = d.String()
-	}
-	maps.Copy(a, opts.Output.Annotations)
-	return a, nil
-}
-
-func (r *Runner) finish(ctx context.Context, img v1.Image, l v1.Layer, opts RunOptions, res *Result) error {
-	annotations, err := ImageAnnotations(opts)
-	if err != nil {
-		return err
-	}
-	if len(annotations) > 0 {
-		img = mutate.Annotations(img, annotations).(v1.Image)
-	}
-	res.Image = img
+	res.Layer = l
 	res.LayerBytes, _ = l.Size()
-	if opts.Output.Tag == nil {
-		return nil
-	}
-	d, err := r.store.WriteImage(ctx, img, *opts.Output.Tag)
-	if err != nil {
-		return err
-	}
-	res.Descriptor = d
 	return nil
 }
 

@@ -80,7 +80,6 @@ func (e *env) opts(p v1.Platform, script string) builder.RunOptions {
 	return builder.RunOptions{
 		Name: "test", Base: e.images[platform.String(p)], BaseName: "busybox", Platform: p,
 		Process: builder.Process{Args: []string{"/bin/sh", "-c", script}},
-		Output:  builder.Output{CreatedBy: "test"},
 	}
 }
 
@@ -166,8 +165,7 @@ func TestRunCapturesExactlyTheChanges(t *testing.T) {
 				o := e.opts(p, changeScript)
 				o.Output.Capture = builder.CaptureLayer
 				tag := store.Ref{Name: "changed-" + prov}
-				o.Output.Tag = &tag
-				res, err := e.runner(t, builder.WithProvider(provider)).Run(ctx, o)
+				res, err := builder.RunAndCommit(ctx, e.runner(t, builder.WithProvider(provider)), o, builder.Commit{CreatedBy: "test", Tag: &tag})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -291,9 +289,8 @@ func TestFailedRunTagsNothing(t *testing.T) {
 			defer cancel()
 			o := e.opts(buildertest.Platforms[1], "echo partial > /partial; "+tt.script)
 			o.Output.Capture, o.Process.Timeout = builder.CaptureLayer, tt.timeout
-			o.Output.Tag = &store.Ref{Name: "never"}
 			start := time.Now()
-			_, err := e.runner(t).Run(ctx, o)
+			_, err := builder.RunAndCommit(ctx, e.runner(t), o, builder.Commit{Tag: &store.Ref{Name: "never"}})
 			var failed *builder.FailedRunError
 			if !errors.As(err, &failed) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error %v, want a failed run saying %q", err, tt.wantErr)
@@ -343,9 +340,9 @@ func TestKeepFailedKeepsFilesNotMounts(t *testing.T) {
 func TestCaptureDirMakesANewImage(t *testing.T) {
 	e := setup(t)
 	o := e.opts(buildertest.Platforms[0], "mkdir -p /out/rootfs/bin && cp /bin/busybox /out/rootfs/bin/ && ln -s busybox /out/rootfs/bin/sh && echo made > /out/rootfs/marker")
-	o.Output.Capture, o.Output.Dir, o.Output.Platform = builder.CaptureDir, "/out/rootfs", platform.MustParse("linux/arm64")
-	o.Output.Tag = &store.Ref{Name: "made"}
-	res, err := e.runner(t).Run(context.Background(), o)
+	o.Output.Capture, o.Output.Dir = builder.CaptureDir, "/out/rootfs"
+	res, err := builder.RunAndCommit(context.Background(), e.runner(t), o,
+		builder.Commit{Platform: platform.MustParse("linux/arm64"), CreatedBy: "test", Tag: &store.Ref{Name: "made"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,8 +405,8 @@ func TestKilledRunIsRecovered(t *testing.T) {
 	fmt.Printf("store=%s\n", e.st.Dir())
 	o := e.opts(buildertest.Platforms[1], "echo running; sleep 60")
 	o.Name = "child"
-	o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: "never"}
-	_, _ = e.runner(t, builder.WithConsole(os.Stdout)).Run(context.Background(), o)
+	o.Output.Capture = builder.CaptureLayer
+	_, _ = builder.RunAndCommit(context.Background(), e.runner(t, builder.WithConsole(os.Stdout)), o, builder.Commit{Tag: &store.Ref{Name: "never"}})
 	t.Fatal("the child's run was not killed")
 }
 
@@ -444,8 +441,8 @@ func TestConcurrentRunsDoNotCollide(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			o := e.opts(buildertest.Platforms[i], fmt.Sprintf("echo %d > /which; sleep 1", i))
-			o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: fmt.Sprintf("concurrent-%d", i)}
-			results[i], errs[i] = e.runner(t).Run(context.Background(), o)
+			o.Output.Capture = builder.CaptureLayer
+			results[i], errs[i] = builder.RunAndCommit(context.Background(), e.runner(t), o, builder.Commit{Tag: &store.Ref{Name: fmt.Sprintf("concurrent-%d", i)}})
 		}()
 	}
 	wg.Wait()
@@ -489,8 +486,8 @@ echo made > /made`)
 	// The prefix goes ahead of the PATH the run has, here one its Env sets.
 	o.Process.Env = []string{"PATH=/usr/bin:/bin"}
 	o.Process.PathPrepend = []string{"/serpent/tools/bin"}
-	o.Output.Capture, o.Output.Tag = builder.CaptureLayer, &store.Ref{Name: "accelerated"}
-	res, err := e.runner(t).Run(ctx, o)
+	o.Output.Capture = builder.CaptureLayer
+	res, err := builder.RunAndCommit(ctx, e.runner(t), o, builder.Commit{Tag: &store.Ref{Name: "accelerated"}})
 	if err != nil {
 		t.Fatal(err)
 	}

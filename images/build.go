@@ -321,10 +321,7 @@ func reuseLayer(img, prev v1.Image, digest string, h v1.History) (v1.Image, erro
 func runStep(ctx context.Context, s *Spin, opts Options, st *Step, p v1.Platform, img v1.Image, h v1.History) (v1.Image, v1.Hash, error) {
 	ro := builder.RunOptions{
 		Name: fmt.Sprintf("%s-%d", s.Name, st.Index+1), Base: img, Platform: p,
-		Output: builder.Output{
-			Capture: builder.CaptureLayer, CreatedBy: h.CreatedBy,
-			Layer: layer.WriteOptions{SourceDateEpoch: opts.Epoch},
-		},
+		Output: builder.Output{Capture: builder.CaptureLayer, Layer: layer.WriteOptions{SourceDateEpoch: opts.Epoch}},
 	}
 	switch st.Kind {
 	case Run:
@@ -335,15 +332,12 @@ func runStep(ctx context.Context, s *Spin, opts Options, st *Step, p v1.Platform
 	case Copy:
 		ro.Prepare = func(ctx context.Context, root string) error { return copyInto(root, s.Dir, st) }
 	}
-	r, err := opts.Runner.Run(ctx, ro)
+	// Untagged: the spin's image is tagged once, after its last step.
+	r, err := builder.RunAndCommit(ctx, opts.Runner, ro, builder.Commit{CreatedBy: h.CreatedBy})
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
-	layers, err := r.Image.Layers()
-	if err != nil || len(layers) == 0 {
-		return nil, v1.Hash{}, fmt.Errorf("the step made no layer: %v", err)
-	}
-	d, err := layers[len(layers)-1].Digest()
+	d, err := r.Layer.Digest()
 	return r.Image, d, err
 }
 

@@ -366,15 +366,20 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	if err != nil {
 		return res, err
 	}
-	ro.Output.Tag = &s.Tag
-	ro.Output.AnnotationFiles = r.Annotate
-	ro.Output.Annotations = provenance(opts.PlanOptions, s, epochOf(opts.PlanOptions))
+	ro.Output.Files = r.Annotate
+	c := builder.Commit{
+		Platform:    s.Output,
+		CreatedBy:   "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
+		Annotations: provenance(opts.PlanOptions, s, epochOf(opts.PlanOptions)),
+		Tag:         &s.Tag,
+	}
 	if r.Output.Kind == stages.Rootfs {
-		ro.Output.Capture, ro.Output.Dir, ro.Output.Platform = builder.CaptureDir, r.Output.Dir, s.Output
+		ro.Output.Capture, ro.Output.Dir = builder.CaptureDir, r.Output.Dir
+		c.Comment = "rootfs " + r.Output.Dir + " of " + r.Name
 	} else {
 		ro.Output.Capture = builder.CaptureLayer
 	}
-	run, err := opts.Runner.Run(ctx, ro)
+	run, err := builder.RunAndCommit(ctx, opts.Runner, ro, c)
 	res.Run, res.Log, res.Took, res.Built = run, run.Log, time.Since(start), true
 	if err != nil {
 		return res, fmt.Errorf("stage %s for %s: %w", r.Name, platform.String(s.Target.Platform), err)
@@ -442,11 +447,8 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 	}
 	ro = builder.RunOptions{
 		Name: r.Name, Base: s.BaseImage, BaseName: s.Base, Platform: s.RunsOn,
-		Process: builder.Process{Args: args, Env: env, Network: r.Network, Mounts: mounts, PathPrepend: pathPrepend},
-		Output: builder.Output{
-			CreatedBy: "serpent-oci stage " + r.Name + " (recipe " + s.RecipeDigest + ")",
-			Layer:     layer.WriteOptions{SourceDateEpoch: epoch},
-		},
+		Process:    builder.Process{Args: args, Env: env, Network: r.Network, Mounts: mounts, PathPrepend: pathPrepend},
+		Output:     builder.Output{Layer: layer.WriteOptions{SourceDateEpoch: epoch}},
 		KeepFailed: opts.KeepFailed,
 	}
 	return ro, recipeDir, nil

@@ -65,7 +65,7 @@ func newFakeFixture(t testing.TB) (*fixture, *buildertest.FakeExecutor) {
 	t.Helper()
 	f := newStoreFixture(t)
 	buildertest.Busybox(t, f.st, platform.MustParse("linux/amd64"))
-	fake := &buildertest.FakeExecutor{Store: f.st}
+	fake := buildertest.NewFake(f.st)
 	f.runner = fake
 	return f, fake
 }
@@ -294,7 +294,19 @@ func TestCorruptSourceStopsBeforeAnyContainer(t *testing.T) {
 	}
 }
 
-func TestCacheToThenCacheFrom(t *testing.T) {
+func TestCacheToThenCacheFrom(t *testing.T) { testCacheToThenCacheFrom(t, newFixture) }
+
+// The same decisions with the fake executor, without root.
+func TestCacheToThenCacheFromWithoutRoot(t *testing.T) {
+	testCacheToThenCacheFrom(t, func(t *testing.T) *fixture {
+		f, _ := newFakeFixture(t)
+		return f
+	})
+}
+
+// testCacheToThenCacheFrom builds into a registry cache with --cache-to and from it with
+// --cache-from, in fixtures newFixture makes (each with its own store).
+func testCacheToThenCacheFrom(t *testing.T, fixtureOf func(*testing.T) *fixture) {
 	ctx := context.Background()
 	host := registrytest.InMemory(t, nil)
 	client := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
@@ -304,7 +316,7 @@ func TestCacheToThenCacheFrom(t *testing.T) {
 	}
 	cache := &registry.Cache{Client: client, Repo: repo}
 
-	first := newFixture(t)
+	first := fixtureOf(t)
 	rep, err := first.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheTo = client, cache })
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +332,7 @@ func TestCacheToThenCacheFrom(t *testing.T) {
 
 	// A fresh store (with its own copy of the base image, imported alike) takes every stage
 	// from the cache and runs no container.
-	second := newFixture(t)
+	second := fixtureOf(t)
 	rep2, err := second.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheFrom = client, []*registry.Cache{cache} })
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +366,7 @@ func TestCacheToThenCacheFrom(t *testing.T) {
 
 	// A changed last script misses the cache for that stage alone.
 	edit(t, filepath.Join(second.set, "target-native.sh"), "built natively", "built natively again")
-	third := newFixture(t)
+	third := fixtureOf(t)
 	edit(t, filepath.Join(third.set, "target-native.sh"), "built natively", "built natively again")
 	rep4, err := third.build(t, "target-native", func(o *build.Options) { o.Registry, o.CacheFrom = client, []*registry.Cache{cache} })
 	if err != nil {
@@ -367,7 +379,7 @@ func TestCacheToThenCacheFrom(t *testing.T) {
 	// A cache that cannot be reached is a miss: the build goes on.
 	down := registry.New(registry.Options{Keychain: authn.NewMultiKeychain(), Backoff: remote.Backoff{Duration: time.Millisecond, Steps: 1}})
 	gone, _ := down.ParseRepository("127.0.0.1:1/serpent/cache")
-	fourth := newFixture(t)
+	fourth := fixtureOf(t)
 	rep5, err := fourth.build(t, "target-root", func(o *build.Options) { o.Registry, o.CacheFrom = down, []*registry.Cache{{Client: down, Repo: gone}} })
 	if err != nil {
 		t.Fatalf("build with an unreachable cache: %v", err)
@@ -591,9 +603,13 @@ func TestBaseBuiltForTheHost(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.set, "accel.yaml"), []byte(accel), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	envs := map[string][]string{} // by tag
+	envs := map[string][]string{} // by stage and target triple
 	fake.Fail = func(o builder.RunOptions) error {
-		envs[o.Output.Tag.String()] = o.Process.Env
+		for _, kv := range o.Process.Env {
+			if triple, ok := strings.CutPrefix(kv, "SERPENT_TARGET_TRIPLE="); ok {
+				envs[o.Name+" for "+triple] = o.Process.Env
+			}
+		}
 		return nil
 	}
 	amd64 := platform.MustParse("linux/amd64")
@@ -617,8 +633,8 @@ func TestBaseBuiltForTheHost(t *testing.T) {
 		t.Errorf("runs %v: the host's base once, the accelerator once per target", runs)
 	}
 	for tag, want := range map[string][]string{
-		"host-tools@linux-amd64":            {"SERPENT_TARGET_TRIPLE=x86_64-serpent-linux-musl"},
-		"accel-for-linux-arm64@linux-amd64": {"SERPENT_TARGET_TRIPLE=aarch64-serpent-linux-musl", "SERPENT_HOST_TRIPLE=x86_64-serpent-linux-musl", "SERPENT_HOST_CFLAGS=-march=x86-64-v3"},
+		"host-tools for x86_64-serpent-linux-musl": {"SERPENT_TARGET_TRIPLE=x86_64-serpent-linux-musl"},
+		"accel for aarch64-serpent-linux-musl":     {"SERPENT_TARGET_TRIPLE=aarch64-serpent-linux-musl", "SERPENT_HOST_TRIPLE=x86_64-serpent-linux-musl", "SERPENT_HOST_CFLAGS=-march=x86-64-v3"},
 	} {
 		for _, kv := range want {
 			if !slices.Contains(envs[tag], kv) {
@@ -626,7 +642,7 @@ func TestBaseBuiltForTheHost(t *testing.T) {
 			}
 		}
 	}
-	if slices.ContainsFunc(envs["host-tools@linux-amd64"], func(kv string) bool { return strings.HasPrefix(kv, "SERPENT_HOST_TRIPLE=") }) {
+	if slices.ContainsFunc(envs["host-tools for x86_64-serpent-linux-musl"], func(kv string) bool { return strings.HasPrefix(kv, "SERPENT_HOST_TRIPLE=") }) {
 		t.Errorf("host-tools reads a host row though its base is not built for the host")
 	}
 

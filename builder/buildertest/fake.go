@@ -1,13 +1,10 @@
 package buildertest
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,22 +13,23 @@ import (
 	"strings"
 	"sync"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
-// FakeExecutor is a builder.Executor that runs nothing: a run's captured change is one file,
-// /fake-run/NAME, holding a digest of everything the run could depend on (its arguments,
-// environment, working directory, network, base image, what it captures, and the content of
-// its read-only mounts: recipe files, sources, images by digest). Read-write mounts (cache
-// directories) are left out, as a cache must not change what a stage makes. So a fake build
-// is deterministic, changes when a real one would, and needs no root, runc or qemu.
+// FakeExecutor is a builder.Executor that runs no process: a run's captured layer holds one
+// file, /fake-run/NAME, with a digest of everything the process could depend on (its
+// arguments, environment, working directory, network, base image, what it captures, and the
+// content of its read-only mounts: recipe files, sources, images by digest). Read-write mounts
+// (cache directories) are left out, as a cache must not change what a stage makes. A run's
+// Prepare does run, on an empty root, and what it writes is in the layer too (without a
+// process, as for the runner, only that: a spin's copy step). So a fake build is
+// deterministic, changes when a real one would, and needs no root, runc or qemu. It fakes
+// the run alone: the layer is written as the runner writes one, and the image is
+// builder.RunAndCommit's, as for a real run.
 type FakeExecutor struct {
-	Store *store.Store
+	st *store.Store
 	// Fail, when set, is asked before each run: an error it returns is the run's.
 	Fail func(builder.RunOptions) error
 	// DependsOn, when set, maps a run's options to those its output depends on: a test's
@@ -44,6 +42,9 @@ type FakeExecutor struct {
 }
 
 var _ builder.Executor = (*FakeExecutor)(nil)
+
+// NewFake is a fake executor over st.
+func NewFake(st *store.Store) *FakeExecutor { return &FakeExecutor{st: st} }
 
 // Runs lists the names of the runs so far, in order.
 func (f *FakeExecutor) Runs() []string {
@@ -62,6 +63,8 @@ type onStore struct {
 	st *store.Store
 }
 
+func (o *onStore) Store() *store.Store { return o.st }
+
 func (o *onStore) Run(ctx context.Context, opts builder.RunOptions) (builder.Result, error) {
 	return o.run(ctx, o.st, opts)
 }
@@ -71,9 +74,12 @@ func (f *FakeExecutor) RunHost(_ context.Context, name string, cmd *exec.Cmd) (s
 	return "", fmt.Errorf("%s: the fake executor runs no host program (%s)", name, cmd.Path)
 }
 
-// Run makes the run's image as described on FakeExecutor, tagged as opts.Output.Tag says.
+// Store is the store the fake's runs are committed to.
+func (f *FakeExecutor) Store() *store.Store { return f.st }
+
+// Run makes the run's layer as described on FakeExecutor.
 func (f *FakeExecutor) Run(ctx context.Context, opts builder.RunOptions) (builder.Result, error) {
-	return f.run(ctx, f.Store, opts)
+	return f.run(ctx, f.st, opts)
 }
 
 func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.RunOptions) (builder.Result, error) {
@@ -102,38 +108,38 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 	if opts.Output.Capture == builder.CaptureNone {
 		return res, nil
 	}
-	l, err := fileLayer("fake-run/"+name, sum)
+	root, err := os.MkdirTemp(st.Dir(), ".fake-run-")
 	if err != nil {
 		return res, err
 	}
-	var base v1.Image // CaptureDir: a new image on scratch
-	if opts.Output.Capture != builder.CaptureDir {
-		base = image.WithoutAnnotations(opts.Base)
+	defer os.RemoveAll(root)
+	if opts.Prepare != nil {
+		if err := opts.Prepare(ctx, root); err != nil {
+			return res, fmt.Errorf("%s: prepare: %w", name, err)
+		}
 	}
-	img, err := image.Append(base, opts.Output.Platform, l, image.AppendOptions{Layer: opts.Output.Layer, CreatedBy: opts.Output.CreatedBy})
-	if err != nil {
-		return res, err
-	}
-	annotations, err := builder.ImageAnnotations(opts)
-	if err != nil {
-		return res, err
-	}
-	img = mutate.Annotations(img, annotations).(v1.Image)
-	res.Image = img
-	res.LayerBytes, _ = l.Size()
-	if opts.Output.Tag != nil {
-		if res.Descriptor, err = st.WriteImage(ctx, img, *opts.Output.Tag); err != nil {
+	if opts.Prepare == nil || len(opts.Process.Args) > 0 {
+		if err := os.MkdirAll(filepath.Join(root, "fake-run"), 0o755); err != nil {
+			return res, err
+		}
+		if err := os.WriteFile(filepath.Join(root, "fake-run", name), []byte(sum), 0o644); err != nil {
 			return res, err
 		}
 	}
-	return res, nil
+	l, err := image.WriteLayer(ctx, st, root, opts.Output.Layer)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", name, err)
+	}
+	res.Layer = l
+	res.LayerBytes, err = l.Size()
+	return res, err
 }
 
 // inputsDigest is the digest of what a real run of opts could depend on.
 func inputsDigest(opts builder.RunOptions) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "args %q\nenv %q\npath-prepend %q\ncwd %q\nnetwork %v\nuser %q\ncapture %d %q %v\n",
-		opts.Process.Args, opts.Process.Env, opts.Process.PathPrepend, opts.Process.Cwd, opts.Process.Network, opts.Process.User, opts.Output.Capture, opts.Output.Dir, opts.Output.Platform)
+		opts.Process.Args, opts.Process.Env, opts.Process.PathPrepend, opts.Process.Cwd, opts.Process.Network, opts.Process.User, opts.Output.Capture, opts.Output.Dir, opts.Platform)
 	if opts.Base != nil {
 		d, err := opts.Base.Digest()
 		if err != nil {
@@ -173,22 +179,4 @@ func inputsDigest(opts builder.RunOptions) (string, error) {
 		}
 	}
 	return fmt.Sprintf("sha256:%x", h.Sum(nil)), nil
-}
-
-// fileLayer is a gzip layer of one regular file, the same bytes every time.
-func fileLayer(name, content string) (v1.Layer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, err
-	}
-	if _, err := io.WriteString(tw, content); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	b := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 }

@@ -174,7 +174,6 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 			Args: command, Env: a.envVars, Cwd: a.workdir, User: user, Mounts: mounts, Network: a.network == "host",
 			Timeout: a.timeout, Stdout: e.stdout, Stderr: e.stderr,
 		},
-		Output:     builder.Output{CreatedBy: "serpent-oci run -- " + strings.Join(command, " ")},
 		KeepFailed: a.keep,
 	}
 	if a.interactive || a.tty {
@@ -183,10 +182,11 @@ func runContainer(ctx context.Context, e *env, a runArgs) error {
 	if a.tty {
 		ro.Process.Terminal = true
 	}
+	c := builder.Commit{CreatedBy: "serpent-oci run -- " + strings.Join(command, " "), Tag: tag}
 	if tag != nil {
-		ro.Output.Capture, ro.Output.Tag = builder.CaptureLayer, tag
+		ro.Output.Capture = builder.CaptureLayer
 	}
-	res, err := r.Run(ctx, ro)
+	res, err := builder.RunAndCommit(ctx, r, ro, c)
 	if err != nil {
 		return err
 	}
