@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder"
@@ -54,11 +55,14 @@ steps:
 
 type rig struct {
 	t      *testing.T
-	reg    *registrytest.Distribution
+	reg    *registrytest.Distribution // nil in a fake rig
+	addr   string                     // the registry's host:port
 	client *registry.Client
 	dir    string // the definition's directory
+	fake   bool   // runs are a buildertest.FakeExecutor's
 }
 
+// newRig is a rig with a real registry (docker-registry, with TLS and a password) and runc.
 func newRig(t *testing.T) *rig {
 	buildertest.RequireRunc(t)
 	d := registrytest.StartDistribution(t)
@@ -67,7 +71,18 @@ func newRig(t *testing.T) *rig {
 	if _, err := c.Login(context.Background(), d.Addr, d.User, d.Password); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, reg: d, client: c, dir: t.TempDir()}
+	return newRigWith(t, d, d.Addr, c, false)
+}
+
+// newFakeRig is a rig with an in-memory registry and the fake executor: no root, runc or
+// registry server.
+func newFakeRig(t *testing.T) *rig {
+	host := registrytest.InMemory(t, nil)
+	return newRigWith(t, nil, host, registry.New(registry.Options{Keychain: authn.NewMultiKeychain()}), true)
+}
+
+func newRigWith(t *testing.T, d *registrytest.Distribution, addr string, c *registry.Client, fake bool) *rig {
+	r := &rig{t: t, reg: d, addr: addr, client: c, dir: t.TempDir(), fake: fake}
 	r.write("files/motd", "welcome to the spin\n")
 	r.write("files/tree/a.txt", "a\n")
 	r.write("files/tree/sub/b.txt", "b\n")
@@ -97,6 +112,9 @@ func (r *rig) spin(def, from string) *images.Spin {
 
 func (r *rig) opts(st *store.Store) images.Options {
 	r.t.Helper()
+	if r.fake {
+		return images.Options{Store: st, Runner: buildertest.NewFake(st), Registry: r.client}
+	}
 	runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
 	if err != nil {
 		r.t.Fatal(err)
@@ -156,7 +174,7 @@ func inside(t *testing.T, st *store.Store, ref store.Ref, cmd string) string {
 func TestSpinOnARegistryBase(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
-	base := r.reg.Addr + "/serpent/base:1"
+	base := r.addr + "/serpent/base:1"
 	r.pushBusybox(base)
 	s := r.spin(spinDef, base)
 
@@ -258,7 +276,7 @@ func TestSpinOnARegistryBase(t *testing.T) {
 	}
 
 	// Push the spin and pull it back, each platform as built.
-	dst, _ := r.client.ParseReference(r.reg.Addr + "/serpent/spin:1")
+	dst, _ := r.client.ParseReference(r.addr + "/serpent/spin:1")
 	pushed, err := images.Push(ctx, opts, results, dst)
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +330,7 @@ func TestSpinOnABaseSerpentOCIDidNotBuild(t *testing.T) {
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	buildertest.BusyboxRootfs(t, amd64, rootfs)
 	layout := filepath.Join(t.TempDir(), "layout")
-	ref := r.reg.Addr + "/foreign/busybox:umoci"
+	ref := r.addr + "/foreign/busybox:umoci"
 	for _, args := range [][]string{
 		{"umoci", "init", "--layout", layout},
 		{"umoci", "new", "--image", layout + ":bb"},
@@ -337,8 +355,8 @@ func TestSpinOnABaseSerpentOCIDidNotBuild(t *testing.T) {
 
 func TestSpinBaseProblemsStopBeforeAnything(t *testing.T) {
 	ctx := context.Background()
-	r := newRig(t)
-	base := r.reg.Addr + "/serpent/base:1"
+	r := newFakeRig(t) // nothing runs: the fake executor says so
+	base := r.addr + "/serpent/base:1"
 	r.pushBusybox(base)
 	for _, tc := range []struct {
 		name, from string
@@ -346,14 +364,15 @@ func TestSpinBaseProblemsStopBeforeAnything(t *testing.T) {
 		want       string
 		is         error // the cause, seen through the definition error
 	}{
-		{"a base that does not exist", r.reg.Addr + "/serpent/nothing:1", nil, "spin.yaml:2: from: ", registry.ErrNotFound},
+		{"a base that does not exist", r.addr + "/serpent/nothing:1", nil, "spin.yaml:2: from: ", registry.ErrNotFound},
 		{"a base without the platform", base, []v1.Platform{platform.MustParse("linux/riscv64")}, "no image for linux/riscv64", nil},
 		{"a store tag the store lacks", "stage3", nil, "spin.yaml:2: from: stage3", store.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newStore(t)
 			s := r.spin(spinDef, tc.from)
-			_, err := images.Build(ctx, s, images.Options{Store: st, Runner: r.opts(st).Runner, Registry: r.client, Platforms: tc.plats})
+			fake := buildertest.NewFake(st)
+			_, err := images.Build(ctx, s, images.Options{Store: st, Runner: fake, Registry: r.client, Platforms: tc.plats})
 			var se *stages.Error
 			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want a definition error containing %q", err, tc.want)
@@ -361,8 +380,8 @@ func TestSpinBaseProblemsStopBeforeAnything(t *testing.T) {
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("error %v does not wrap %v", err, tc.is)
 			}
-			if logs, _ := os.ReadDir(filepath.Join(st.Dir(), ".serpent", "logs")); len(logs) != 0 {
-				t.Errorf("%d steps ran before the base problem was found", len(logs))
+			if runs := fake.Runs(); len(runs) != 0 {
+				t.Errorf("steps %v ran before the base problem was found", runs)
 			}
 			if tags, _ := st.Tags(); len(tags) != 0 {
 				t.Errorf("tags after a failed spin: %v", tags)

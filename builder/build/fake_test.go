@@ -1,0 +1,313 @@
+package build_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
+	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
+	"github.com/serpent-os/serpent-oci/oci/store"
+)
+
+// The tests here run the build's paths that need no container of their own (verify, compare,
+// cache directories, push) with the fake executor: no root, runc or qemu.
+
+// unreproducible makes the fake's runs of stage depend on something outside their inputs, as
+// a script that writes the date would: each rebuild of it comes out other than before.
+func unreproducible(stage string) func(builder.RunOptions) builder.RunOptions {
+	n := 0
+	return func(o builder.RunOptions) builder.RunOptions {
+		if o.Name == stage {
+			n++
+			o.Process.Env = append(slices.Clone(o.Process.Env), "RUN="+strings.Repeat("x", n))
+		}
+		return o
+	}
+}
+
+func report(vs []build.Verification) string {
+	var b strings.Builder
+	for _, v := range vs {
+		v.Report(&b)
+	}
+	return b.String()
+}
+
+func TestVerifyWithoutRoot(t *testing.T) {
+	ctx := context.Background()
+	f, fake := newFakeFixture(t)
+	if _, err := build.Verify(ctx, f.options(t), "target-native", false); err == nil ||
+		!strings.Contains(err.Error(), "verify: target-native for linux/arm64 is not built from its current recipe (base target-root is rebuilt first): build it first") {
+		t.Fatalf("verify before any build: %v", err)
+	}
+	if _, err := f.build(t, "target-native"); err != nil {
+		t.Fatal(err)
+	}
+	tagsBefore, _ := f.st.Tags()
+	for _, deep := range []bool{false, true} {
+		vs, err := build.Verify(ctx, f.options(t), "target-native", deep)
+		if err != nil {
+			t.Fatalf("verify (deep %v): %v", deep, err)
+		}
+		want := 1
+		if deep {
+			want = 3
+		}
+		if len(vs) != want {
+			t.Fatalf("verify (deep %v): %d stages, want %d", deep, len(vs), want)
+		}
+		for _, v := range vs {
+			if !v.Reproducible() {
+				t.Errorf("verify (deep %v): %s", deep, report(vs))
+			}
+		}
+		if r := report(vs); !strings.Contains(r, "target-native for linux/arm64: reproducible: both builds are sha256:") {
+			t.Errorf("report:\n%s", r)
+		}
+	}
+	if tags, _ := f.st.Tags(); len(tags) != len(tagsBefore) {
+		t.Errorf("verify left tags in the store: %v, before %v", tags, tagsBefore)
+	}
+
+	fake.DependsOn = unreproducible("target-native")
+	vs, err := build.Verify(ctx, f.options(t), "target-native", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 1 || vs[0].Reproducible() {
+		t.Fatalf("verify of a stage that differs each run: %s", report(vs))
+	}
+	v := vs[0]
+	if len(v.Differences) != 1 || v.Differences[0].Path != "fake-run/target-native" || v.SameLayers {
+		t.Errorf("differences %+v (same layers %v), want fake-run/target-native", v.Differences, v.SameLayers)
+	}
+	r := report(vs)
+	for _, want := range []string{"target-native for linux/arm64: NOT reproducible: one build is " + v.Want.Digest.String(), "  fake-run/target-native: "} {
+		if !strings.Contains(r, want) {
+			t.Errorf("report lacks %q:\n%s", want, r)
+		}
+	}
+	// Only the stage that differs does: with deep, those below it are reproducible, and the
+	// one on it is rebuilt on its rebuild.
+	vs, err = build.Verify(ctx, f.options(t), "target-native", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range vs {
+		got = append(got, v.Step.Name()+":"+map[bool]string{true: "same", false: "differs"}[v.Reproducible()])
+	}
+	if want := []string{"host-tools:same", "target-root:same", "target-native:differs"}; !slices.Equal(got, want) {
+		t.Errorf("verify --deep: %v, want %v", got, want)
+	}
+}
+
+func TestCompareTwoStoresWithoutRoot(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newFakeFixture(t)
+	b, fakeB := newFakeFixture(t)
+	b.set, b.mirror = a.set, a.mirror // the same recipe set, built apart
+	for _, f := range []*fixture{a, b} {
+		if _, err := f.build(t, "target-native"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs, err := build.Compare(ctx, a.options(t).PlanOptions, "target-native", true, b.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 3 {
+		t.Fatalf("compare --deep: %d stages", len(vs))
+	}
+	for _, v := range vs {
+		if !v.Reproducible() {
+			t.Errorf("two builds of one set differ: %s", report(vs))
+		}
+	}
+
+	fakeB.DependsOn = unreproducible("target-root")
+	if _, err := b.build(t, "target-native", func(o *build.Options) { o.Rebuild = []string{"target-root"} }); err != nil {
+		t.Fatal(err)
+	}
+	vs, err = build.Compare(ctx, a.options(t).PlanOptions, "target-native", true, b.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var differ []string
+	for _, v := range vs {
+		if !v.Reproducible() {
+			differ = append(differ, v.Step.Name())
+		}
+	}
+	// target-native differs too: it was rebuilt on another base, so its base's layer differs
+	// (its own is the same).
+	if want := []string{"target-root", "target-native"}; !slices.Equal(differ, want) {
+		t.Fatalf("differ %v, want %v:\n%s", differ, want, report(vs))
+	}
+	if d := vs[1].Differences; len(d) != 1 || d[0].Path != "fake-run/target-root" {
+		t.Errorf("target-root's differences: %+v", d)
+	}
+
+	if _, err := build.Compare(ctx, a.options(t).PlanOptions, "target-native", false, newEmptyStore(t)); err == nil ||
+		!strings.Contains(err.Error(), "compare: ") {
+		t.Errorf("compare with a store that lacks the stage: %v", err)
+	}
+}
+
+func newEmptyStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestCacheMountsWithoutRoot(t *testing.T) {
+	f, _ := newFakeFixture(t)
+	edit(t, filepath.Join(f.set, "target-native.yaml"), "script: target-native.sh", "cache: [/var/cache/work, /root/.cache/tool]\nscript: target-native.sh")
+	edit(t, filepath.Join(f.set, "target-root.yaml"), "script: target-root.sh", "cache: [/var/cache/work]\nscript: target-root.sh")
+	if _, err := f.build(t, "target-native"); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []string {
+		t.Helper()
+		cms, err := build.CacheMounts(f.st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cms {
+			if filepath.Base(c.Dir) != c.Platforms {
+				t.Errorf("%s's cache directory %s is not named for %s", c.Stage, c.Dir, c.Platforms)
+			}
+			out = append(out, c.Stage+" "+c.Platforms)
+			if c.Bytes != 0 {
+				out[len(out)-1] += " " + strings.Repeat("#", int(c.Bytes))
+			}
+		}
+		return out
+	}
+	// Kept per target and host: target-root is cross-built on the host, target-native runs
+	// in its arm64 root.
+	want := []string{"target-native linux-arm64-on-linux-arm64", "target-root linux-arm64-on-linux-amd64"}
+	if got := list(); !slices.Equal(got, want) {
+		t.Fatalf("cache directories %q, want %q", got, want)
+	}
+	cms, _ := build.CacheMounts(f.st)
+	for _, sub := range []string{"var_cache_work", "root_.cache_tool"} {
+		if _, err := os.Stat(filepath.Join(cms[0].Dir, sub)); err != nil {
+			t.Errorf("target-native's cache directory for %s: %v", sub, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cms[0].Dir, "var_cache_work", "obj"), []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(cms[0].Dir, "var_cache_work", "link")); err != nil {
+		t.Fatal(err)
+	}
+	want[0] += " ###" // the file's bytes, the symlink's target not counted
+	if got := list(); !slices.Equal(got, want) {
+		t.Fatalf("cache directories %q, want %q", got, want)
+	}
+
+	if removed, err := build.PruneCacheMounts(f.st, "no-such-stage"); err != nil || len(removed) != 0 {
+		t.Errorf("prune of another stage: removed %v, %v", removed, err)
+	}
+	removed, err := build.PruneCacheMounts(f.st, "target-native")
+	if err != nil || len(removed) != 1 || removed[0].Stage != "target-native" || removed[0].Bytes != 3 {
+		t.Fatalf("prune target-native: removed %+v, %v", removed, err)
+	}
+	if got := list(); !slices.Equal(got, want[1:]) {
+		t.Errorf("after prune target-native: %q", got)
+	}
+	if _, err := os.Stat("/etc/passwd"); err != nil {
+		t.Errorf("prune followed the symlink: %v", err)
+	}
+	if removed, err := build.PruneCacheMounts(f.st, ""); err != nil || len(removed) != 1 {
+		t.Errorf("prune all: removed %+v, %v", removed, err)
+	}
+	if got := list(); len(got) != 0 {
+		t.Errorf("after prune of all: %q", got)
+	}
+
+	// The directory holding them must be the store's own: a symlink there would have prune
+	// delete elsewhere.
+	root := filepath.Join(f.st.Dir(), ".serpent", build.CacheMountsDir)
+	elsewhere := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(elsewhere, "victim", "linux-arm64-on-linux-arm64"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := build.PruneCacheMounts(f.st, ""); err == nil || !strings.Contains(err.Error(), "is not a plain directory") {
+		t.Errorf("prune through a symlinked cache root: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "victim")); err != nil {
+		t.Errorf("prune removed what the symlink points at: %v", err)
+	}
+}
+
+func TestPushWithoutRoot(t *testing.T) {
+	ctx := context.Background()
+	f, _ := newFakeFixture(t)
+	rep, err := f.build(t, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := registrytest.InMemory(t, nil)
+	client := registry.New(registry.Options{Keychain: authn.NewMultiKeychain()})
+	ref, err := client.ParseReference(host + "/serpent/target-native:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options(t)
+	opts.Registry = client
+	if _, err := build.Push(ctx, opts, rep, "no-such-stage", ref); err == nil || !strings.Contains(err.Error(), "the build made no image of no-such-stage") {
+		t.Errorf("push of a stage the build did not make: %v", err)
+	}
+	pushed, err := build.Push(ctx, opts, rep, "target-native", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed.Uploaded == 0 {
+		t.Error("nothing uploaded")
+	}
+	for _, p := range []v1.Platform{arm64} {
+		img, err := client.Image(ctx, ref, p)
+		if err != nil {
+			t.Fatalf("pull %s for %s: %v", ref, platform.String(p), err)
+		}
+		d, _ := img.Digest()
+		var want v1.Hash
+		for _, r := range rep.Steps {
+			if r.Step.Name() == "target-native" && platform.Equal(r.Step.Target.Platform, p) {
+				want = r.Descriptor.Digest
+			}
+		}
+		if d != want {
+			t.Errorf("%s for %s: pushed %s, built %s", ref, platform.String(p), d, want)
+		}
+	}
+	// Again: the registry has every blob.
+	again, err := build.Push(ctx, opts, rep, "target-native", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Uploaded != 0 || again.Descriptor.Digest != pushed.Descriptor.Digest {
+		t.Errorf("second push: uploaded %d bytes, index %s (first %s)", again.Uploaded, again.Descriptor.Digest, pushed.Descriptor.Digest)
+	}
+}
