@@ -21,6 +21,8 @@ packages=(
 	bash             # the completion scripts' tests run each shell they are for
 	zsh
 	fish
+	gcc              # oci/packages' tests compile the ELF files whose dependencies they read
+	libc6-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then
