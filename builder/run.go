@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +31,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/filekind"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"golang.org/x/sys/unix"
@@ -179,6 +182,19 @@ type Output struct {
 	// file's content is read from the root the run left into Result.Files under its key
 	// (JSON compacted), for Commit to make annotations of.
 	Files map[string]string
+	// Packages, with a capture, is a directory in the container whose subdirectories the run
+	// filled as packages: NAME/ one component's tree (all under usr/), NAME.json beside it.
+	// Each is captured as a layer of its own, read (packages.Scan) into Result.Packages.
+	Packages string
+}
+
+// CapturedPackage is a package a run left: its layer in the store, what its files say, and
+// its NAME.json as the run wrote it, for the commit to read.
+type CapturedPackage struct {
+	Name     string
+	Meta     []byte
+	Contents packages.Contents
+	Layer    v1.Layer
 }
 
 // Result is what a run did.
@@ -190,6 +206,10 @@ type Result struct {
 	// tagged, as RunAndCommit does.
 	Layer v1.Layer
 	Files map[string]string // Output.Files' contents, by key
+	// Packages are the packages captured from Output.Packages, by name; PackageImages are
+	// what the commit made of them, in the same order.
+	Packages      []CapturedPackage
+	PackageImages []v1.Image
 	// Image and Descriptor are what Commit made of Layer: the image, and where it is tagged.
 	Image      v1.Image
 	Descriptor v1.Descriptor
@@ -487,11 +507,82 @@ func (r *Runner) capture(ctx context.Context, ws rootfs.Workspace, missing []str
 	case CaptureDir:
 		err = r.captureDir(ctx, ws, opts, res)
 	}
+	if err == nil && opts.Output.Packages != "" {
+		res.Packages, err = CapturePackages(ctx, r.store, ws.Root(), opts.Output)
+	}
 	res.Capture = time.Since(start)
 	if err != nil {
 		return fmt.Errorf("run %s: capture: %w", opts.Name, err)
 	}
 	return nil
+}
+
+// Bounds on the packages a run may leave.
+const (
+	maxPackages    = 10_000
+	maxPackageMeta = 64 << 10
+)
+
+// CapturePackages captures the packages a run left under out.Packages in root: each
+// subdirectory NAME (a plain directory, named as a package is) with NAME.json beside it, as
+// a layer written as out.Layer says, in name order. Anything else there is an error: the
+// packages are the recipe's to make exactly. The executors share it: the fake captures what
+// a Prepare wrote alike.
+func CapturePackages(ctx context.Context, st *store.Store, root string, out Output) ([]CapturedPackage, error) {
+	dir, err := rootfs.PlainDir(root, out.Packages)
+	switch {
+	case errors.Is(err, rootfs.ErrNotPlain):
+		return nil, fmt.Errorf("refusing to capture packages from %s: %w", out.Packages, err)
+	case err != nil:
+		return nil, fmt.Errorf("the run left no directory of packages at %s", out.Packages)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok && e.Type().IsRegular() {
+			if _, ok := names[name]; !ok {
+				names[name] = false // a directory must come too
+			}
+			continue
+		}
+		if !e.IsDir() {
+			return nil, fmt.Errorf("packages: %s/%s is a %s: want NAME/ and NAME.json only", out.Packages, e.Name(), filekind.Of(e.Type()))
+		}
+		if err := packages.CheckName(e.Name()); err != nil {
+			return nil, fmt.Errorf("packages: %s/%s: %w", out.Packages, e.Name(), err)
+		}
+		names[e.Name()] = true
+	}
+	if len(names) > maxPackages {
+		return nil, fmt.Errorf("packages: %d in %s, more than %d", len(names), out.Packages, maxPackages)
+	}
+	w := out.Layer
+	w.Format = layer.Dir
+	var captured []CapturedPackage
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		where := out.Packages + "/" + name
+		if !names[name] {
+			return nil, fmt.Errorf("packages: %s.json has no directory %s/ beside it", where, name)
+		}
+		meta, err := readRegularInRoot(root, where+".json", maxPackageMeta)
+		if err != nil {
+			return nil, fmt.Errorf("packages: %s.json: %w", where, err)
+		}
+		pdir := filepath.Join(dir, name)
+		c, err := packages.Scan(pdir)
+		if err != nil {
+			return nil, fmt.Errorf("package %s (%s): %w", name, where, err)
+		}
+		l, err := image.WriteLayer(ctx, st, pdir, w)
+		if err != nil {
+			return nil, fmt.Errorf("package %s: %w", name, err)
+		}
+		captured = append(captured, CapturedPackage{Name: name, Meta: meta, Contents: c, Layer: l})
+	}
+	return captured, nil
 }
 
 // maxAnnotation bounds a file read for an annotation: manifests are meant to stay small.

@@ -657,6 +657,12 @@ func parseOutput(n *yaml.Node) (Output, error) {
 					return Output{}, fmt.Errorf("rootfs: %q: want an absolute directory other than /", v)
 				}
 				out.Dir = dir
+			case "packages":
+				dir := path.Clean(v)
+				if !path.IsAbs(dir) || dir == "/" {
+					return Output{}, fmt.Errorf("packages: %q: want an absolute directory other than /", v)
+				}
+				out.Packages = dir
 			case "for":
 				switch v {
 				case "host":
@@ -666,10 +672,16 @@ func parseOutput(n *yaml.Node) (Output, error) {
 					return Output{}, fmt.Errorf("for: %q: want target (the default: an image of the target's root) or host (an image of tools the host runs)", v)
 				}
 			default:
-				return Output{}, fmt.Errorf("%q: want rootfs: DIR, and for: target or host", k)
+				return Output{}, fmt.Errorf("%q: want rootfs: DIR, and packages: DIR or for: target or host", k)
 			}
 		}
-		if out.Dir != "" {
+		switch {
+		case out.Dir == "":
+		case out.Packages != "" && (within(out.Packages, out.Dir) || within(out.Dir, out.Packages)):
+			return Output{}, fmt.Errorf("packages: %s: want a directory apart from rootfs: %s (the packages are not files of the root)", out.Packages, out.Dir)
+		case out.Packages != "" && out.ForHost:
+			return Output{}, errors.New("packages: an image of host tools has no packages (for: host)")
+		default:
 			return out, nil
 		}
 	}

@@ -44,6 +44,7 @@ from: one
 runs-on: target
 output:
   rootfs: /out/
+  packages: /pkgs/
 platforms: [linux/arm64, aarch64]
 sources:
   - name: greeting
@@ -60,7 +61,7 @@ run: echo hi
 		t.Fatal(err)
 	}
 	two := s.Recipes["two"]
-	if two.From != (From{Kind: FromStage, Ref: "one"}) || two.RunsOn != OnTarget || two.Output != (Output{Kind: Rootfs, Dir: "/out"}) {
+	if two.From != (From{Kind: FromStage, Ref: "one"}) || two.RunsOn != OnTarget || two.Output != (Output{Kind: Rootfs, Dir: "/out", Packages: "/pkgs"}) {
 		t.Errorf("two: from %v, runs-on %v, output %v", two.From, two.RunsOn, two.Output)
 	}
 	if two.Sources[0].File != "greeting.txt" || two.Sources[1].File != "llvm-toolchain-14_14.0.6.orig.tar.xz" {
@@ -103,6 +104,16 @@ func TestLoadRejects(t *testing.T) {
 			"two.yaml:3: output: for: host: an image of host tools is made by a stage that runs on the host (runs-on: host)"},
 		{"an output directory twice", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, rootfs: /other}\nplatforms: [linux/arm64]\nrun: x\n"),
 			"two.yaml:3: output: rootfs: given twice"},
+		{"packages inside the root", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, packages: /out/pkgs}\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:3: output: packages: /out/pkgs: want a directory apart from rootfs: /out (the packages are not files of the root)"},
+		{"a root inside the packages", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /pkgs/out, packages: /pkgs}\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:3: output: packages: /pkgs: want a directory apart from rootfs: /pkgs/out"},
+		{"packages of host tools", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, packages: /pkgs, for: host}\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:3: output: packages: an image of host tools has no packages (for: host)"},
+		{"packages without a root", withOne("two.yaml", "from: one\nruns-on: host\noutput: {packages: /pkgs}\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:3: output: want layer, or rootfs: DIR"},
+		{"relative packages", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, packages: pkgs}\nplatforms: [linux/arm64]\nrun: x\n"),
+			`two.yaml:3: output: packages: "pkgs": want an absolute directory other than /`},
 		{"an output for nothing known", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, for: moon}\nplatforms: [linux/arm64]\nrun: x\n"),
 			`two.yaml:3: output: for: "moon": want target (the default: an image of the target's root) or host (an image of tools the host runs)`},
 		{"accelerate on the host", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\naccelerate: true\n"),

@@ -45,6 +45,12 @@ type Output struct {
 	// ForHost, with Rootfs: the image is of tools for the host (an accelerator), so it is for
 	// the host's platform, not the target's (output: {rootfs: DIR, for: host}).
 	ForHost bool `json:"for_host,omitempty"`
+	// Packages, with Rootfs: a directory, absolute, in the container and outside Dir, whose
+	// subdirectories are the stage's packages (output: {rootfs: DIR, packages: DIR}): NAME/ is
+	// one component installed on its own (DESTDIR), all under usr/, and NAME.json beside it
+	// says its version, the names of its sources in this recipe, and what it depends on
+	// beyond what its ELF files need. Each becomes a package image (oci/packages).
+	Packages string `json:"packages,omitempty"`
 }
 
 // FromKind says what a stage's base is.

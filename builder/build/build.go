@@ -329,7 +329,9 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 		res.Descriptor = *s.Existing
 		res.Size = imageSize(opts, s.Existing)
 		res.Took = time.Since(start)
-		return res, nil
+		// The repository is the store's record of the stage's images: made again, in case
+		// the build that tagged the image stopped before it.
+		return res, stageRepository(ctx, opts, s)
 	case Resolve: // by digest alone; what the cache's manifest says, when this build read it
 		res.Descriptor, res.Resolved = v1.Descriptor{Digest: s.CachedDigest}, true
 		if s.Cached != nil {
@@ -376,6 +378,11 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	if r.Output.Kind == stages.Rootfs {
 		ro.Output.Capture, ro.Output.Dir = builder.CaptureDir, r.Output.Dir
 		c.Comment = "rootfs " + r.Output.Dir + " of " + r.Name
+		if r.Output.Packages != "" {
+			ro.Output.Packages = r.Output.Packages
+			c.PackageMeta = packageMeta(s)
+			c.PackageTag = func(name string) store.Ref { return PackageTag(s.Tag, name) }
+		}
 	} else {
 		ro.Output.Capture = builder.CaptureLayer
 	}
@@ -386,7 +393,18 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	}
 	res.Descriptor = run.Descriptor
 	res.Size = imageSize(opts, &run.Descriptor)
-	return res, nil
+	return res, stageRepository(ctx, opts, s)
+}
+
+// stageRepository writes the package repository of a stage that makes packages.
+func stageRepository(ctx context.Context, opts Options, s *Step) error {
+	if s.Recipe.Output.Packages == "" {
+		return nil
+	}
+	if err := writeRepository(ctx, opts.Store, s.Tag.Name); err != nil {
+		return fmt.Errorf("stage %s for %s: package repository: %w", s.Name(), platform.String(s.Target.Platform), err)
+	}
+	return nil
 }
 
 // stageRunOptions is how s's script runs: in its base, with its recipe files at /recipe (written

@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
@@ -310,4 +312,145 @@ func TestPushWithoutRoot(t *testing.T) {
 	if again.Uploaded != 0 || again.Descriptor.Digest != pushed.Descriptor.Digest {
 		t.Errorf("second push: uploaded %d bytes, index %s (first %s)", again.Uploaded, again.Descriptor.Digest, pushed.Descriptor.Digest)
 	}
+}
+
+// A stage that leaves packages (output: {rootfs: DIR, packages: DIR}): each is tagged and
+// recorded on the stage's image, and the stage's repository lists them; a package the stage no
+// longer makes leaves the repository and loses its tag.
+func TestStagePackagesWithoutRoot(t *testing.T) {
+	f, fake := newFakeFixture(t)
+	edit(t, filepath.Join(f.set, "target-root.yaml"), "  rootfs: /out", "  rootfs: /out\n  packages: /pkgs")
+	writes := map[string]string{
+		"/pkgs/busybox/usr/bin/busybox":           "a busybox",
+		"/pkgs/busybox.json":                      `{"version": "1.35.0", "sources": ["busybox"], "depends": ["greeting"]}`,
+		"/pkgs/greeting/usr/share/greeting/hello": "hi",
+		"/pkgs/greeting.json":                     `{"version": "1"}`,
+		"/usr/share/serpent/components.json":      "{}", // in the root, in no package
+	}
+	fake.Writes = func(o builder.RunOptions) map[string]string {
+		if o.Name == "target-root" {
+			return writes
+		}
+		return nil
+	}
+	rep, err := f.build(t, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := rep.Steps[1]
+	if root.Step.Name() != "target-root" {
+		t.Fatalf("step 1 is %s", root.Step.Name())
+	}
+	repo := func() []string {
+		t.Helper()
+		idx, err := f.st.Index(build.RepositoryName(root.Step.Tag.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, err := packages.Entries(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.String()+" "+strings.Join(e.Depends, ","))
+			img, err := f.st.ImageByDigest(e.Descriptor)
+			if err != nil {
+				t.Fatalf("%s: %v", e, err)
+			}
+			tagged, _, err := f.st.Image(build.PackageTag(root.Step.Tag, e.Name))
+			if err != nil {
+				t.Fatalf("%s is not tagged: %v", e, err)
+			}
+			if a, b := digestOf(t, img), digestOf(t, tagged); a != b {
+				t.Errorf("%s: the repository has %s, the tag %s", e, a, b)
+			}
+		}
+		return out
+	}
+	if got, want := repo(), []string{"busybox 1.35.0 for linux/arm64 greeting", "greeting 1 for linux/arm64 "}; !slices.Equal(got, want) {
+		t.Errorf("repository %q, want %q", got, want)
+	}
+	img, _, err := f.st.Image(root.Step.Tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	if rec := m.Annotations[packages.AnnotationPackages]; !strings.Contains(rec, `"name":"busybox","version":"1.35.0"`) || !strings.Contains(rec, `"name":"greeting"`) {
+		t.Errorf("the stage's record of its packages: %s", rec)
+	}
+	if rest := m.Annotations[packages.AnnotationUnowned]; rest != `["/usr/share/serpent/components.json"]` {
+		t.Errorf("the stage's record of what no package holds: %s", rest)
+	}
+	bb, _, err := f.st.Image(build.PackageTag(root.Step.Tag, "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := packages.Read(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkg.Sources) != 1 || pkg.Sources[0].Name != "busybox" || len(pkg.Sources[0].SHA256) != 64 || !slices.Equal(pkg.Files, []string{"/usr/bin/busybox"}) {
+		t.Errorf("busybox package: %+v", pkg)
+	}
+	for _, e := range layerPaths(t, firstLayer(t, img)) {
+		if strings.HasPrefix(e, "pkgs") {
+			t.Errorf("the packages' directory is in the stage's image: %s", e)
+		}
+	}
+
+	// The stage stops making greeting.
+	delete(writes, "/pkgs/greeting/usr/share/greeting/hello")
+	delete(writes, "/pkgs/greeting.json")
+	writes["/pkgs/busybox.json"] = `{"version": "1.35.0", "sources": ["busybox"]}`
+	if _, err := f.build(t, "target-native", func(o *build.Options) { o.Rebuild = []string{"target-root"} }); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := repo(), []string{"busybox 1.35.0 for linux/arm64 "}; !slices.Equal(got, want) {
+		t.Errorf("repository after greeting was dropped: %q, want %q", got, want)
+	}
+	if _, _, err := f.st.Image(build.PackageTag(root.Step.Tag, "greeting")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("greeting's tag after it was dropped: %v", err)
+	}
+
+	// What a stage says of a package is checked against its recipe; nothing is tagged.
+	for _, tc := range []struct{ json, want string }{
+		{`{"version": "1", "sources": ["nope"]}`, `/pkgs/busybox.json: source "nope" is not one of recipe target-root's or its bases' (busybox, greeting)`},
+		{`{"sources": ["busybox"]}`, "/pkgs/busybox.json: no version"},
+		{`{"version": "1", "licence": "x"}`, `/pkgs/busybox.json: json: unknown field "licence"`},
+	} {
+		writes["/pkgs/busybox.json"] = tc.json
+		before, _ := f.st.Tags()
+		_, err := f.build(t, "target-native", func(o *build.Options) { o.Rebuild = []string{"target-root"} })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.json, err, tc.want)
+		}
+		if after, _ := f.st.Tags(); !slices.EqualFunc(before, after, func(a, b store.Tag) bool {
+			return a.Ref.String() == b.Ref.String() && a.Descriptor.Digest == b.Descriptor.Digest
+		}) {
+			t.Errorf("%s: the failed build changed the tags", tc.json)
+		}
+	}
+	delete(writes, "/pkgs/busybox.json")
+	if _, err := f.build(t, "target-native", func(o *build.Options) { o.Rebuild = []string{"target-root"} }); err == nil || !strings.Contains(err.Error(), "packages: /pkgs/busybox.json: no such file") {
+		t.Errorf("a package without its NAME.json: %v", err)
+	}
+}
+
+func digestOf(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func firstLayer(t *testing.T, img v1.Image) v1.Layer {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil || len(ls) == 0 {
+		t.Fatalf("layers: %v (%d)", err, len(ls))
+	}
+	return ls[0]
 }

@@ -36,6 +36,10 @@ type FakeExecutor struct {
 	// model of something a run is given that changes nothing it makes (an accelerator that
 	// compiles as the emulated compiler does).
 	DependsOn func(builder.RunOptions) builder.RunOptions
+	// Writes, when set, gives the files a run leaves in its root (absolute path -> content):
+	// a test's model of what a script writes, such as the packages it installs
+	// (Output.Packages), captured as the runner captures them.
+	Writes func(builder.RunOptions) map[string]string
 
 	mu   sync.Mutex
 	runs []string
@@ -123,6 +127,26 @@ func (f *FakeExecutor) run(ctx context.Context, st *store.Store, opts builder.Ru
 			return res, err
 		}
 		if err := os.WriteFile(filepath.Join(root, "fake-run", name), []byte(sum), 0o644); err != nil {
+			return res, err
+		}
+	}
+	if f.Writes != nil {
+		for p, content := range f.Writes(opts) {
+			full := filepath.Join(root, filepath.Clean("/"+p))
+			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+				return res, err
+			}
+			if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+				return res, err
+			}
+		}
+	}
+	if opts.Output.Packages != "" {
+		if res.Packages, err = builder.CapturePackages(ctx, st, root, opts.Output); err != nil {
+			return res, fmt.Errorf("%s: capture: %w", name, err)
+		}
+		// The rootfs is the rest: the packages are not in it.
+		if err := os.RemoveAll(filepath.Join(root, opts.Output.Packages)); err != nil {
 			return res, err
 		}
 	}

@@ -14,8 +14,14 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/platform"
 )
 
-// AnnotationPackages, on an assembled root, lists its packages in layer order.
-const AnnotationPackages = "os.serpent.oci.packages" // JSON: []Installed
+// Annotations of a root: on an assembled one, and on a stage's image whose /usr is the
+// union of the packages it made.
+const (
+	AnnotationPackages = "os.serpent.oci.packages" // JSON: []Installed, in layer order
+	// AnnotationUnowned lists (JSON) the files under /usr of a stage's root that none of
+	// its packages holds: what is not in a package is named.
+	AnnotationUnowned = "os.serpent.oci.packages.unowned"
+)
 
 // Installed is a package as a root records it.
 type Installed struct {

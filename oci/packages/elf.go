@@ -23,6 +23,7 @@ type elfInfo struct {
 	needed []string // DT_NEEDED
 	interp string   // PT_INTERP, for a dynamically linked program
 	arch   string   // the machine, as moss names it in soname(): x86_64, aarch64
+	shared bool     // a shared object (ET_DYN): a library, a PIE program, or musl's libc.so
 }
 
 // readELF reads f's dynamic section; ok is false when f is not an ELF file at all. A file
@@ -47,6 +48,7 @@ func readELF(f *os.File, size int64) (info elfInfo, ok bool, err error) {
 		return elfInfo{}, true, fmt.Errorf("malformed ELF file: %w", err)
 	}
 	defer ef.Close()
+	info.shared = ef.Type == elf.ET_DYN
 	switch ef.Machine {
 	case elf.EM_X86_64:
 		info.arch = "x86_64"

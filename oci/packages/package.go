@@ -57,12 +57,17 @@ type Meta struct {
 	Depends  []string // package names or providers, beyond what the ELF files say
 }
 
+// Contents is what a package's files say of it.
+type Contents struct {
+	Provides []string
+	Needs    []string // what the files need that they do not provide themselves
+	Files    []string // absolute paths, sorted; directories are not listed
+}
+
 // Package is a package image's description, as its annotations say.
 type Package struct {
 	Meta
-	Provides []string
-	Needs    []string
-	Files    []string // absolute paths, sorted; directories are not listed
+	Contents
 }
 
 // String is NAME VERSION for PLATFORM.
@@ -89,39 +94,47 @@ type Options struct {
 // Make makes the package image of the tree at dir (a component installed with DESTDIR=dir)
 // and stores its layer in st: every entry must be under usr/. The image is not tagged.
 func Make(ctx context.Context, st *store.Store, dir string, m Meta, o Options) (v1.Image, Package, error) {
-	fail := func(err error) (v1.Image, Package, error) {
+	c, err := Scan(dir)
+	if err != nil {
 		return nil, Package{}, fmt.Errorf("package %s: %w", m.Name, err)
 	}
+	l, err := image.WriteLayer(ctx, st, dir, layer.WriteOptions{SourceDateEpoch: o.Epoch})
+	if err != nil {
+		return nil, Package{}, fmt.Errorf("package %s: %w", m.Name, err)
+	}
+	return Image(m, c, l, o)
+}
+
+// Image makes the package image of layer l, whose files Scan read as c. The layer must be
+// written with o's epoch (its history and created time are the epoch's).
+func Image(m Meta, c Contents, l v1.Layer, o Options) (v1.Image, Package, error) {
 	if err := CheckName(m.Name); err != nil {
 		return nil, Package{}, err
 	}
 	if m.Version == "" {
-		return fail(fmt.Errorf("no version"))
+		return nil, Package{}, fmt.Errorf("package %s: no version", m.Name)
 	}
-	pkg, err := scan(dir, m)
-	if err != nil {
-		return fail(err)
-	}
+	pkg := Package{Meta: m, Contents: c}
+	pkg.Depends = slices.Clone(m.Depends)
+	slices.Sort(pkg.Depends)
+	pkg.Depends = slices.Compact(pkg.Depends)
 	annotations, err := pkg.annotations()
 	if err != nil {
-		return fail(err)
+		return nil, Package{}, fmt.Errorf("package %s: %w", m.Name, err)
 	}
 	wo := layer.WriteOptions{SourceDateEpoch: o.Epoch}
-	l, err := image.WriteLayer(ctx, st, dir, wo)
-	if err != nil {
-		return fail(err)
-	}
 	img, err := image.Append(nil, m.Platform, l, image.AppendOptions{Layer: wo, CreatedBy: "serpent-oci package " + m.Name + " " + m.Version})
 	if err != nil {
-		return fail(err)
+		return nil, Package{}, fmt.Errorf("package %s: %w", m.Name, err)
 	}
 	return mutate.Annotations(img, annotations).(v1.Image), pkg, nil
 }
 
-// scan lists dir's files, refusing what is outside usr/, and reads their ELF dynamic
-// sections: what they provide, and what they need that the package does not provide itself.
-func scan(dir string, m Meta) (Package, error) {
-	pkg := Package{Meta: m}
+// Scan lists the files of a package's tree at dir, refusing what is outside usr/, and reads
+// their ELF dynamic sections: what they provide, and what they need that the package does not
+// provide itself.
+func Scan(dir string) (Contents, error) {
+	var pkg Contents
 	provides, needs := map[string]bool{}, map[string]string{} // need -> the first file that has it
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -159,8 +172,13 @@ func scan(dir string, m Meta) (Package, error) {
 		if !ok {
 			return nil
 		}
-		if info.soname != "" {
+		switch d := filepath.Dir(abs); {
+		case info.soname != "":
 			provides[sonameOf(info.soname, info.arch)] = true
+		case info.shared && info.interp == "" && (d == "/usr/lib" || d == "/usr/lib64"):
+			// A library without DT_SONAME (musl's libc.so) is linked by its file name: a
+			// program's DT_NEEDED names that (as abuild's scanelf rule has it).
+			provides[sonameOf(filepath.Base(abs), info.arch)] = true
 		}
 		for _, n := range info.needed {
 			if _, seen := needs[sonameOf(n, info.arch)]; !seen {
@@ -175,7 +193,7 @@ func scan(dir string, m Meta) (Package, error) {
 		return nil
 	})
 	if err != nil {
-		return Package{}, err
+		return Contents{}, err
 	}
 	slices.Sort(pkg.Files)
 	for p := range provides {
@@ -188,9 +206,6 @@ func scan(dir string, m Meta) (Package, error) {
 		}
 	}
 	slices.Sort(pkg.Needs)
-	pkg.Depends = slices.Clone(m.Depends)
-	slices.Sort(pkg.Depends)
-	pkg.Depends = slices.Compact(pkg.Depends)
 	return pkg, nil
 }
 

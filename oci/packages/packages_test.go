@@ -83,6 +83,8 @@ func elfTrees(t *testing.T) (libc, greet, hello string) {
 	testenv.RequireTools(t, "gcc")
 	libc = t.TempDir()
 	cc(t, libc, "usr/lib/libc.so.6", "int puts(const char *s) { return 0; }\n", "-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libc.so.6")
+	// A library without DT_SONAME, as musl's libc.so is: it provides its file name.
+	cc(t, libc, "usr/lib/libplain.so", "int plain(void) { return 1; }\n", "-shared", "-fPIC", "-nostdlib")
 	if err := os.MkdirAll(filepath.Join(libc, "usr/lib64"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +127,8 @@ func TestMakeReadsWhatTheFilesProvideAndNeed(t *testing.T) {
 		pkg                    packages.Package
 		provides, needs, files []string
 	}{
-		{libc, []string{"interpreter(/usr/lib64/ld-linux-x86-64.so.2)", "soname(libc.so.6(x86_64))"}, nil,
-			[]string{"/usr/lib/libc.so.6", "/usr/lib64/ld-linux-x86-64.so.2"}},
+		{libc, []string{"interpreter(/usr/lib64/ld-linux-x86-64.so.2)", "soname(libc.so.6(x86_64))", "soname(libplain.so(x86_64))"}, nil,
+			[]string{"/usr/lib/libc.so.6", "/usr/lib/libplain.so", "/usr/lib64/ld-linux-x86-64.so.2"}},
 		{greet, []string{"soname(libgreet.so.1(x86_64))"}, []string{"soname(libc.so.6(x86_64))"},
 			[]string{"/usr/lib/libgreet.so", "/usr/lib/libgreet.so.1"}},
 		{hello, []string{"binary(hello)"}, []string{"interpreter(/usr/lib64/ld-linux-x86-64.so.2)", "soname(libc.so.6(x86_64))", "soname(libgreet.so.1(x86_64))"},
@@ -228,7 +230,7 @@ func TestTruncatedELFIsRefused(t *testing.T) {
 func entry(name string, p v1.Platform, provides, needs, depends []string) packages.Entry {
 	return packages.Entry{Package: packages.Package{
 		Meta:     packages.Meta{Name: name, Version: "1", Platform: p, Depends: depends},
-		Provides: provides, Needs: needs,
+		Contents: packages.Contents{Provides: provides, Needs: needs},
 	}}
 }
 

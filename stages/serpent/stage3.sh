@@ -2,11 +2,29 @@
 # - tcc rebuilt by itself until two generations are byte-identical (checked);
 # - make rebuilt by that tcc;
 # - what tcc cannot build is carried from stage2, and the manifest says so and why.
+# Each component is installed into a directory of its own, /pkgs/NAME (its package, with
+# /pkgs/NAME.json), and the root's /usr is their union (checked).
 . /recipe/lib.sh
 clear_flags
 OUT=/out
+PKGS=/pkgs
 W=/tmp/stage3
-mkdir -p "$W"
+mkdir -p "$W" "$PKGS"
+
+# package NAME VERSION SOURCES DEPENDS: write NAME.json beside the package's tree (SOURCES
+# and DEPENDS are space-separated names: sources of the recipes this stage is built on).
+package() {
+	mkdir -p "$PKGS/$1/usr"
+	{
+		printf '{"version": "%s", "sources": [' "$2"
+		sep=
+		for s in $3; do printf '%s"%s"' "$sep" "$s"; sep=', '; done
+		printf '], "depends": ['
+		sep=
+		for d in $4; do printf '%s"%s"' "$sep" "$d"; sep=', '; done
+		printf ']}\n'
+	} > "$PKGS/$1.json"
+}
 
 log "usrmerge layout in $OUT"
 mkdir -p "$OUT/usr/bin" "$OUT/usr/sbin" "$OUT/usr/lib" "$OUT/usr/include" "$OUT/usr/share/serpent" \
@@ -54,7 +72,11 @@ while :; do
 done
 tcc_wrap "$next"
 TCC="$W/tcc-$next"
-(cd "$W/gen-$next" && quiet make DESTDIR="$OUT" CONFIG_strip=no install)
+tccver="0.9.27+git20200814.62c30a4a"
+package tcc "$tccver" tcc "musl"
+(cd "$W/gen-$next" && quiet make DESTDIR="$PKGS/tcc" CONFIG_strip=no install)
+# tcc is also the archiver (stage2's wrapper, carried as it is).
+cp -a /usr/bin/ar "$PKGS/tcc/usr/bin/ar"
 
 log "make 4.3 by the fixed-point tcc"
 cp -a /usr/src/make-4.3 "$W/make"
@@ -62,25 +84,56 @@ cp -a /usr/src/make-4.3 "$W/make"
 	cd "$W/make"
 	quiet ./configure --prefix=/usr --disable-nls --without-guile CC="$TCC" LD="$TCC" CFLAGS=-O2
 	quiet make -j"$JOBS"
-	quiet make DESTDIR="$OUT" install
+	package make 4.3 make "musl"
+	quiet make DESTDIR="$PKGS/make" install
 )
 
 log "carried from stage2: musl, busybox, kernel headers"
 # musl: libc, loader, start files, headers. tcc cannot build musl on aarch64 (no inline
 # assembler for it) and needs patches for it on x86_64.
+package musl 1.2.3 musl ""
+mkdir -p "$PKGS/musl/usr/lib" "$PKGS/musl/usr/include"
 for f in /usr/lib/libc.so /usr/lib/libc.a /usr/lib/crt1.o /usr/lib/crti.o /usr/lib/crtn.o /usr/lib/Scrt1.o /usr/lib/rcrt1.o \
 	/usr/lib/libm.a /usr/lib/libpthread.a /usr/lib/librt.a /usr/lib/libdl.a /usr/lib/libutil.a /usr/lib/libxnet.a \
 	/usr/lib/libresolv.a /usr/lib/libcrypt.a; do
-	[ -e "$f" ] && cp -a "$f" "$OUT$f"
+	[ -e "$f" ] && cp -a "$f" "$PKGS/musl$f"
 done
-ln -sf libc.so "$OUT/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1"
-cp -a /usr/include/. "$OUT/usr/include/"
+ln -sf libc.so "$PKGS/musl/usr/lib/ld-musl-$SERPENT_TARGET_MUSL_ARCH.so.1"
+# The headers: the kernel's directories are what stage2 copied from stage1's sysroot (its
+# list), but for the three scsi headers musl installs over them; the rest is musl's.
+package linux-uapi-headers 6.1.170 linux ""
+mkdir -p "$PKGS/linux-uapi-headers/usr/include"
+for d in /usr/include/*; do
+	case "${d##*/}" in
+	linux | asm | asm-generic | mtd | rdma | scsi | sound | video | xen | drm | misc)
+		cp -a "$d" "$PKGS/linux-uapi-headers/usr/include/" ;;
+	libtcc.h | gnumake.h) ;; # tcc's and make's, in their packages
+	*) cp -a "$d" "$PKGS/musl/usr/include/" ;;
+	esac
+done
+mkdir -p "$PKGS/musl/usr/include/scsi"
+for h in scsi.h scsi_ioctl.h sg.h; do
+	mv "$PKGS/linux-uapi-headers/usr/include/scsi/$h" "$PKGS/musl/usr/include/scsi/$h"
+done
 # busybox: the shell and core utilities. tcc stops on its inline-assembly barriers (aarch64).
-cp -a /usr/bin/busybox "$OUT/usr/bin/busybox"
-for applet in $("$OUT/usr/bin/busybox" --list-full); do
-	[ -e "$OUT/$applet" ] || [ -L "$OUT/$applet" ] || ln -s /usr/bin/busybox "$OUT/$applet"
+# Its applets' links are in /usr (usrmerge), but for /linuxrc, which only the root has.
+package busybox 1.35.0 busybox "musl"
+mkdir -p "$PKGS/busybox/usr/bin" "$PKGS/busybox/usr/sbin"
+cp -a /usr/bin/busybox "$PKGS/busybox/usr/bin/busybox"
+for applet in $(/usr/bin/busybox --list-full); do
+	case "$applet" in
+	bin/* | sbin/*) dst="usr/$applet" ;;
+	usr/*) dst="$applet" ;;
+	*) [ -e "$OUT/$applet" ] || [ -L "$OUT/$applet" ] || ln -s /usr/bin/busybox "$OUT/$applet"; continue ;;
+	esac
+	[ -e "$PKGS/tcc/$dst" ] || [ -e "$PKGS/make/$dst" ] || [ -e "$PKGS/busybox/$dst" ] || [ -L "$PKGS/busybox/$dst" ] ||
+		ln -s /usr/bin/busybox "$PKGS/busybox/$dst"
 done
-cp -a /usr/bin/ar "$OUT/usr/bin/ar"
+
+log "the root's /usr: the union of the packages"
+for p in tcc make musl linux-uapi-headers busybox; do
+	cp -a "$PKGS/$p/usr/." "$OUT/usr/"
+done
 cp -a /etc/passwd /etc/group /etc/hosts "$OUT/etc/"
 sed 's/^VERSION_ID=.*/VERSION_ID=stage3/; s/stage2/stage3/' /etc/os-release > "$OUT/etc/os-release"
 for n in "null 1 3 666" "zero 1 5 666" "full 1 7 666" "random 1 8 666" "urandom 1 9 666" "tty 5 0 666" "console 5 1 600" "ptmx 5 2 666"; do
@@ -89,7 +142,6 @@ for n in "null 1 3 666" "zero 1 5 666" "full 1 7 666" "random 1 8 666" "urandom 
 done
 
 log "component manifest"
-tccver="0.9.27+git20200814.62c30a4a"
 cat > "$OUT/usr/share/serpent/components.json" <<J
 {
   "target": "$TARGET",
