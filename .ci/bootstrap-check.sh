@@ -28,12 +28,18 @@ check_small_stage3() {
 		sh -c "file -L '$1/usr/bin/tcc' | grep -q '$want' && file -L '$1/usr/bin/make' | grep -q 'ld-musl'"
 	check "a C program compiled inside stage3 for $2 runs" \
 		sh -c "'$bin' run stage3 --platform '$2' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -qx 'self-hosted'"
-	check "stage3 for $2 made its five packages" \
-		sh -c "'$bin' packages list | grep -c ' $2 ' | grep -qx 5"
+	check "stage3 for $2 made its seven packages" \
+		sh -c "'$bin' packages list | grep -c ' $2 ' | grep -qx 7"
 	check "stage3's /usr for $2 is its packages' union (only the component manifest is in none)" \
 		sh -c "'$bin' inspect stage3 --platform '$2' --format json | grep -F 'os.serpent.oci.packages.unowned' | grep -qF '[\\\"/usr/share/serpent/components.json\\\"]'"
 	check "a root assembled from stage3's packages for $2 compiles and runs C" \
 		sh -c "'$bin' packages assemble --platform '$2' -t stage4-root tcc make busybox >/dev/null && '$bin' run stage4-root --platform '$2' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"assembled\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t && make --version | head -n 1' 2>&1 | grep -cxE 'assembled|GNU Make 4.3' | grep -qx 2"
+	# The rebootstrap: stage4 rebuilds tcc and make in a root of stage3's packages.
+	"$bin" build stage4 --platform "$2" --progress plain
+	check "every package stage4 made for $2 is bit-identical to stage3's" \
+		sh -c "'$bin' packages compare stage3 stage4 | grep ' for $2: ' | grep -v ': identical\$' | { ! grep .; }"
+	check "stage4 for $2 has the same seven packages as stage3" \
+		sh -c "'$bin' packages compare stage3 stage4 | grep ' for $2: identical\$' | grep -c . | grep -qx 7"
 }
 
 # check_full_stage3 ROOT PLATFORM ARCH: the full profile's stage3 (clang): every ELF file is

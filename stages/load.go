@@ -58,6 +58,7 @@ type Set struct {
 	// profile), as --seed does for seed.
 	Profile string
 	Images  map[string]string
+	without []string // the set's recipes the profile leaves out
 }
 
 // DefaultProfile is the set's own recipes, with no profile directory over them.
@@ -74,6 +75,7 @@ const ProfileFile = "profile.yaml"
 type rawProfile struct {
 	Description string            `yaml:"description"`
 	Images      map[string]string `yaml:"images"`
+	Without     []string          `yaml:"without"`
 }
 
 // Profiles lists the profiles of the set at fsys: DefaultProfile, then each directory under
@@ -199,6 +201,12 @@ func load(fsys fs.FS, profile string) (*Set, error) {
 			set.Recipes[r.Name] = r // a profile's recipe replaces the set's
 		}
 	}
+	for _, name := range set.without {
+		if _, ok := set.Recipes[name]; !ok && len(errs) == 0 {
+			errs = append(errs, &Error{File: path.Join(ProfilesDir, profile, ProfileFile), Field: "without", Msg: fmt.Sprintf("no stage is named %q", name)})
+		}
+		delete(set.Recipes, name)
+	}
 	if len(errs) == 0 {
 		errs = append(errs, set.checkGraph(fsys)...)
 	}
@@ -295,6 +303,12 @@ func loadProfileFile(fsys fs.FS, file string, set *Set) error {
 		}
 	}
 	set.Images = raw.Images
+	for i, name := range raw.Without {
+		if !stageNameRE.MatchString(name) {
+			return &Error{File: file, Line: lineOf(doc, "without", i), Field: fmt.Sprintf("without[%d]", i), Msg: fmt.Sprintf("%q is not a stage name", name)}
+		}
+	}
+	set.without = raw.Without
 	return nil
 }
 
@@ -348,6 +362,11 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 			return fail(at("from", "from"), "image: needs a reference (a store tag or a registry reference)")
 		}
 		r.From = From{Kind: FromImage, Ref: strings.TrimPrefix(f, "image:")}
+	case strings.HasPrefix(f, "packages:"):
+		if ref := strings.TrimPrefix(f, "packages:"); !stageNameRE.MatchString(ref) {
+			return fail(at("from", "from"), "packages:%s: want packages:STAGE, a stage of the set that makes packages", ref)
+		}
+		r.From = From{Kind: FromStage, Ref: strings.TrimPrefix(f, "packages:"), Packages: true}
 	default:
 		if !stageNameRE.MatchString(f) {
 			return fail(at("from", "from"), "%q is not a stage name; an image is written image:REF", f)
@@ -367,7 +386,7 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	switch raw.BaseTarget {
 	case "":
 	case "host":
-		if r.From.Kind != FromStage {
+		if r.From.Kind != FromStage || r.From.Packages {
 			return fail(at("base-target", "base-target"), "host: only a base that is a stage is built for a target (from: STAGE)")
 		}
 		if r.RunsOn != OnHost {
@@ -733,9 +752,14 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 		var doc yaml.Node
 		_ = yaml.Unmarshal(data, &doc)
 		if r.From.Kind == FromStage {
-			if _, ok := s.Recipes[r.From.Ref]; !ok {
+			base, ok := s.Recipes[r.From.Ref]
+			switch {
+			case !ok:
 				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "from"), Field: "from",
 					Msg: fmt.Sprintf("no stage is named %q (stages: %s; an image is written image:REF)", r.From.Ref, strings.Join(s.Names(), ", "))})
+			case r.From.Packages && base.Output.Packages == "":
+				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "from"), Field: "from",
+					Msg: fmt.Sprintf("packages:%s: stage %s makes no packages (its output names no packages: DIR)", base.Name, base.Name)})
 			}
 		}
 		if r.Script != "" {

@@ -104,6 +104,10 @@ func TestLoadRejects(t *testing.T) {
 			"two.yaml:3: output: for: host: an image of host tools is made by a stage that runs on the host (runs-on: host)"},
 		{"an output directory twice", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, rootfs: /other}\nplatforms: [linux/arm64]\nrun: x\n"),
 			"two.yaml:3: output: rootfs: given twice"},
+		{"packages of a stage that makes none", withOne("two.yaml", "from: packages:one\nruns-on: target\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:1: from: packages:one: stage one makes no packages (its output names no packages: DIR)"},
+		{"packages of no stage", withOne("two.yaml", "from: \"packages:\"\nruns-on: target\noutput: layer\nplatforms: [linux/arm64]\nrun: x\n"),
+			"two.yaml:1: from: packages:: want packages:STAGE, a stage of the set that makes packages"},
 		{"packages inside the root", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /out, packages: /out/pkgs}\nplatforms: [linux/arm64]\nrun: x\n"),
 			"two.yaml:3: output: packages: /out/pkgs: want a directory apart from rootfs: /out (the packages are not files of the root)"},
 		{"a root inside the packages", withOne("two.yaml", "from: one\nruns-on: host\noutput: {rootfs: /pkgs/out, packages: /pkgs}\nplatforms: [linux/arm64]\nrun: x\n"),
@@ -277,6 +281,17 @@ func TestLoadProfile(t *testing.T) {
 	fsys["profiles/big/profile.yaml"] = &fstest.MapFile{Data: []byte("images: {busybox: \"\"}\n")}
 	if _, err := LoadProfile(fsys, "big"); err == nil || !strings.Contains(err.Error(), "profiles/big/profile.yaml:1: images.busybox: want an image name") {
 		t.Errorf("an empty image mapping: %v", err)
+	}
+	// A profile leaves out a stage of the set: gone from it, kept in the set's own.
+	fsys["profiles/big/profile.yaml"] = &fstest.MapFile{Data: []byte("without: [two]\n")}
+	delete(fsys, "profiles/big/two.yaml")
+	delete(fsys, "profiles/big/three.yaml")
+	if big, err = LoadProfile(fsys, "big"); err != nil || strings.Join(big.Names(), " ") != "one" {
+		t.Errorf("big without two: %v, %v", big, err)
+	}
+	fsys["profiles/big/profile.yaml"] = &fstest.MapFile{Data: []byte("without: [nothing]\n")}
+	if _, err := LoadProfile(fsys, "big"); err == nil || !strings.Contains(err.Error(), `profiles/big/profile.yaml: without: no stage is named "nothing"`) {
+		t.Errorf("without a stage the set lacks: %v", err)
 	}
 }
 

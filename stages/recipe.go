@@ -74,6 +74,10 @@ type From struct {
 	// this stage's target (base-target: host): an accelerator for arm64 starts from the
 	// host's own stage1, whose toolchain makes programs for the host.
 	ForHost bool `json:"for_host,omitempty"`
+	// Packages, with a stage (from: packages:STAGE): the base is not that stage's image but a
+	// root assembled from the packages it made (its output names packages: DIR), resolved
+	// and stacked on a skeleton, as a root of its packages would be installed.
+	Packages bool `json:"packages,omitempty"`
 }
 
 func (f From) String() string {
@@ -87,6 +91,9 @@ func (f From) String() string {
 	}
 	if f.ForHost {
 		return f.Ref + " (for the host)"
+	}
+	if f.Packages {
+		return "packages:" + f.Ref
 	}
 	return f.Ref
 }

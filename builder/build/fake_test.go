@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -453,4 +454,116 @@ func firstLayer(t *testing.T, img v1.Image) v1.Layer {
 		t.Fatalf("layers: %v (%d)", err, len(ls))
 	}
 	return ls[0]
+}
+
+// A stage built on packages:STAGE runs in a root assembled from that stage's packages (a
+// skeleton and one layer per package, in resolution order), finds each package described at
+// /recipe/packages/NAME.json, and is rebuilt when a package changes, not otherwise.
+func TestStageOnPackagesWithoutRoot(t *testing.T) {
+	f, fake := newFakeFixture(t)
+	edit(t, filepath.Join(f.set, "target-root.yaml"), "  rootfs: /out", "  rootfs: /out\n  packages: /pkgs")
+	if err := os.WriteFile(filepath.Join(f.set, "rebuild.yaml"), []byte("description: the rebootstrap's stand-in\nfrom: packages:target-root\nruns-on: target\noutput: {rootfs: /out, packages: /pkgs}\nplatforms: [linux/arm64]\nrun: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	greeting := "hi"
+	var base v1.Image
+	var seen map[string]packageJSON
+	fake.Writes = func(o builder.RunOptions) map[string]string {
+		switch o.Name {
+		case "target-root":
+			return map[string]string{
+				"/pkgs/busybox/usr/bin/busybox":           "a busybox",
+				"/pkgs/busybox.json":                      `{"version": "1.35.0", "sources": ["busybox"], "depends": ["greeting"]}`,
+				"/pkgs/greeting/usr/share/greeting/hello": greeting,
+				"/pkgs/greeting.json":                     `{"version": "1"}`,
+			}
+		case "rebuild":
+			base, seen = o.Base, map[string]packageJSON{}
+			for _, m := range o.Process.Mounts {
+				if m.Destination != "/recipe" {
+					continue
+				}
+				for _, n := range []string{"busybox", "greeting"} {
+					var p packageJSON
+					b, err := os.ReadFile(filepath.Join(m.Source, "packages", n+".json"))
+					if err == nil {
+						err = json.Unmarshal(b, &p)
+					}
+					if err != nil {
+						t.Errorf("/recipe/packages/%s.json: %v", n, err)
+					}
+					files, err := os.ReadFile(filepath.Join(m.Source, "packages", n+".files"))
+					if err != nil {
+						t.Errorf("/recipe/packages/%s.files: %v", n, err)
+					}
+					p.Files = strings.Fields(string(files))
+					seen[n] = p
+				}
+			}
+			return map[string]string{"/pkgs/greeting/usr/share/greeting/hello": "rebuilt", "/pkgs/greeting.json": `{"version": "2"}`}
+		}
+		return nil
+	}
+	rep, err := f.build(t, "rebuild")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(rep); got != "host-tools:built (no image with this key), target-root:built (no image with this key), rebuild:built (no image with this key)" {
+		t.Errorf("first build: %s", got)
+	}
+	if base == nil {
+		t.Fatal("the rebuild ran on no base")
+	}
+	var order []string
+	var installed []packages.Installed
+	if err := json.Unmarshal([]byte(manifestAnnotation(t, base, packages.AnnotationPackages)), &installed); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range installed {
+		order = append(order, in.Name)
+	}
+	if !slices.Equal(order, []string{"greeting", "busybox"}) {
+		t.Errorf("the root's packages %v, want greeting (which busybox depends on) then busybox", order)
+	}
+	if ls, _ := base.Layers(); len(ls) != 3 {
+		t.Errorf("the root has %d layers, want a skeleton and two packages", len(ls))
+	}
+	if p := seen["busybox"]; p.Version != "1.35.0" || !slices.Equal(p.Files, []string{"/usr/bin/busybox"}) || !slices.Equal(p.Sources, []string{"busybox"}) {
+		t.Errorf("/recipe/packages/busybox.json: %+v", p)
+	}
+
+	// Nothing changed: reused. A package changed: the stage on it is rebuilt.
+	rep, err = f.build(t, "rebuild")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(rep); got != "host-tools:reused (same key), target-root:reused (same key), rebuild:reused (same key)" {
+		t.Errorf("again: %s", got)
+	}
+	greeting = "hello"
+	rep, err = f.build(t, "rebuild", func(o *build.Options) { o.Rebuild = []string{"target-root"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(rep); got != "host-tools:reused (same key), target-root:built (--rebuild target-root), rebuild:built (base changed)" {
+		t.Errorf("after a package changed: %s", got)
+	}
+}
+
+// packageJSON is /recipe/packages/NAME.json as a stage on packages reads it, and its files
+// from NAME.files.
+type packageJSON struct {
+	Version string   `json:"version"`
+	Sources []string `json:"sources"`
+	Depends []string `json:"depends"`
+	Files   []string `json:"-"`
+}
+
+func manifestAnnotation(t *testing.T, img v1.Image, key string) string {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Annotations[key]
 }

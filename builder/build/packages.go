@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -103,33 +105,15 @@ func writeRepository(ctx context.Context, st *store.Store, stage string) error {
 		if err != nil {
 			return err
 		}
-		m, err := img.Manifest()
+		if m, err := img.Manifest(); err != nil || m.Annotations[packages.AnnotationPackages] == "" {
+			continue // an image of the stage from before it made packages
+		}
+		installed, pkgs, err := recordedPackages(ctx, st, t.Ref.String(), img, true)
 		if err != nil {
 			return err
 		}
-		rec, ok := m.Annotations[packages.AnnotationPackages]
-		if !ok {
-			continue
-		}
-		var installed []packages.Installed
-		if err := json.Unmarshal([]byte(rec), &installed); err != nil {
-			return fmt.Errorf("%s: %s: %w", t.Ref, packages.AnnotationPackages, err)
-		}
+		imgs = append(imgs, pkgs...)
 		for _, in := range installed {
-			h, err := v1.NewHash(in.Digest)
-			if err != nil {
-				return fmt.Errorf("%s: package %s: %w", t.Ref, in.Name, err)
-			}
-			p, err := st.ImageByHash(h)
-			if errors.Is(err, store.ErrNotFound) {
-				// A stage pulled from a cache comes without its packages (for now).
-				log.G(ctx).WithFields(log.Fields{"stage": t.Ref.String(), "package": in.Name}).Warn("the stage's package is not in the store: left out of its repository")
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("%s: package %s: %w", t.Ref, in.Name, err)
-			}
-			imgs = append(imgs, p)
 			current[PackageTag(t.Ref, in.Name).String()] = true
 		}
 	}
@@ -150,4 +134,130 @@ func writeRepository(ctx context.Context, st *store.Store, stage string) error {
 	}
 	_, err = st.WriteIndex(ctx, idx, RepositoryName(stage))
 	return err
+}
+
+// packagesRoot is the base of a stage built on packages:STAGE: a root for p assembled from
+// the packages the base stage's image img records, resolved (every one of them) and stacked
+// on a skeleton at the build's epoch. The same packages give the same root, so the stage's
+// key follows its packages' digests.
+func packagesRoot(ctx context.Context, opts PlanOptions, base string, img v1.Image, p v1.Platform) (v1.Image, []v1.Image, error) {
+	_, pkgs, err := recordedPackages(ctx, opts.Store, base, img, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries := make([]packages.Entry, 0, len(pkgs))
+	var names []string
+	byDigest := map[v1.Hash]v1.Image{}
+	for _, pi := range pkgs {
+		pkg, err := packages.Read(pi)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", base, err)
+		}
+		d, err := pi.Digest()
+		if err != nil {
+			return nil, nil, err
+		}
+		byDigest[d] = pi
+		entries = append(entries, packages.Entry{Package: pkg, Descriptor: v1.Descriptor{Digest: d}})
+		names = append(names, pkg.Name)
+	}
+	order, err := packages.Resolve(entries, names, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the packages of %s: %w", base, err)
+	}
+	imgs := make([]v1.Image, 0, len(order))
+	for _, e := range order {
+		imgs = append(imgs, byDigest[e.Descriptor.Digest])
+	}
+	skel, err := packages.Skeleton(ctx, opts.Store, p, epochOf(opts))
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := packages.Assemble(skel, imgs, p, epochOf(opts))
+	return root, imgs, err
+}
+
+// recordedPackages are the packages an image records (packages.AnnotationPackages) and their
+// images, from the store: a stage's packages, or an assembled root's. With missingOK, one the
+// store lacks is left out (a stage pulled from a cache comes without its packages), else it is
+// an error that says so.
+func recordedPackages(ctx context.Context, st *store.Store, name string, img v1.Image, missingOK bool) ([]packages.Installed, []v1.Image, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, ok := m.Annotations[packages.AnnotationPackages]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s records no packages (%s)", name, packages.AnnotationPackages)
+	}
+	var installed []packages.Installed
+	if err := json.Unmarshal([]byte(rec), &installed); err != nil {
+		return nil, nil, fmt.Errorf("%s: %s: %w", name, packages.AnnotationPackages, err)
+	}
+	var found []packages.Installed
+	var imgs []v1.Image
+	for _, in := range installed {
+		h, err := v1.NewHash(in.Digest)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: package %s: %w", name, in.Name, err)
+		}
+		pi, err := st.ImageByHash(h)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && missingOK:
+			log.G(ctx).WithFields(log.Fields{"image": name, "package": in.Name}).Warn("a package is not in the store: left out")
+			continue
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil, fmt.Errorf("%s: package %s (%s) is not in the store: a stage pulled from a cache comes without its packages; build it", name, in.Name, shortHash(h))
+		case err != nil:
+			return nil, nil, fmt.Errorf("%s: package %s: %w", name, in.Name, err)
+		}
+		found, imgs = append(found, in), append(imgs, pi)
+	}
+	return found, imgs, nil
+}
+
+func shortHash(h v1.Hash) string {
+	if len(h.Hex) > 12 {
+		return h.Algorithm + ":" + h.Hex[:12]
+	}
+	return h.String()
+}
+
+// writePackageInfo writes, for a stage built on packages, each package of its root as
+// dir/packages/NAME.json, in the form a stage writes one (version, sources, depends), and
+// dir/packages/NAME.files, its files one per line: what a script needs to carry a package
+// it does not rebuild under its own name.
+func writePackageInfo(imgs []v1.Image, dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "packages"), 0o755); err != nil {
+		return err
+	}
+	for _, pi := range imgs {
+		p, err := packages.Read(pi)
+		if err != nil {
+			return err
+		}
+		f := packageFile{Version: p.Version, Depends: p.Depends, Sources: []string{}}
+		if f.Depends == nil {
+			f.Depends = []string{}
+		}
+		for _, s := range p.Sources {
+			f.Sources = append(f.Sources, s.Name)
+		}
+		b, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		base := filepath.Join(dir, "packages", p.Name)
+		if err := os.WriteFile(base+".json", append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		files := strings.Join(p.Files, "\n")
+		if files != "" {
+			files += "\n"
+		}
+		if err := os.WriteFile(base+".files", []byte(files), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

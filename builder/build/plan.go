@@ -76,6 +76,9 @@ type Step struct {
 	BaseImage  v1.Image // the base, when it is known (an image, or a stage reused)
 	BaseDigest v1.Hash  // zero while the base stage is still to be built
 	baseStep   *Step
+	// basePackages, for a stage on packages:STAGE, are the package images its base root
+	// was assembled from.
+	basePackages []v1.Image
 	// Accelerator, when set, is mounted into the stage's run if it is built
 	// (PlanOptions.Accelerator): see Accelerated. Its Image is nil while acceleratorStep, the
 	// step that makes it, is still to run (BuildAccelerator).
@@ -471,6 +474,26 @@ func hostPackagesStep(ctx context.Context, opts PlanOptions, mr *stages.Recipe, 
 	return s, true, nil
 }
 
+// onPackages makes the base of a stage built on packages:STAGE, once its base stage's image
+// is known: the root assembled from that image's packages (nothing for another stage).
+func (s *Step) onPackages(ctx context.Context, opts PlanOptions) error {
+	if !s.Recipe.From.Packages || s.BaseImage == nil {
+		return nil
+	}
+	root, pkgs, err := packagesRoot(ctx, opts, s.baseStep.Tag.String(), s.BaseImage, s.baseStep.Output)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", s.Name(), err)
+	}
+	s.basePackages = pkgs
+	d, err := root.Digest()
+	if err != nil {
+		return err
+	}
+	s.Base = "packages:" + s.baseStep.Tag.String()
+	s.BaseImage, s.BaseDigest = root, d
+	return nil
+}
+
 func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) error {
 	r := s.Recipe
 	if r.From.Kind == stages.FromStage || (s.baseStep != nil && s.baseStep.Recipe.From.Kind == stages.FromHostPackages) {
@@ -487,9 +510,13 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 			}
 			s.BaseImage, s.BaseDigest = img, prev.Existing.Digest
 		case prev.Action == Pull || prev.Action == Resolve:
+			if r.From.Packages {
+				return fmt.Errorf("%s: stage %s is built on the packages of %s, which this build takes from a cache (%s) without its packages: build %s here (--rebuild %s)",
+					r.File, r.Name, prev.Name(), prev.Action, prev.Name(), prev.Name())
+			}
 			s.BaseImage, s.BaseDigest = prev.Cached, prev.CachedDigest // a resolved record's image is nil
 		}
-		return nil
+		return s.onPackages(ctx, opts)
 	}
 	name, _ := imageName(opts, r)
 	b, err := baseimage.Find(ctx, opts.Store, opts.Registry, name, s.RunsOn)

@@ -95,6 +95,9 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 				return out, err
 			}
 			r.BaseImage, r.BaseDigest = img, prev.Digest
+			if err := r.onPackages(ctx, sopts.PlanOptions); err != nil {
+				return out, err
+			}
 			r.Key = stepKey(r, opts.Epoch)
 		}
 		res, err := runStep(ctx, sopts, r, paths)

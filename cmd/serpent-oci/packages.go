@@ -26,8 +26,8 @@ func packagesCommand() *command {
 	)
 	return &command{
 		name:    "packages",
-		args:    "list | resolve NAME... | assemble -t TAG NAME...",
-		summary: "List a stage's packages, resolve a set of them, or assemble a root from them",
+		args:    "list | resolve NAME... | assemble -t TAG NAME... | compare STAGE-A STAGE-B",
+		summary: "List a stage's packages, resolve or assemble a root from them, or compare two stages' packages",
 		long: `A stage whose recipe says output: {rootfs: DIR, packages: DIR} makes, beside its image, one
 package per component: an image of the component's files (all under /usr), tagged
 STAGE/pkg/NAME@PLATFORM, and the stage's repository, an index of them tagged STAGE/packages
@@ -38,11 +38,14 @@ list prints the repository's packages. resolve prints the packages NAME... need 
 --platform, in the order a root stacks them, or every requirement nothing meets. assemble
 makes that root: a skeleton (the usrmerge links, /etc's passwd, group and hosts, /tmp) and one
 layer per package, each the package's own blob, tagged TAG@PLATFORM; the same packages give
-the same image.`,
+the same image. compare takes two repositories (a stage name means its STAGE/packages) and
+says of every package whether its files are bit-identical in both, and if not, what differs
+(a rebootstrap against what it rebuilt: packages compare stage3 stage4).`,
 		example: `serpent-oci packages list
 serpent-oci packages resolve make
 serpent-oci packages assemble -t stage4-root tcc make busybox
-serpent-oci run stage4-root -- make --version`,
+serpent-oci run stage4-root -- make --version
+serpent-oci packages compare stage3 stage4`,
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&repo, "repo", build.RepositoryName("stage3"), "the repository: a store tag of a package index")
 			fs.StringVar(&plat, "platform", "", "the platform to resolve and assemble for (default: the host's)")
@@ -54,6 +57,16 @@ serpent-oci run stage4-root -- make --version`,
 				return usagef("packages: want list, resolve NAME..., or assemble -t TAG NAME...")
 			}
 			verb, names := args[0], args[1:]
+			if verb == "compare" {
+				if len(names) != 2 {
+					return usagef("packages compare: want two repositories (or stages)")
+				}
+				st, err := e.readStore(ctx)
+				if err != nil {
+					return err
+				}
+				return compareRepositories(e, st, names[0], names[1])
+			}
 			switch {
 			case verb == "list" && len(names) != 0:
 				return usagef("packages list takes no names")
@@ -65,7 +78,7 @@ serpent-oci run stage4-root -- make --version`,
 					return usagef("packages assemble: -t TAG: where to tag the root")
 				}
 			case verb != "list":
-				return usagef("packages: %q: want list, resolve or assemble", verb)
+				return usagef("packages: %q: want list, resolve, assemble or compare", verb)
 			}
 			p := platform.Host()
 			if plat != "" {
@@ -155,4 +168,38 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// compareRepositories prints packages.Compare of two repositories (a name without a slash is
+// a stage's: STAGE/packages) and a summary.
+func compareRepositories(e *env, st *store.Store, a, b string) error {
+	var idx [2]v1.ImageIndex
+	for i, name := range []string{a, b} {
+		if !strings.Contains(name, "/") {
+			name = build.RepositoryName(name)
+		}
+		x, err := st.Index(name)
+		if err != nil {
+			return fmt.Errorf("repository %s: %w", name, err)
+		}
+		idx[i] = x
+	}
+	cs, err := packages.Compare(idx[0], idx[1])
+	if err != nil {
+		return err
+	}
+	same, differ, alone := 0, 0, 0
+	for _, c := range cs {
+		fmt.Fprintln(e.stdout, c)
+		switch {
+		case c.A == (v1.Hash{}) || c.B == (v1.Hash{}):
+			alone++
+		case c.Identical():
+			same++
+		default:
+			differ++
+		}
+	}
+	fmt.Fprintf(e.stdout, "%d identical, %d differ, %d in one repository only\n", same, differ, alone)
+	return nil
 }

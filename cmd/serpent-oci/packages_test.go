@@ -92,14 +92,20 @@ func TestPackagesListResolveAssemble(t *testing.T) {
 	if code, _, stderr := cli(t, "--store", dir, "packages", "assemble", "--platform", "linux/arm64", "-t", "root", "tool"); code != 0 || tagDigest(t, dir, "root@linux-arm64") != first {
 		t.Errorf("assembled again: %d %s, digest %s then %s", code, stderr, first, tagDigest(t, dir, "root@linux-arm64"))
 	}
+	code, out, stderr = cli(t, "--store", dir, "packages", "compare", "stage3", "stage3/packages")
+	if code != 0 || !strings.Contains(out, "tool for linux/arm64: identical\n") || !strings.HasSuffix(out, "3 identical, 0 differ, 0 in one repository only\n") {
+		t.Errorf("compare a repository with itself: %d\n%s%s", code, out, stderr)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"packages", "compare", "stage3"}, "packages compare: want two repositories (or stages)"},
+		{[]string{"packages", "compare", "stage3", "stage9"}, "repository stage9/packages: "},
 		{[]string{"packages"}, "packages: want list, resolve NAME..., or assemble -t TAG NAME..."},
 		{[]string{"packages", "assemble", "tool"}, "packages assemble: -t TAG: where to tag the root"},
 		{[]string{"packages", "resolve"}, "packages resolve: name the packages"},
-		{[]string{"packages", "install", "x"}, `packages: "install": want list, resolve or assemble`},
+		{[]string{"packages", "install", "x"}, `packages: "install": want list, resolve, assemble or compare`},
 		{[]string{"packages", "list", "--repo", "nothing"}, "repository nothing: "},
 	} {
 		code, _, stderr := cli(t, append([]string{"--store", dir}, tc.args...)...)

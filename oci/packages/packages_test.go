@@ -409,3 +409,36 @@ func digest(t *testing.T, img v1.Image) v1.Hash {
 	}
 	return d
 }
+
+func TestCompareRepositories(t *testing.T) {
+	st := newStore(t)
+	mk := func(name, content string) v1.Image {
+		img, _ := makePackage(t, st, tree(t, map[string]string{"usr/share/" + name: content}), packages.Meta{Name: name, Version: "1"})
+		return img
+	}
+	a, err := packages.Index([]v1.Image{mk("same", "x"), mk("changed", "old"), mk("gone", "g")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := packages.Index([]v1.Image{mk("same", "x"), mk("changed", "new"), mk("added", "a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := packages.Compare(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cs {
+		got = append(got, c.String())
+	}
+	want := []string{
+		"added for linux/amd64: only in the second repository",
+		"changed for linux/amd64: differs: usr/share/changed: content (line 1: \"old\"/\"new\")",
+		"gone for linux/amd64: only in the first repository",
+		"same for linux/amd64: identical",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("compare:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

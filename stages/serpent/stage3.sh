@@ -3,90 +3,37 @@
 # - make rebuilt by that tcc;
 # - what tcc cannot build is carried from stage2, and the manifest says so and why.
 # Each component is installed into a directory of its own, /pkgs/NAME (its package, with
-# /pkgs/NAME.json), and the root's /usr is their union (checked).
+# /pkgs/NAME.json), and the root's /usr is their union (the image names what is in none); the
+# sources stage4 rebuilds from are packages too (tcc-source, make-source), not in the root.
 . /recipe/lib.sh
+. /recipe/native.sh
 clear_flags
 OUT=/out
 PKGS=/pkgs
 W=/tmp/stage3
 mkdir -p "$W" "$PKGS"
 
-# package NAME VERSION SOURCES DEPENDS: write NAME.json beside the package's tree (SOURCES
-# and DEPENDS are space-separated names: sources of the recipes this stage is built on).
-package() {
-	mkdir -p "$PKGS/$1/usr"
-	{
-		printf '{"version": "%s", "sources": [' "$2"
-		sep=
-		for s in $3; do printf '%s"%s"' "$sep" "$s"; sep=', '; done
-		printf '], "depends": ['
-		sep=
-		for d in $4; do printf '%s"%s"' "$sep" "$d"; sep=', '; done
-		printf ']}\n'
-	} > "$PKGS/$1.json"
-}
-
 log "usrmerge layout in $OUT"
-mkdir -p "$OUT/usr/bin" "$OUT/usr/sbin" "$OUT/usr/lib" "$OUT/usr/include" "$OUT/usr/share/serpent" \
-	"$OUT/etc" "$OUT/dev" "$OUT/proc" "$OUT/sys" "$OUT/run" "$OUT/var/tmp" "$OUT/root" "$OUT/home"
-chmod 1777 "$OUT/var/tmp"
-mkdir -p -m 1777 "$OUT/tmp"
-ln -s usr/bin "$OUT/bin"
-ln -s usr/sbin "$OUT/sbin"
-ln -s usr/lib "$OUT/lib"
+usrmerge_root "$OUT"
 
-# tcc_gen N CC: build tcc from /usr/src/tcc with CC in $W/gen-N.
-tcc_gen() {
-	rm -rf "$W/gen-$1"
-	cp -a /usr/src/tcc "$W/gen-$1"
-	(
-		cd "$W/gen-$1"
-		quiet ./configure --prefix=/usr --cc="$2" --config-musl --sysincludepaths=/usr/include --libpaths=/usr/lib --crtprefix=/usr/lib
-		quiet make tcc && quiet make libtcc1.a BT_O= # no backtrace objects: see stage2.sh
-	)
-}
-# tcc_wrap N: a command that runs generation N with its own runtime library and headers
-# (-B), and keeps `-ar` first, where tcc wants it.
-tcc_wrap() {
-	cat > "$W/tcc-$1" <<WRAP
-#!/bin/sh
-case "\$1" in -ar) exec "$W/gen-$1/tcc" "\$@" ;; esac
-exec "$W/gen-$1/tcc" -B"$W/gen-$1" "\$@"
-WRAP
-	chmod 755 "$W/tcc-$1"
-}
 log "tcc, generation 1: built by stage2.5's tcc"
 tcc_gen 1 tcc
-gen=1
-while :; do
-	next=$((gen + 1))
-	log "tcc, generation $next: built by generation $gen"
-	tcc_wrap "$gen"
-	tcc_gen "$next" "$W/tcc-$gen"
-	if cmp -s "$W/gen-$gen/tcc" "$W/gen-$next/tcc" && cmp -s "$W/gen-$gen/libtcc1.a" "$W/gen-$next/libtcc1.a"; then
-		log "fixed point: generations $gen and $next are byte-identical"
-		break
-	fi
-	[ "$next" -lt 4 ] || { echo "stage3: tcc reached no fixed point in 4 generations" >&2; exit 1; }
-	gen=$next
-done
-tcc_wrap "$next"
+tcc_fixed_point stage3
 TCC="$W/tcc-$next"
-tccver="0.9.27+git20200814.62c30a4a"
 package tcc "$tccver" tcc "musl"
 (cd "$W/gen-$next" && quiet make DESTDIR="$PKGS/tcc" CONFIG_strip=no install)
 # tcc is also the archiver (stage2's wrapper, carried as it is).
 cp -a /usr/bin/ar "$PKGS/tcc/usr/bin/ar"
 
 log "make 4.3 by the fixed-point tcc"
-cp -a /usr/src/make-4.3 "$W/make"
-(
-	cd "$W/make"
-	quiet ./configure --prefix=/usr --disable-nls --without-guile CC="$TCC" LD="$TCC" CFLAGS=-O2
-	quiet make -j"$JOBS"
-	package make 4.3 make "musl"
-	quiet make DESTDIR="$PKGS/make" install
-)
+make_by "$TCC"
+
+log "the sources stage4 rebuilds tcc and make from, as stage2 prepared them"
+package tcc-source "$tccver" tcc ""
+mkdir -p "$PKGS/tcc-source/usr/src" "$PKGS/make-source/usr/src"
+cp -a /usr/src/tcc "$PKGS/tcc-source/usr/src/tcc"
+package make-source 4.3 "make make-debian-diff" ""
+cp -a /usr/src/make-4.3 "$PKGS/make-source/usr/src/make-4.3"
 
 log "carried from stage2: musl, busybox, kernel headers"
 # musl: libc, loader, start files, headers. tcc cannot build musl on aarch64 (no inline
