@@ -42,10 +42,14 @@ func (n noLayerExecutor) Run(ctx context.Context, opts builder.RunOptions) (buil
 	return res, err
 }
 
-// commitBase is a one-layer image for p, tagged base, with an annotation of its own that a
-// run's image must not inherit.
-func commitBase(t *testing.T, st *store.Store, p v1.Platform) v1.Image {
+// commitBase is a new store and, in it, a one-layer image for p, tagged base, with an
+// annotation of its own that a run's image must not inherit.
+func commitBase(t *testing.T, p v1.Platform) (*store.Store, v1.Image) {
 	t.Helper()
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "motd"), []byte("base\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -62,7 +66,7 @@ func commitBase(t *testing.T, st *store.Store, p v1.Platform) v1.Image {
 	if _, err := st.WriteImage(context.Background(), img, store.Ref{Name: "base"}); err != nil {
 		t.Fatal(err)
 	}
-	return img
+	return st, img
 }
 
 func TestRunAndCommit(t *testing.T) {
@@ -122,11 +126,7 @@ func TestRunAndCommit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			st, err := store.Open(ctx, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			base := commitBase(t, st, amd64)
+			st, base := commitBase(t, amd64)
 			e := filesExecutor{buildertest.NewFake(st), tt.files}
 			opts := builder.RunOptions{Name: "s", Base: base, BaseName: "base", Platform: amd64,
 				Process: builder.Process{Args: []string{"true"}},
@@ -217,11 +217,7 @@ func TestRunAndCommitTagsNothingOnFailure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			st, err := store.Open(ctx, t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			base := commitBase(t, st, amd64)
+			st, base := commitBase(t, amd64)
 			opts := builder.RunOptions{Name: "s", Base: base, Platform: amd64,
 				Process: builder.Process{Args: []string{"true"}},
 				Output:  builder.Output{Capture: builder.CaptureLayer}}
@@ -244,12 +240,9 @@ func TestRunAndCommitTagsNothingOnFailure(t *testing.T) {
 
 func TestRunAndCommitWithoutCaptureMakesNoImage(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	amd64 := platform.MustParse("linux/amd64")
-	opts := builder.RunOptions{Name: "shell", Base: commitBase(t, st, amd64), Platform: amd64,
+	st, base := commitBase(t, amd64)
+	opts := builder.RunOptions{Name: "shell", Base: base, Platform: amd64,
 		Process: builder.Process{Args: []string{"sh"}}}
 	res, err := builder.RunAndCommit(ctx, buildertest.NewFake(st), opts, builder.Commit{Tag: &store.Ref{Name: "out"}})
 	if err != nil {

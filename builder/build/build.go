@@ -20,7 +20,6 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
-	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -375,16 +374,11 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	if r.From.Packages {
 		// What the root's packages are, for a script that carries those it cannot rebuild:
 		// each described in /recipe/packages, and its tree bound read-only at /packages/NAME.
-		if err := writePackageInfo(s.basePackages, recipeDir); err != nil {
+		mounts, err := carryPackages(s.basePackages, recipeDir)
+		if err != nil {
 			return res, fmt.Errorf("stage %s for %s: %w", r.Name, platform.String(s.Target.Platform), err)
 		}
-		for _, pi := range s.basePackages {
-			p, err := packages.Read(pi)
-			if err != nil {
-				return res, err
-			}
-			ro.Process.Mounts = append(ro.Process.Mounts, builder.Mount{Destination: "/packages/" + p.Name, Image: pi})
-		}
+		ro.Process.Mounts = append(ro.Process.Mounts, mounts...)
 	}
 	ro.Output.Files = r.Annotate
 	c := builder.Commit{

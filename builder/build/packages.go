@@ -105,10 +105,10 @@ func writeRepository(ctx context.Context, st *store.Store, stage string) error {
 		if err != nil {
 			return err
 		}
-		if m, err := img.Manifest(); err != nil || m.Annotations[packages.AnnotationPackages] == "" {
+		installed, pkgs, err := recordedPackages(ctx, st, t.Ref.String(), img, true)
+		if errors.Is(err, errNoPackages) {
 			continue // an image of the stage from before it made packages
 		}
-		installed, pkgs, err := recordedPackages(ctx, st, t.Ref.String(), img, true)
 		if err != nil {
 			return err
 		}
@@ -169,13 +169,12 @@ func packagesRoot(ctx context.Context, opts PlanOptions, base string, img v1.Ima
 	for _, e := range order {
 		imgs = append(imgs, byDigest[e.Descriptor.Digest])
 	}
-	skel, err := packages.Skeleton(ctx, opts.Store, p, epochOf(opts))
-	if err != nil {
-		return nil, nil, err
-	}
-	root, err := packages.Assemble(skel, imgs, p, epochOf(opts))
+	root, err := packages.AssembleRoot(ctx, opts.Store, imgs, p, epochOf(opts))
 	return root, imgs, err
 }
+
+// errNoPackages is an image that records no packages.
+var errNoPackages = errors.New("records no packages")
 
 // recordedPackages are the packages an image records (packages.AnnotationPackages) and their
 // images, from the store: a stage's packages, or an assembled root's. With missingOK, one the
@@ -188,7 +187,7 @@ func recordedPackages(ctx context.Context, st *store.Store, name string, img v1.
 	}
 	rec, ok := m.Annotations[packages.AnnotationPackages]
 	if !ok {
-		return nil, nil, fmt.Errorf("%s records no packages (%s)", name, packages.AnnotationPackages)
+		return nil, nil, fmt.Errorf("%s: %w (%s)", name, errNoPackages, packages.AnnotationPackages)
 	}
 	var installed []packages.Installed
 	if err := json.Unmarshal([]byte(rec), &installed); err != nil {
@@ -223,18 +222,20 @@ func shortHash(h v1.Hash) string {
 	return h.String()
 }
 
-// writePackageInfo writes, for a stage built on packages, each package of its root as
-// dir/packages/NAME.json, in the form a stage writes one (version, sources, depends), and
-// dir/packages/NAME.files, its files one per line: what a script needs to carry a package
-// it does not rebuild under its own name.
-func writePackageInfo(imgs []v1.Image, dir string) error {
+// carryPackages is what a stage built on packages finds of its root's packages imgs: each
+// described in dir/packages/NAME.json, in the form a stage writes one (version, sources,
+// depends), and dir/packages/NAME.files, its files one per line; and the mounts that bind
+// each package's tree read-only at /packages/NAME. With them a script carries a package it
+// does not rebuild under its own name.
+func carryPackages(imgs []v1.Image, dir string) ([]builder.Mount, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "packages"), 0o755); err != nil {
-		return err
+		return nil, err
 	}
+	mounts := make([]builder.Mount, 0, len(imgs))
 	for _, pi := range imgs {
 		p, err := packages.Read(pi)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		f := packageFile{Version: p.Version, Depends: p.Depends, Sources: []string{}}
 		if f.Depends == nil {
@@ -245,19 +246,20 @@ func writePackageInfo(imgs []v1.Image, dir string) error {
 		}
 		b, err := json.Marshal(f)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		base := filepath.Join(dir, "packages", p.Name)
 		if err := os.WriteFile(base+".json", append(b, '\n'), 0o644); err != nil {
-			return err
+			return nil, err
 		}
 		files := strings.Join(p.Files, "\n")
 		if files != "" {
 			files += "\n"
 		}
 		if err := os.WriteFile(base+".files", []byte(files), 0o644); err != nil {
-			return err
+			return nil, err
 		}
+		mounts = append(mounts, builder.Mount{Destination: "/packages/" + p.Name, Image: pi})
 	}
-	return nil
+	return mounts, nil
 }

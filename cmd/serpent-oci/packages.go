@@ -147,11 +147,7 @@ func assembleRoot(ctx context.Context, e *env, st *store.Store, idx v1.ImageInde
 		}
 		imgs = append(imgs, img)
 	}
-	base, err := packages.Skeleton(ctx, st, *ref.Platform, epoch)
-	if err != nil {
-		return err
-	}
-	root, err := packages.Assemble(base, imgs, *ref.Platform, epoch)
+	root, err := packages.AssembleRoot(ctx, st, imgs, *ref.Platform, epoch)
 	if err != nil {
 		return err
 	}

@@ -62,3 +62,13 @@ func Skeleton(ctx context.Context, st *store.Store, p v1.Platform, epoch time.Ti
 	}
 	return image.Append(nil, p, l, image.AppendOptions{Layer: wo, CreatedBy: "serpent-oci skeleton (usrmerge layout)"})
 }
+
+// AssembleRoot is the root of pkgs (in Resolve's order) for platform p: Assemble on the
+// Skeleton, both at epoch, the skeleton's layer stored in st.
+func AssembleRoot(ctx context.Context, st *store.Store, pkgs []v1.Image, p v1.Platform, epoch time.Time) (v1.Image, error) {
+	skel, err := Skeleton(ctx, st, p, epoch)
+	if err != nil {
+		return nil, err
+	}
+	return Assemble(skel, pkgs, p, epoch)
+}
