@@ -53,6 +53,7 @@ type Event struct {
 	Index, Total int
 	Step         *Step
 	Result       *StepResult // with StepDone
+	Estimate     *Estimate   // with StepStarted of a step to build: how long its last build took
 }
 
 // StepResult is what a build did with a step.
@@ -183,11 +184,24 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 			s.Accelerator = a
 		}
 		if opts.Events != nil {
-			opts.Events(Event{Kind: StepStarted, Index: i + 1, Total: len(steps), Step: s})
+			ev := Event{Kind: StepStarted, Index: i + 1, Total: len(steps), Step: s}
+			if s.Action == Build {
+				if e, ok := EstimateOf(ctx, opts.Store, s); ok {
+					ev.Estimate = &e
+				}
+			}
+			opts.Events(ev)
 		}
 		res, err := runStep(ctx, opts, s, paths)
 		if err != nil {
 			return rep, err
+		}
+		if res.Built {
+			if err := recordBuildTime(ctx, opts.Store, s, res.Took); err != nil {
+				// The image is made and tagged: a record that cannot be written costs an
+				// estimate, not the build.
+				log.G(ctx).WithError(err).WithField("stage", s.Name()).Warn("could not record the build's time")
+			}
 		}
 		if s.Action == Resolve {
 			// Not in the store: the store records where it was found, so that later plans

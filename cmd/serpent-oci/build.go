@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -366,18 +369,27 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 			if err != nil {
 				return err
 			}
+			estimates := map[*build.Step]build.Estimate{}
+			for _, s := range steps {
+				if s.Action == build.Build {
+					if est, ok := build.EstimateOf(ctx, st, s); ok {
+						estimates[s] = est
+					}
+				}
+			}
 			if format == "json" {
 				type row struct { // the keys of images and inspect: lower case, snake_case
-					Stage    string `json:"stage"`
-					Platform string `json:"platform"`
-					RunsOn   string `json:"runs_on"`
-					Base     string `json:"base"`
-					Tag      string `json:"tag"`
-					Key      string `json:"key"`
-					Action   string `json:"action"`
-					Reason   string `json:"reason"`
-					Download int64  `json:"download_bytes"`        // what a pull fetches; 0 for the others
-					Accel    string `json:"accelerator,omitempty"` // the accelerator's digest when the stage is accelerated (its tag while it is to be built first)
+					Stage    string   `json:"stage"`
+					Platform string   `json:"platform"`
+					RunsOn   string   `json:"runs_on"`
+					Base     string   `json:"base"`
+					Tag      string   `json:"tag"`
+					Key      string   `json:"key"`
+					Action   string   `json:"action"`
+					Reason   string   `json:"reason"`
+					Download int64    `json:"download_bytes"`             // what a pull fetches; 0 for the others
+					Accel    string   `json:"accelerator,omitempty"`      // the accelerator's digest when the stage is accelerated (its tag while it is to be built first)
+					Estimate *float64 `json:"estimate_seconds,omitempty"` // for a stage to build: how long the store's last build of it took
 				}
 				var rows []row
 				for _, s := range steps {
@@ -388,14 +400,21 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 							accel = s.Accelerator.Digest.String()
 						}
 					}
-					rows = append(rows, row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download, accel})
+					r := row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download, accel, nil}
+					if est, ok := estimates[s]; ok {
+						secs := est.Took.Seconds()
+						r.Estimate = &secs
+					}
+					rows = append(rows, r)
 				}
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STAGE\tPLATFORM\tRUNS ON\tBASE\tKEY\tACTION\tDOWNLOAD\tWHY")
+			fmt.Fprintln(tw, "STAGE\tPLATFORM\tRUNS ON\tBASE\tKEY\tACTION\tDOWNLOAD\tESTIMATE\tWHY")
+			var total time.Duration
+			toBuild, unknown := 0, 0
 			for _, s := range steps {
 				key := "(after its base)"
 				if s.Key != "" {
@@ -412,11 +431,44 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 				if s.Accelerated() {
 					runsOn += " (accelerated)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), runsOn, s.Base, key, s.Action, download, s.Reason)
+				estimate := "-"
+				if s.Action == build.Build {
+					toBuild++
+					estimate = "?"
+					if est, ok := estimates[s]; ok {
+						estimate, total = est.String(), total+est.Took
+					} else {
+						unknown++
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name(), platform.String(s.Target.Platform), runsOn, s.Base, key, s.Action, download, estimate, s.Reason)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if toBuild > 0 {
+				fmt.Fprintf(e.stdout, "\n%s\n", planTotal(toBuild, unknown, total))
+			}
+			return nil
 		},
 	}
+}
+
+// planTotal is plan's last line: how long the stages to build should take, from the store's
+// record of their last builds ("~" marks one of other inputs, "?" one never built here).
+func planTotal(toBuild, unknown int, total time.Duration) string {
+	stages := fmt.Sprintf("%d stages", toBuild)
+	if toBuild == 1 {
+		stages = "1 stage"
+	}
+	if unknown == toBuild {
+		return fmt.Sprintf("%s to build, none built in this store before: no estimate", stages)
+	}
+	line := fmt.Sprintf("%s to build, about %s from the store's last builds of them", stages, build.Estimate{Took: total, SameKey: true})
+	if unknown > 0 {
+		line += fmt.Sprintf(" (%d never built here: not counted)", unknown)
+	}
+	return line
 }
 
 func sourcesCommand() *command {
@@ -470,19 +522,23 @@ serpent-oci sources fetch stage3 --platform linux/amd64,linux/arm64`,
 }
 
 // console is where a build's live output and progress go. In tty mode it keeps a status line
-// (stage i of n, platform, elapsed) at the bottom, redrawn under each line of log.
+// (stage i of n, platform, elapsed, the stage's own percentage when its build prints one, and
+// what is left by the store's record of its last build) at the bottom, redrawn under each line
+// of log.
 type console struct {
-	mu      sync.Mutex
-	w       io.Writer
-	tty     bool
-	status  string
-	started time.Time
-	done    chan struct{}
-	once    sync.Once
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	status   string
+	started  time.Time
+	percent  int // the running stage's last counter, or -1
+	estimate *build.Estimate
+	done     chan struct{}
+	once     sync.Once
 }
 
 func newConsole(w io.Writer, tty bool) *console {
-	c := &console{w: w, tty: tty, done: make(chan struct{})}
+	c := &console{w: w, tty: tty, percent: -1, done: make(chan struct{})}
 	if tty {
 		go func() {
 			t := time.NewTicker(time.Second)
@@ -504,13 +560,70 @@ func newConsole(w io.Writer, tty bool) *console {
 
 func (c *console) redraw() {
 	if c.tty && c.status != "" {
-		fmt.Fprintf(c.w, "\r\033[K%s %s", c.status, time.Since(c.started).Round(time.Second))
+		fmt.Fprintf(c.w, "\r\033[K%s", statusLine(c.status, time.Since(c.started), c.percent, c.estimate))
 	}
+}
+
+// statusLine is the tty's status line: where the build is, for how long, the stage's own
+// percentage (-1: none printed yet) and what its last build says is left.
+func statusLine(where string, elapsed time.Duration, percent int, est *build.Estimate) string {
+	line := where + " " + elapsed.Round(time.Second).String()
+	if percent >= 0 {
+		line += fmt.Sprintf(" %d%%", percent)
+	}
+	if est != nil {
+		if left := est.Took - elapsed; left > 0 {
+			line += fmt.Sprintf(", last build %s: about %s left", est, roughly(left))
+		} else {
+			line += fmt.Sprintf(", last build %s: over by %s", est, roughly(-left))
+		}
+	}
+	return line
+}
+
+// roughly rounds a time left to what is worth reading: seconds under a minute, minutes after.
+func roughly(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+}
+
+// Build tools' progress counters, in a line of a stage's output ("STAGE | ..."): ninja's
+// "[N/M]" (or our NINJA_STATUS "[N/M 12.3s]") and CMake's Makefiles' "[ 45%]".
+var (
+	ninjaCounter = regexp.MustCompile(`^[^ ]+ \| \[(\d{1,9})/(\d{1,9})[] ]`)
+	makeCounter  = regexp.MustCompile(`^[^ ]+ \| \[ *(\d{1,3})%\]`)
+)
+
+// counterPercent is the percentage a line of build output gives, or -1.
+func counterPercent(line []byte) int {
+	if m := ninjaCounter.FindSubmatch(line); m != nil {
+		n, _ := strconv.Atoi(string(m[1]))
+		total, _ := strconv.Atoi(string(m[2]))
+		if total > 0 && n <= total {
+			return n * 100 / total
+		}
+		return -1
+	}
+	if m := makeCounter.FindSubmatch(line); m != nil {
+		if p, _ := strconv.Atoi(string(m[1])); p <= 100 {
+			return p
+		}
+	}
+	return -1
 }
 
 func (c *console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.status != "" {
+		for _, line := range bytes.Split(p, []byte("\n")) {
+			if pc := counterPercent(line); pc >= 0 {
+				c.percent = pc
+			}
+		}
+	}
 	if c.tty {
 		fmt.Fprint(c.w, "\r\033[K")
 	}
@@ -525,7 +638,7 @@ func (c *console) event(ev build.Event) {
 	switch ev.Kind {
 	case build.StepStarted:
 		c.mu.Lock()
-		c.status, c.started = where, time.Now()
+		c.status, c.started, c.percent, c.estimate = where, time.Now(), -1, ev.Estimate
 		c.mu.Unlock()
 		switch s.Action {
 		case build.Reuse:
@@ -539,7 +652,11 @@ func (c *console) event(ev build.Event) {
 			if s.Accelerated() {
 				accelerated = ", accelerated by " + s.Accelerator.Name
 			}
-			fmt.Fprintf(c, "%s: building on %s%s (%s)\n", where, platform.String(s.RunsOn), accelerated, s.Reason)
+			last := ""
+			if ev.Estimate != nil {
+				last = "; its last build here took " + ev.Estimate.String()
+			}
+			fmt.Fprintf(c, "%s: building on %s%s (%s%s)\n", where, platform.String(s.RunsOn), accelerated, s.Reason, last)
 		}
 	case build.StepDone:
 		if ev.Result.Pulled {
@@ -549,7 +666,7 @@ func (c *console) event(ev build.Event) {
 			fmt.Fprintf(c, "%s: built %s %s in %s\n", where, s.Tag, shortDigest(ev.Result.Descriptor.Digest), ev.Result.Took.Round(time.Millisecond))
 		}
 		c.mu.Lock()
-		c.status = ""
+		c.status, c.estimate = "", nil
 		c.mu.Unlock()
 	}
 }

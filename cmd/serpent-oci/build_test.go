@@ -25,7 +25,8 @@ func TestBuildAndPlanCommands(t *testing.T) {
 	common := []string{"--store", storeDir, "--stages", set, "--platform", "linux/arm64", "--sources-dir", filepath.Join(t.TempDir(), "src")}
 
 	code, out, stderr := cli(t, append([]string{"plan", "target-native"}, common...)...)
-	if code != 0 || !strings.Contains(out, "host-tools     linux/arm64  linux/amd64  busybox@linux-amd64") || !strings.Contains(out, "base host-tools is rebuilt first") {
+	if code != 0 || !strings.Contains(out, "host-tools     linux/arm64  linux/amd64  busybox@linux-amd64") || !strings.Contains(out, "base host-tools is rebuilt first") ||
+		!strings.HasSuffix(out, "\n3 stages to build, none built in this store before: no estimate\n") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, stderr)
 	}
 	code, out, _ = cli(t, append([]string{"plan", "target-native", "--format", "json"}, common...)...)
@@ -40,6 +41,21 @@ func TestBuildAndPlanCommands(t *testing.T) {
 	code, out, _ = cli(t, append([]string{"build", "target-native", "--progress", "plain"}, common...)...)
 	if code != 0 || !strings.Contains(out, "3 stages, 0 built") {
 		t.Fatalf("cached build: exit %d\n%s", code, out)
+	}
+	// The store's record of those builds gives plan's estimates and the next build's.
+	code, out, stderr = cli(t, append([]string{"plan", "target-native", "--no-cache"}, common...)...)
+	if code != 0 || !regexp.MustCompile(`(?m)^host-tools .* build +- +[0-9.]+m?s +--no-cache$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^target-native .* build +- +~[0-9.]+m?s +base target-root is rebuilt first$`).MatchString(out) ||
+		!regexp.MustCompile(`\n3 stages to build, about [0-9.]+m?s from the store's last builds of them\n$`).MatchString(out) {
+		t.Fatalf("plan --no-cache after a build: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = cli(t, append([]string{"plan", "target-native", "--no-cache", "--format", "json"}, common...)...)
+	if code != 0 || strings.Count(out, `"estimate_seconds": `) != 3 {
+		t.Fatalf("plan --no-cache --format json after a build: exit %d\n%s", code, out)
+	}
+	code, out, stderr = cli(t, append([]string{"build", "target-native", "--no-cache", "--progress", "plain"}, common...)...)
+	if code != 0 || !regexp.MustCompile(`\[3/3\] target-native for linux/arm64: building on linux/arm64 \(--no-cache; its last build here took [0-9.]+m?s\)`).MatchString(stderr) {
+		t.Fatalf("build --no-cache: exit %d\n%s%s", code, out, stderr)
 	}
 	code, out, stderr = cli(t, append([]string{"verify", "target-root", "--rebuild", "--source-mirror", mirror}, common...)...)
 	if code != 0 || !strings.Contains(out, "target-root for linux/arm64: reproducible: both builds are sha256:") {
