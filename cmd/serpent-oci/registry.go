@@ -154,7 +154,7 @@ serpent-oci push stage3 --platform linux/arm64 registry.example/serpent/stage3:a
 			if err != nil {
 				return err
 			}
-			p, err := client.Push(ctx, what, ref, registry.PushOptions{})
+			p, err := client.Push(ctx, what, ref, registry.PushOptions{Store: st})
 			if err != nil {
 				return err
 			}

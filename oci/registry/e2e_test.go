@@ -20,6 +20,7 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
+	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
@@ -201,4 +202,89 @@ func TestDistributionStoppedMidPush(t *testing.T) {
 	if err != nil || got.Digest != testenv.Digest(t, img) {
 		t.Errorf("after the second push: %v %v", got.Digest, err)
 	}
+}
+
+// TestPushMountsWhatTheStoreKnows: a store remembers which repositories hold its layers (it
+// pushed them there, or pulled them from there), so that a push to another repository of the
+// same registry mounts them instead of uploading them again, with no mount source named; a
+// record naming a repository that lacks the layers costs an upload, not the push.
+func TestPushMountsWhatTheStoreKnows(t *testing.T) {
+	ctx := context.Background()
+	d := registrytest.StartDistribution(t)
+	c := loggedIn(t, d, Options{})
+	st := newStore(t)
+	img := testImage(t, amd64)
+	desc, err := st.WriteImage(ctx, img, store.Ref{Name: "x"}.WithPlatform(&amd64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.ImageByDigest(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(st *store.Store, img v1.Image, to string) int64 {
+		t.Helper()
+		p, err := c.Push(ctx, img, ref(t, c, d.Addr+"/"+to), PushOptions{Store: st})
+		if err != nil {
+			t.Fatalf("push to %s: %v\n%s", to, err, d.Log())
+		}
+		return p.Uploaded
+	}
+	const layers = 2 * 64 << 10
+	if n := push(st, stored, "first/x:1"); n < layers {
+		t.Fatalf("first push uploaded %d bytes, want the layers' %d at least", n, layers)
+	}
+	if n := push(st, stored, "second/x:1"); n > 4<<10 {
+		t.Errorf("second repository: %d bytes uploaded, the layers were not mounted from first/x", n)
+	}
+
+	// Pulled into another store, the layers are known to be in second/x: a push from there
+	// to a third repository mounts them too.
+	other := newStore(t)
+	pulledDesc, err := c.Pull(ctx, other, ref(t, c, d.Addr+"/second/x:1"), amd64, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := other.DistributionSources(mustLayer(t, img, 0)); len(got) != 1 || got[0] != d.Addr+"/second/x" {
+		t.Errorf("sources of a pulled layer: %v, want [%s/second/x]", got, d.Addr)
+	}
+	pulled, err := other.ImageByDigest(pulledDesc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := push(other, pulled, "third/x:1"); n > 4<<10 {
+		t.Errorf("push of a pulled image: %d bytes uploaded, the layers were not mounted from second/x", n)
+	}
+
+	// A record naming a repository that never had the layers: the registry answers the
+	// mount with an upload, and the push goes through.
+	fresh := newStore(t)
+	img2 := testImage(t, amd64)
+	desc2, err := fresh.WriteImage(ctx, img2, store.Ref{Name: "y"}.WithPlatform(&amd64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nowhere, err := name.NewRepository(d.Addr + "/nowhere/y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.AddDistributionSource(nowhere, mustLayer(t, img2, 0), mustLayer(t, img2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	stored2, err := fresh.ImageByDigest(desc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := push(fresh, stored2, "fourth/y:1"); n < layers {
+		t.Errorf("push with a wrong record uploaded %d bytes, want the layers' %d", n, layers)
+	}
+}
+
+func mustLayer(t *testing.T, img v1.Image, i int) v1.Hash {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Layers[i].Digest
 }

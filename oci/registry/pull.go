@@ -120,6 +120,9 @@ func (c *Client) Store(ctx context.Context, st *store.Store, img v1.Image, ref n
 		d, err = st.WriteImage(ctx, &meteredImage{Image: img, m: meter}, tag)
 		if err == nil {
 			meter.Done()
+			// Where its layers came from: a push of them to another repository of that
+			// registry mounts them from there.
+			recordSources(ctx, st, ref.Context(), img)
 			return d, nil
 		}
 		if try >= tries || !Retryable(err) {

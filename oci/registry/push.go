@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/containerd/log"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -24,6 +25,10 @@ type PushOptions struct {
 	// they are mounted from there rather than uploaded, where the registry allows it (the
 	// first repository on the pushed-to registry is asked; a refusal falls back to upload).
 	MountFrom []name.Repository
+	// Store, when set, is where the pushed blobs are: a layer its distribution sources say a
+	// repository of the pushed-to registry holds is mounted from there (before MountFrom),
+	// and once pushed, the layers are recorded as held by ref's repository too.
+	Store *store.Store
 }
 
 // Pushed is what a push did.
@@ -38,25 +43,13 @@ type Pushed struct {
 // skipped), the manifest last, so an interrupted push leaves ref untouched.
 func (c *Client) Push(ctx context.Context, t partial.Describable, ref name.Reference, o PushOptions) (Pushed, error) {
 	reg := ref.Context().RegistryStr()
-	var from *name.Repository
-	for _, r := range o.MountFrom {
-		if r.RegistryStr() == reg && r.RepositoryStr() != ref.Context().RepositoryStr() {
-			from = &r
-			break
-		}
-	}
+	from := mountFrom(ref.Context(), o)
 	var taggable remote.Taggable
 	switch v := t.(type) {
 	case v1.Image:
-		if from != nil {
-			v = &mountableImage{Image: v, from: mountSource(*from)}
-		}
-		taggable = v
+		taggable = &mountableImage{Image: v, from: from}
 	case v1.ImageIndex:
-		if from != nil {
-			v = &mountableIndex{inner: v, from: mountSource(*from)}
-		}
-		taggable = v
+		taggable = &mountableIndex{inner: v, from: from}
 	default:
 		return Pushed{}, fmt.Errorf("push %s: %T is neither an image nor an index", ref, t)
 	}
@@ -75,7 +68,92 @@ func (c *Client) Push(ctx context.Context, t partial.Describable, ref name.Refer
 	if err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", ref, err)
 	}
+	if o.Store != nil {
+		recordSources(ctx, o.Store, ref.Context(), t)
+	}
 	return Pushed{Descriptor: *d, Uploaded: uploaded.Load()}, nil
+}
+
+// mountFrom says where on dst's registry each layer may be mounted from: a repository the
+// store's distribution sources name for it, else the first of o.MountFrom there; never dst
+// itself (a blob already there is skipped anyway).
+func mountFrom(dst name.Repository, o PushOptions) func(v1.Hash) name.Reference {
+	other := func(r name.Repository) bool {
+		return r.RegistryStr() == dst.RegistryStr() && r.RepositoryStr() != dst.RepositoryStr()
+	}
+	var fallback name.Reference
+	for _, r := range o.MountFrom {
+		if other(r) {
+			fallback = mountSource(r)
+			break
+		}
+	}
+	return func(h v1.Hash) name.Reference {
+		if o.Store != nil {
+			for _, s := range o.Store.DistributionSources(h) {
+				if r, err := name.NewRepository(s, name.Insecure); err == nil && other(r) {
+					return mountSource(r)
+				}
+			}
+		}
+		return fallback
+	}
+}
+
+// recordSources records in st that repo holds the layers of t (an image, or an index of
+// images), for later pushes to mount them. A failure costs a later mount, not this push.
+func recordSources(ctx context.Context, st *store.Store, repo name.Repository, t partial.Describable) {
+	layers, err := layerDigests(t)
+	if err == nil {
+		err = st.AddDistributionSource(repo, layers...)
+	}
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("repository", repo.Name()).Warn("could not record where the layers are: a later push uploads them")
+	}
+}
+
+// layerDigests lists the layers of an image, or of each image of an index (and of the indexes
+// in it).
+func layerDigests(t partial.Describable) ([]v1.Hash, error) {
+	switch v := t.(type) {
+	case v1.Image:
+		m, err := v.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		out := make([]v1.Hash, len(m.Layers))
+		for i, l := range m.Layers {
+			out[i] = l.Digest
+		}
+		return out, nil
+	case v1.ImageIndex:
+		m, err := v.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		var out []v1.Hash
+		for _, d := range m.Manifests {
+			var child partial.Describable
+			switch {
+			case d.MediaType.IsImage():
+				child, err = v.Image(d.Digest)
+			case d.MediaType.IsIndex():
+				child, err = v.ImageIndex(d.Digest)
+			default:
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			ls, err := layerDigests(child)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ls...)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%T is neither an image nor an index", t)
 }
 
 // watch turns the remote package's progress updates into progress lines; wait returns once
@@ -127,10 +205,22 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // tag is never read.
 func mountSource(r name.Repository) name.Reference { return r.Tag("latest") }
 
-// mountableImage offers its layers for a cross-repository mount from another repository.
+// mountableImage offers its layers for a cross-repository mount, each from the repository
+// from names for it (nil: none, the layer is uploaded).
 type mountableImage struct {
 	v1.Image
-	from name.Reference
+	from func(v1.Hash) name.Reference
+}
+
+func (m *mountableImage) mountable(l v1.Layer) v1.Layer {
+	h, err := l.Digest()
+	if err != nil {
+		return l
+	}
+	if ref := m.from(h); ref != nil {
+		return &remote.MountableLayer{Layer: l, Reference: ref}
+	}
+	return l
 }
 
 func (m *mountableImage) Layers() ([]v1.Layer, error) {
@@ -140,7 +230,7 @@ func (m *mountableImage) Layers() ([]v1.Layer, error) {
 	}
 	out := make([]v1.Layer, len(ls))
 	for i, l := range ls {
-		out[i] = &remote.MountableLayer{Layer: l, Reference: m.from}
+		out[i] = m.mountable(l)
 	}
 	return out, nil
 }
@@ -150,13 +240,13 @@ func (m *mountableImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &remote.MountableLayer{Layer: l, Reference: m.from}, nil
+	return m.mountable(l), nil
 }
 
 // mountableIndex offers the layers of its images for a cross-repository mount.
 type mountableIndex struct {
 	inner v1.ImageIndex
-	from  name.Reference
+	from  func(v1.Hash) name.Reference
 }
 
 func (m *mountableIndex) MediaType() (types.MediaType, error)       { return m.inner.MediaType() }
@@ -249,6 +339,9 @@ func (c *Client) PushStored(ctx context.Context, st *store.Store, descs []v1.Des
 			return Pushed{}, fmt.Errorf("push %s: %s: %w", ref, names[i], err)
 		}
 		imgs[i] = img
+	}
+	if o.Store == nil {
+		o.Store = st
 	}
 	p, err := c.PushImages(ctx, imgs, names, ref, o)
 	if err != nil {
