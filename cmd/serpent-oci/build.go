@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/builder/sources"
@@ -190,7 +189,7 @@ func buildCommand() *command {
 		g        graphFlags
 		keep     bool
 		progress string
-		push     string
+		push     pushFlags
 		spin     string
 		flagSet  *pflag.FlagSet
 	)
@@ -205,13 +204,15 @@ source is fetched and checked before any container starts. A failed stage tags n
 log stays, and --keep-failed keeps its files. Ends with a summary table.`,
 		example: `serpent-oci build stage3 --platform linux/arm64
 serpent-oci build stage3 --platform linux/amd64,linux/arm64 --source-mirror /srv/distfiles
-serpent-oci build target-native --stages stages/testdata/busybox --rebuild target-root`,
+serpent-oci build target-native --stages stages/testdata/busybox --rebuild target-root
+serpent-oci build stage3 --platform linux/amd64,linux/arm64 -t registry.example/serpent/stage3:2026.12 --push`,
+		rewriteArgs: joinPushValue,
 		flags: func(fs *pflag.FlagSet) {
 			g.register(fs)
 			g.reuseFlags.register(fs)
 			fs.BoolVar(&keep, "keep-failed", false, "keep a failed stage's files (unmounted) and print where")
 			fs.StringVar(&spin, "spin", "", "build the spin defined in this file instead of a stage (as \"spin build FILE\"; TARGET is then not given)")
-			fs.StringVar(&push, "push", "", "push TARGET's images, one per platform, as one multi-platform index to this reference")
+			push.register(fs, "TARGET's images")
 			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO, or buildx's type=registry,ref=REGISTRY/REPO[,mode=max]) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
 			flagSet = fs
@@ -230,6 +231,10 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			if len(args) != 1 {
 				return usagef("build: want one TARGET stage, got %d arguments", len(args))
 			}
+			pushRefs, err := push.references("build", g.reg.client(io.Discard).ParseReference)
+			if err != nil {
+				return err
+			}
 			con, err := progressConsole(e, "build", progress)
 			if err != nil {
 				return err
@@ -244,12 +249,6 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 				return err
 			}
 			po.BuildAccelerator = true // an --accelerator a stage makes is built first
-			var pushRef name.Reference
-			if push != "" {
-				if pushRef, err = po.Registry.ParseReference(push); err != nil {
-					return usagef("build: --push: %v", err)
-				}
-			}
 			var cacheTo *registry.Cache
 			if g.cache.to != "" {
 				cs, err := caches(po.Registry, "cache-to", []string{g.cache.to})
@@ -264,10 +263,13 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 			}
 			opts.CacheTo = cacheTo
 			rep, err := build.Run(ctx, opts, args[0])
-			if err == nil && pushRef != nil {
+			for _, ref := range pushRefs {
+				if err != nil {
+					break
+				}
 				var p registry.Pushed
-				if p, err = build.Push(ctx, opts, rep, args[0], pushRef); err == nil {
-					fmt.Fprintf(con, "pushed %s@%s (%s uploaded)\n", pushRef.Context(), p.Descriptor.Digest, humanBytes(p.Uploaded))
+				if p, err = build.Push(ctx, opts, rep, args[0], ref); err == nil {
+					fmt.Fprintf(con, "pushed %s@%s (%s uploaded)\n", ref.Context(), p.Descriptor.Digest, humanBytes(p.Uploaded))
 				}
 			}
 			con.stop()
@@ -280,7 +282,7 @@ serpent-oci build target-native --stages stages/testdata/busybox --rebuild targe
 }
 
 // spinBuildFlags are the flags of build that build --spin honours (those of spin build).
-var spinBuildFlags = []string{"spin", "platform", "push", "source-date-epoch", "insecure-registry", "store"}
+var spinBuildFlags = []string{"spin", "platform", "push", "reference", "source-date-epoch", "insecure-registry", "store"}
 
 // onlySpinFlags refuses a flag of build that a spin build cannot honour, rather than ignore it.
 func onlySpinFlags(fs *pflag.FlagSet) error {
@@ -291,7 +293,7 @@ func onlySpinFlags(fs *pflag.FlagSet) error {
 		}
 	})
 	if len(bad) > 0 {
-		return usagef("build --spin: %s: not for a spin (it takes --platform, --push, --source-date-epoch and --insecure-registry; see spin build --help)", strings.Join(bad, ", "))
+		return usagef("build --spin: %s: not for a spin (it takes --platform, --push, -t, --source-date-epoch and --insecure-registry; see spin build --help)", strings.Join(bad, ", "))
 	}
 	return nil
 }

@@ -232,6 +232,24 @@ func TestBuildWithCacheToThenCacheFrom(t *testing.T) {
 		t.Errorf("pulled SBOM differs from the built one:\n%s\n%s", b, a)
 	}
 
+	// buildx's spelling: -t (twice) and --push alone. The second store pulled the target from
+	// the cache repository, so its layers are mounted from there: only configs, indexes and
+	// SBOMs go over the wire.
+	code, out, stderr = runBinary(t, env, "", append([]string{"--store", second},
+		append(common, "--sources-dir", filepath.Join(t.TempDir(), "src"), "-t", d.Addr+"/serpent/tn-a:1", "-t", d.Addr+"/serpent/tn-b:2", "--push")...)...)
+	for _, repo := range []string{"tn-a", "tn-b"} {
+		if code != 0 || !regexp.MustCompile(`pushed `+regexp.QuoteMeta(d.Addr+"/serpent/"+repo)+`@sha256:[0-9a-f]{64} \([0-9]+ B uploaded\)`).MatchString(stderr) {
+			t.Fatalf("build -t %s -t --push: exit %d\n%s%s", repo, code, out, stderr)
+		}
+	}
+	fourth := filepath.Join(t.TempDir(), "fourth")
+	if code, _, stderr := runBinary(t, env, "", "--store", fourth, "pull", d.Addr+"/serpent/tn-b:2", "--platform", "linux/arm64"); code != 0 {
+		t.Fatalf("pull what -t sent: %s", stderr)
+	}
+	if a, b := resolve(t, first, "target-native", arm64), resolve(t, fourth, "tn-b", arm64); a != b {
+		t.Errorf("-t --push sent %s, built %s", b, a)
+	}
+
 	// The index holds the image alone; its SBOM went out as a referrer of it.
 	client := registry.New(registry.Options{Transport: d.Transport(), Keychain: basicKeychain{d.User, d.Password}})
 	pushed, _ := client.ParseReference(d.Addr + "/serpent/target-native:1")

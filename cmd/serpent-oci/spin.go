@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/images"
 	"github.com/serpent-os/serpent-oci/oci/platform"
@@ -19,7 +18,7 @@ import (
 type spinFlags struct {
 	plat  platform.List
 	tag   string
-	push  string
+	push  pushFlags
 	pull  bool
 	epoch string
 	reg   registryFlags
@@ -32,7 +31,7 @@ func (f *spinFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tag, "tag", "", "store tag of the result (default: the spin's name)")
 	fs.StringVar(&f.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH of the result (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
 	fs.BoolVar(&f.pull, "pull", false, "resolve the base reference afresh instead of using the digest recorded at the last build")
-	fs.StringVar(&f.push, "push", "", "push the result, one image per platform, as one multi-platform index to this reference")
+	f.push.register(fs, "the result")
 	f.reg.register(fs)
 }
 
@@ -51,8 +50,10 @@ org.opencontainers.image.base.name and .base.digest. A step whose base and input
 change reuses its layer. Without --pull the base digest recorded at the last build is used.
 See images/examples/.`,
 		example: `serpent-oci spin build images/examples/devbox.yaml --platform linux/amd64,linux/arm64
-serpent-oci spin build my-spin.yaml --pull --push registry.example/me/spin:1`,
-		flags: f.register,
+serpent-oci spin build my-spin.yaml --pull --push registry.example/me/spin:1
+serpent-oci spin build my-spin.yaml -t registry.example/me/spin:1 -t registry.example/me/spin:latest --push`,
+		flags:       f.register,
+		rewriteArgs: joinPushValue,
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 2 || args[0] != "build" {
 				return usagef("spin: want build FILE")
@@ -63,6 +64,10 @@ serpent-oci spin build my-spin.yaml --pull --push registry.example/me/spin:1`,
 }
 
 func (f *spinFlags) build(ctx context.Context, e *env, file string) error {
+	pushRefs, err := f.push.references("spin", f.reg.client(io.Discard).ParseReference)
+	if err != nil {
+		return err
+	}
 	s, err := images.Load(file)
 	if err != nil {
 		return err
@@ -72,12 +77,6 @@ func (f *spinFlags) build(ctx context.Context, e *env, file string) error {
 		return err
 	}
 	client := f.reg.client(e.stderr)
-	var pushRef name.Reference
-	if f.push != "" {
-		if pushRef, err = client.ParseReference(f.push); err != nil {
-			return usagef("spin: --push: %v", err)
-		}
-	}
 	st, err := e.openStore(ctx)
 	if err != nil {
 		return err
@@ -104,12 +103,12 @@ func (f *spinFlags) build(ctx context.Context, e *env, file string) error {
 	if err != nil {
 		return err
 	}
-	if pushRef != nil {
-		p, err := images.Push(ctx, opts, results, pushRef)
+	for _, ref := range pushRefs {
+		p, err := images.Push(ctx, opts, results, ref)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "pushed %s@%s (%s uploaded)\n", pushRef.Context(), p.Descriptor.Digest, humanBytes(p.Uploaded))
+		fmt.Fprintf(e.stdout, "pushed %s@%s (%s uploaded)\n", ref.Context(), p.Descriptor.Digest, humanBytes(p.Uploaded))
 	}
 	return nil
 }
