@@ -160,7 +160,8 @@ func exportCommand() *command {
 		summary: "Write an image as a rootfs tarball or an OCI archive",
 		long: `rootfs (the default) is the image's filesystem with every layer applied, one tar stream.
 oci-archive is an OCI image layout in a tar file, which skopeo and podman load: of a tag with
-several platforms (or an index), one archive holding an index of them. The output appears only
+several platforms (or an index), one archive holding an index of them; a rootfs of such a tag
+is the host's platform's unless --platform names another. The output appears only
 when complete: an interrupted export leaves no partial file.`,
 		example: `serpent-oci export stage3 --platform linux/arm64 -o stage3-arm64.tar
 serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
@@ -187,6 +188,13 @@ serpent-oci export stage3@linux/amd64 --format oci-archive -o stage3.oci.tar`,
 			t, err := selectTag(st, args[0], plat)
 			if err != nil {
 				return err
+			}
+			if f == image.Rootfs && len(plat) == 0 && len(t.Images) > 1 {
+				// One rootfs of a name of several platforms: the host's, when the name has
+				// it, as run and inspect read such a name.
+				if host, err := selectTag(st, args[0], platform.List{platform.Host()}); err == nil {
+					t = host
+				}
 			}
 			imgs, err := t.AllImages(st)
 			if err != nil {
@@ -243,9 +251,10 @@ func imagesCommand() *command {
 	return &command{
 		name:    "images",
 		summary: "List the images in the store",
-		long: `One line per tag: its name, platform ("(index)" for a multi-platform index), manifest digest,
-size (compressed layers and config) and creation time. -q prints the tags alone, in the
-spelling index.json holds (NAME@OS-ARCH), which skopeo and umoci take. --format json prints an
+		long: `One line per tag: the tag in the spelling index.json holds (NAME@OS-ARCH, which skopeo and
+umoci take, and every command here), its platform ("(index)" for a multi-platform index),
+manifest digest, size (compressed layers and config) and creation time. -q prints the tags
+alone. --format json prints an
 array of objects with the keys tag, name, platform, digest, media_type, size and created.`,
 		example: `serpent-oci images
 serpent-oci --store /srv/serpent images -q
@@ -323,7 +332,7 @@ serpent-oci images --format json | jq -r '.[] | select(.platform == "linux/arm64
 				if r.Created != "" {
 					created = r.Created
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, plat, shortDigest(tags[i].Descriptor.Digest), size, created)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Tag, plat, shortDigest(tags[i].Descriptor.Digest), size, created)
 			}
 			return tw.Flush()
 		},

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/serpent-os/serpent-oci/oci/pausepoint"
+	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
@@ -183,6 +184,13 @@ func TestImagesAndInspect(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "TAG") || !strings.Contains(lines[1], "fixture") ||
 		!strings.Contains(lines[1], "linux/arm64") || !strings.Contains(lines[1], "2020-08-16T00:00:00Z") {
 		t.Fatalf("images:\n%s", out)
+	}
+	// The TAG column is the tag as -q, JSON and skopeo spell it: it pastes into any of them.
+	testenv.RequireTools(t, "skopeo")
+	if tag := strings.Fields(lines[1])[0]; tag != "fixture@linux-arm64" {
+		t.Errorf("images: TAG column %q, want fixture@linux-arm64", tag)
+	} else if b, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+storeDir+":"+tag).CombinedOutput(); err != nil {
+		t.Errorf("skopeo inspect of the TAG column's %s: %v\n%s", tag, err, b)
 	}
 	_, out, _ = cli(t, "--store", storeDir, "images", "--format", "json")
 	var rows []map[string]any
@@ -518,8 +526,10 @@ func TestMultiPlatformTagAndExport(t *testing.T) {
 		t.Errorf("images -q:\n%s\nwant:\n%s", out, want)
 	}
 	dir := t.TempDir()
-	if code, _, stderr := cli(t, "--store", storeDir, "export", "fx", "-o", filepath.Join(dir, "fx.tar")); code != 2 || !strings.Contains(stderr, "it has 2 platforms (linux/amd64, linux/arm64): name one with --platform") {
-		t.Errorf("rootfs export of two platforms: exit %d\n%s", code, stderr)
+	// A rootfs of the two is the host's (TestExportRootfsOfSeveralPlatforms has the rest).
+	hostTag := "fx@" + strings.ReplaceAll(platform.String(platform.Host()), "/", "-")
+	if code, out, stderr := cli(t, "--store", storeDir, "export", "fx", "-o", filepath.Join(dir, "fx.tar")); code != 0 || !strings.HasPrefix(out, hostTag+" ") {
+		t.Errorf("rootfs export of two platforms: exit %d, want %s\n%s%s", code, hostTag, out, stderr)
 	}
 	if code, _, stderr := cli(t, "--store", storeDir, "export", "fx@arm64", "-o", filepath.Join(dir, "missing", "fx.tar")); code != 1 || !strings.Contains(stderr, filepath.Join(dir, "missing")+": no such directory") {
 		t.Errorf("export into a missing directory: exit %d\n%s", code, stderr)
@@ -644,5 +654,36 @@ func TestJSONLogs(t *testing.T) {
 		if hint, _ := last["hint"].(string); hint != tt.hint {
 			t.Errorf("%v: hint %q, want %q", tt.args, hint, tt.hint)
 		}
+	}
+}
+
+// TestExportRootfsOfSeveralPlatforms: a rootfs of a name with several platforms is the
+// host's, as run and inspect read such a name; without the host's among them it is a usage
+// error naming the platforms there are.
+func TestExportRootfsOfSeveralPlatforms(t *testing.T) {
+	storeDir := filepath.Join(t.TempDir(), "store")
+	src := t.TempDir()
+	testenv.Fixture(t, src)
+	for _, p := range []string{"linux/arm64", "linux/s390x"} {
+		if code, _, stderr := cli(t, "--store", storeDir, "import", src, "-t", "two", "--platform", p); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "rootfs.tar")
+	code, _, stderr := cli(t, "--store", storeDir, "export", "two", "-o", out)
+	if code != 2 || !strings.Contains(stderr, "export two as a rootfs: it has 2 platforms (linux/arm64, linux/s390x): name one with --platform") {
+		t.Fatalf("export of two foreign platforms: exit %d\n%s", code, stderr)
+	}
+	host := platform.String(platform.Host())
+	if code, _, stderr := cli(t, "--store", storeDir, "import", src, "-t", "two", "--platform", host); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, stdout, stderr := cli(t, "--store", storeDir, "export", "two", "-o", out)
+	if code != 0 || !strings.HasPrefix(stdout, "two@"+strings.ReplaceAll(host, "/", "-")+" ") {
+		t.Fatalf("export with the host's platform there: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = cli(t, "--store", storeDir, "export", "two", "--platform", "linux/s390x", "-o", out)
+	if code != 0 || !strings.HasPrefix(stdout, "two@linux-s390x ") {
+		t.Fatalf("export --platform linux/s390x: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
