@@ -37,9 +37,13 @@ type Estimate struct {
 	SameKey bool          // the recorded build had this step's key: the same inputs
 }
 
-// String is the estimate as plan prints it: "1h27m" or, for a build of other inputs, "~1h27m".
+// String is the estimate as plan prints it: "1h27m" or, for a build of other inputs, "~1h27m"
+// (to the minute from ten minutes, the second under that, a tenth of one under ten seconds).
 func (e Estimate) String() string {
 	d := e.Took.Round(time.Second).String()
+	if e.Took < 10*time.Second {
+		d = e.Took.Round(100 * time.Millisecond).String()
+	}
 	if e.Took >= 10*time.Minute {
 		d = strings.TrimSuffix(e.Took.Round(time.Minute).String(), "0s")
 	}

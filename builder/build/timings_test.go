@@ -172,7 +172,9 @@ func TestEstimateString(t *testing.T) {
 		e    build.Estimate
 		want string
 	}{
-		{build.Estimate{Took: 1500 * time.Millisecond, SameKey: true}, "2s"},
+		{build.Estimate{Took: 382 * time.Millisecond, SameKey: true}, "400ms"},
+		{build.Estimate{Took: 1520 * time.Millisecond}, "~1.5s"},
+		{build.Estimate{Took: 12500 * time.Millisecond, SameKey: true}, "13s"},
 		{build.Estimate{Took: 9*time.Minute + 59*time.Second}, "~9m59s"},
 		{build.Estimate{Took: 87*time.Minute + 20*time.Second, SameKey: true}, "1h27m"},
 		{build.Estimate{Took: 2 * time.Hour}, "~2h0m"},

@@ -574,8 +574,10 @@ func statusLine(where string, elapsed time.Duration, percent int, est *build.Est
 		line += fmt.Sprintf(" %d%%", percent)
 	}
 	if est != nil {
-		if left := est.Took - elapsed; left > 0 {
+		if left := est.Took - elapsed; left >= time.Second {
 			line += fmt.Sprintf(", last build %s: about %s left", est, roughly(left))
+		} else if left > 0 {
+			line += fmt.Sprintf(", last build %s: under a second left", est)
 		} else {
 			line += fmt.Sprintf(", last build %s: over by %s", est, roughly(-left))
 		}

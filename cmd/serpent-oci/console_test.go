@@ -49,6 +49,7 @@ func TestStatusLine(t *testing.T) {
 		{62 * time.Minute, -1, other, "[3/9] llvm for linux/amd64 1h2m0s, last build ~1h27m: about 25m left"},
 		{87*time.Minute - 20*time.Second, -1, last, "[3/9] llvm for linux/amd64 1h26m40s, last build 1h27m: about 20s left"},
 		{90 * time.Minute, 99, last, "[3/9] llvm for linux/amd64 1h30m0s 99%, last build 1h27m: over by 3m"},
+		{100 * time.Millisecond, -1, &build.Estimate{Took: 400 * time.Millisecond, SameKey: true}, "[3/9] llvm for linux/amd64 0s, last build 400ms: under a second left"},
 	} {
 		if got := statusLine(where, c.elapsed, c.percent, c.est); got != c.want {
 			t.Errorf("statusLine(%s, %d, %v):\n got %q\nwant %q", c.elapsed, c.percent, c.est, got, c.want)
