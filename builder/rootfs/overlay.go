@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder/snapshot"
+	"github.com/serpent-os/serpent-oci/oci/xattr"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,6 +31,7 @@ func (o *Overlay) Prepare(ctx context.Context, base v1.Image, dir string) (Works
 	if err != nil {
 		return nil, err
 	}
+	lowers = belowOpaqueRoot(slices.Compact(lowers))
 	w := &overlayWorkspace{dir: dir, stats: stats}
 	for _, d := range []string{"upper", "work", "rootfs", "empty"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -56,7 +59,61 @@ func (o *Overlay) Prepare(ctx context.Context, base v1.Image, dir string) (Works
 		return nil, fmt.Errorf("mount overlay at %s: %w: %w", w.Root(), err, ErrOverlayUnavailable)
 	}
 	w.mounted = true
+	if err := o.noDanglingWhiteouts(w.Root(), lowers); err != nil {
+		w.Close()
+		return nil, err
+	}
 	return w, nil
+}
+
+// noDanglingWhiteouts checks that no whiteout of the stack shows in the mounted tree. A
+// whiteout hiding nothing (its name in no layer below) is listed by overlayfs, as a name that
+// cannot be looked up, where the image-spec's tree has nothing: such an image takes a copy.
+func (o *Overlay) noDanglingWhiteouts(root string, lowers []string) error {
+	listed := map[string]map[string]bool{} // names in each merged directory, read once
+	for _, l := range lowers {
+		whiteouts, err := o.Snapshots.Whiteouts(l)
+		if err != nil {
+			return err
+		}
+		for _, w := range whiteouts {
+			dir, name := filepath.Split(w)
+			names, ok := listed[dir]
+			if !ok {
+				names = map[string]bool{}
+				if entries, err := os.ReadDir(filepath.Join(root, dir)); err == nil {
+					for _, e := range entries {
+						names[e.Name()] = true
+					}
+				}
+				listed[dir] = names
+			}
+			if !names[name] {
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(root, w)); errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("the whiteout of %s in layer %s hides nothing, and overlayfs would show it: %w", w, filepath.Base(l), ErrOverlayUnavailable)
+			}
+		}
+	}
+	return nil
+}
+
+// A layer repeated right above itself changes nothing (a changeset applied twice is applied
+// once) and overlayfs refuses a lower directory twice, so Prepare stacks it once. A layer
+// repeated further up fails the mount (ErrOverlayUnavailable): such an image takes a copy.
+//
+// belowOpaqueRoot drops the layers (bottom first) that a layer above hides whole: one with an
+// opaque whiteout at its root (.wh..wh..opq at the top of the layer) hides every layer under
+// it, but overlayfs ignores the opaque mark on a lower directory's root, so those layers are
+// left out of the stack instead.
+func belowOpaqueRoot(lowers []string) []string {
+	for i := len(lowers) - 1; i > 0; i-- {
+		if v, err := xattr.Get(lowers[i], "trusted.overlay.opaque"); err == nil && string(v) == "y" {
+			return lowers[i:]
+		}
+	}
+	return lowers
 }
 
 // ErrOverlayUnavailable marks a Prepare error of the overlay provider that is the mount's: the

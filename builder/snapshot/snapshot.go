@@ -10,8 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/log"
@@ -110,9 +113,15 @@ func (s *Snapshotter) ensure(ctx context.Context, d v1.Hash, l v1.Layer) (string
 	if err != nil {
 		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
 	}
-	err = layer.Extract(ctx, tmp, rc, layer.OverlayUpper)
+	var whiteouts []string
+	err = layer.ExtractWith(ctx, tmp, rc, layer.ExtractOptions{Format: layer.OverlayUpper, OnWhiteout: func(rel string) { whiteouts = append(whiteouts, rel) }})
 	rc.Close()
 	if err != nil {
+		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
+	}
+	// Beside the snapshot before it is in place: a snapshot without its list is one made
+	// before the lists were kept (Whiteouts lists it then).
+	if err := writeWhiteouts(dst, whiteouts); err != nil {
 		return "", false, fmt.Errorf("snapshot %s: %w", d, err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -126,4 +135,75 @@ func (s *Snapshotter) ensure(ctx context.Context, d v1.Hash, l v1.Layer) (string
 	}
 	log.G(ctx).WithFields(log.Fields{"digest": d.String(), "took": time.Since(start).Round(time.Millisecond)}).Debug("layer extracted")
 	return dst, true, nil
+}
+
+// whiteoutsSuffix names the file beside a snapshot that lists its overlayfs whiteouts.
+const whiteoutsSuffix = ".whiteouts"
+
+// maxWhiteoutsBytes bounds a snapshot's whiteout list as read back.
+const maxWhiteoutsBytes = 64 << 20
+
+func writeWhiteouts(snapshot string, whiteouts []string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(snapshot), "."+filepath.Base(snapshot)+whiteoutsSuffix+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	var b strings.Builder
+	for _, w := range whiteouts {
+		b.WriteString(w + "\x00") // NUL-terminated: the one byte no path holds
+	}
+	if _, err := tmp.WriteString(b.String()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), snapshot+whiteoutsSuffix)
+}
+
+// Whiteouts lists the overlayfs whiteouts of the snapshot at dir (a directory Prepare
+// returned), by their paths below it. A snapshot made before such lists were kept is walked
+// once and its list written.
+func (s *Snapshotter) Whiteouts(dir string) ([]string, error) {
+	f, err := os.Open(dir + whiteoutsSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		var found []string
+		err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.Type()&fs.ModeCharDevice == 0 {
+				return err
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				return err
+			}
+			if st.Rdev == 0 {
+				found = append(found, p[len(dir)+1:])
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("whiteouts of %s: %w", dir, err)
+		}
+		return found, writeWhiteouts(dir, found)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("whiteouts of %s: %w", dir, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxWhiteoutsBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("whiteouts of %s: %w", dir, err)
+	}
+	if len(b) > maxWhiteoutsBytes {
+		return nil, fmt.Errorf("whiteouts of %s: list larger than %d bytes", dir, maxWhiteoutsBytes)
+	}
+	var out []string
+	for _, w := range strings.SplitAfter(string(b), "\x00") {
+		if w != "" {
+			out = append(out, strings.TrimSuffix(w, "\x00"))
+		}
+	}
+	return out, nil
 }

@@ -28,6 +28,9 @@ type ExtractOptions struct {
 	MaxLayerBytes int64
 	// MaxEntries bounds the layer's entries.
 	MaxEntries int
+	// OnWhiteout, when set, is told of each overlayfs whiteout made (OverlayUpper format), by
+	// its path below the root.
+	OnWhiteout func(rel string)
 }
 
 // Default extraction limits: far above any real image's files, far below a disk.
@@ -163,7 +166,15 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	rel := clean(hdr.Name)
 	dir, base := path.Split(rel)
 	dir = strings.TrimSuffix(dir, "/")
+	for _, part := range strings.Split(dir, "/") {
+		if strings.HasPrefix(part, whiteoutPrefix) {
+			return fmt.Errorf("a name below the whiteout %q: a whiteout is a file, nothing is below it: %w", part, ErrRefused)
+		}
+	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			return fmt.Errorf("whiteout %q of tar type %q: a whiteout is an empty regular file: %w", base, hdr.Typeflag, ErrRefused)
+		}
 		return x.whiteout(dir, base)
 	}
 	if rel == "" {
@@ -187,7 +198,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	var st unix.Stat_t
 	exists := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
 	isDir := exists && st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if exists && !(isDir && hdr.Typeflag == tar.TypeDir) {
+	replaced := exists && !(isDir && hdr.Typeflag == tar.TypeDir)
+	if replaced {
 		if err := x.remove(rel); err != nil {
 			return err
 		}
@@ -198,6 +210,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		if !isDir {
 			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
 				return fmt.Errorf("mkdir: %w", err)
+			}
+		}
+		if replaced {
+			if err := x.replacedByDir(pfd, base); err != nil {
+				return err
 			}
 		}
 		x.dirs = append(x.dirs, dirTime{rel: rel, atime: hdr.AccessTime, mtime: hdr.ModTime})
@@ -278,7 +295,14 @@ func (x *extractor) parent(rel string) (int, error) {
 					closeUnlessRoot(x, pfd)
 					return -1, err
 				}
-				fallthrough
+				if err := unix.Mkdirat(pfd, part, 0o755); err != nil {
+					closeUnlessRoot(x, pfd)
+					return -1, fmt.Errorf("make parent %s: %w", next, err)
+				}
+				if err := x.replacedByDir(pfd, part); err != nil {
+					closeUnlessRoot(x, pfd)
+					return -1, err
+				}
 			default:
 				if err := unix.Mkdirat(pfd, part, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 					closeUnlessRoot(x, pfd)
@@ -358,11 +382,27 @@ func (x *extractor) whiteout(dir, base string) error {
 	}
 	target := path.Join(dir, name)
 	if x.written[target] {
-		return nil // whiteouts hide lower layers' files, not this layer's
+		// Whiteouts hide lower layers' files, not this layer's: of a directory this layer
+		// made, what the lower layers hold below it, whichever comes first in the layer.
+		var st unix.Stat_t
+		if unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil
+		}
+		tfd, err := x.parent(target)
+		if err != nil {
+			return err
+		}
+		if x.opts.Format == OverlayUpper {
+			return setXattrAt(tfd, "", "trusted.overlay.opaque", []byte("y"))
+		}
+		return x.removeLower(target, tfd)
 	}
 	if x.opts.Format == OverlayUpper {
 		if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("whiteout %s: %w", target, err)
+		}
+		if x.opts.OnWhiteout != nil {
+			x.opts.OnWhiteout(target)
 		}
 		return nil
 	}
@@ -371,6 +411,18 @@ func (x *extractor) whiteout(dir, base string) error {
 		return nil
 	}
 	return x.remove(target)
+}
+
+// replacedByDir is told that base in pfd, which this layer had made something else (a file, a
+// symlink, a whiteout), is now a directory: nothing of the lower layers shows below it. In an
+// overlayfs snapshot that takes an opaque directory (overlayfs's own record of a directory
+// made where another entry was removed); in a tree the lower layers' entries went with the
+// one replaced.
+func (x *extractor) replacedByDir(pfd int, base string) error {
+	if x.opts.Format != OverlayUpper {
+		return nil
+	}
+	return setXattrAt(pfd, base, "trusted.overlay.opaque", []byte("y"))
 }
 
 // removeLower empties dir of what lower layers put there (an opaque whiteout, Dir format).
@@ -469,6 +521,13 @@ func (x *extractor) hardlink(pfd int, base, linkname string) error {
 		}
 		defer unix.Close(fd)
 		tfd = fd
+	}
+	if !x.written[target] {
+		// A link into a lower layer works on a tree the layers are applied to in turn, but
+		// not on the layer's own snapshot (overlayfs stacks those): refused both ways, as
+		// the image-spec allows ("extracting a layer with hardlink references to files
+		// outside of the layer may fail").
+		return fmt.Errorf("hardlink to %s, which is not a file of this layer (a layer's hardlinks name its own files): %w", linkname, ErrRefused)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(tfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
