@@ -24,6 +24,53 @@ type Verification struct {
 	Metadata []string
 	// SameLayers: every layer is the same blob, only the config or manifest differs.
 	SameLayers bool
+	// Packages, of a host-packages stage (the seed), are the Debian packages whose versions
+	// differ between the two images: what explains the difference, when the archive moved.
+	Packages []PackageChange
+}
+
+// PackageChange is a package installed in one image at Want and in the other at Got ("" where
+// it is not installed).
+type PackageChange struct{ Name, Want, Got string }
+
+func (c PackageChange) String() string {
+	switch {
+	case c.Want == "":
+		return c.Name + " " + c.Got + " (only in the other)"
+	case c.Got == "":
+		return c.Name + " " + c.Want + " (only in this one)"
+	}
+	return c.Name + " " + c.Want + " -> " + c.Got
+}
+
+// packageChanges lists the packages whose version (or architecture) differ between two
+// AnnotationInstalled values, by name.
+func packageChanges(want, got string) []PackageChange {
+	version := func(ps []DebianPackage) map[string]string {
+		m := map[string]string{}
+		for _, p := range ps {
+			m[p.Name] = p.Version
+			if p.Arch != "" && p.Arch != "all" {
+				m[p.Name] += " (" + p.Arch + ")"
+			}
+		}
+		return m
+	}
+	w, g := version(parseInstalled(want)), version(parseInstalled(got))
+	names := slices.Sorted(maps.Keys(w))
+	for n := range g {
+		if _, ok := w[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	var out []PackageChange
+	for _, n := range names {
+		if w[n] != g[n] {
+			out = append(out, PackageChange{Name: n, Want: w[n], Got: g[n]})
+		}
+	}
+	return out
 }
 
 // Reproducible reports whether the rebuild is the same image.
@@ -198,6 +245,9 @@ func compare(st, scratch *store.Store, v *Verification) error {
 			v.Metadata = append(v.Metadata, "annotation "+k)
 		}
 	}
+	if wi, gi := wm.Annotations[AnnotationInstalled], gm.Annotations[AnnotationInstalled]; wi != gi {
+		v.Packages = packageChanges(wi, gi)
+	}
 	wc, _ := want.RawConfigFile()
 	gc, _ := got.RawConfigFile()
 	if string(wc) != string(gc) {
@@ -238,6 +288,13 @@ func (v Verification) Report(w io.Writer) {
 		return
 	} else {
 		fmt.Fprintf(w, "%s: NOT reproducible: one build is %s, the other %s\n", name, v.Want.Digest, v.Got.Digest)
+	}
+	if len(v.Packages) > 0 {
+		// The archive moved between the two builds: that is the difference to read first.
+		fmt.Fprintf(w, "  %d Debian packages differ (the archive served other versions):\n", len(v.Packages))
+		for _, c := range v.Packages {
+			fmt.Fprintf(w, "    %s\n", c)
+		}
 	}
 	for _, d := range v.Differences {
 		fmt.Fprintf(w, "  %s\n", d)

@@ -1,0 +1,4 @@
+package build
+
+// PackageChanges is packageChanges, for the external tests.
+var PackageChanges = packageChanges
