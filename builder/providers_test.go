@@ -20,6 +20,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/rootfs"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 type tarEntry struct {
@@ -30,22 +31,13 @@ type tarEntry struct {
 // craftedLayer is a gzip layer of the entries, as a registry could serve it.
 func craftedLayer(t *testing.T, entries ...tarEntry) v1.Layer {
 	t.Helper()
+	es := make([]testenv.TarEntry, len(entries))
+	for i, e := range entries {
+		es[i] = testenv.TarEntry{Name: e.name, Link: e.link, Body: e.body, Type: e.typ}
+	}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
-		if e.typ == tar.TypeDir {
-			h.Mode = 0o755
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
+	if _, err := zw.Write(testenv.Tar(t, es...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := zw.Close(); err != nil {

@@ -2,7 +2,6 @@ package rootfs_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -39,29 +38,11 @@ func soft(name, to string) entry  { return entry{name: name, link: to, typ: tar.
 func whiteout(name string) entry  { return reg(name, "") }
 func tarLayer(t testing.TB, es []entry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range es {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body)), ModTime: time.Unix(1e9, 0), Format: tar.FormatPAX}
-		if e.typ == tar.TypeDir {
-			h.Mode = 0o755
-		}
-		if e.typ != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if e.typ == tar.TypeReg {
-			if _, err := tw.Write([]byte(e.body)); err != nil {
-				t.Fatal(err)
-			}
-		}
+	out := make([]testenv.TarEntry, len(es))
+	for i, e := range es {
+		out[i] = testenv.TarEntry{Name: e.name, Link: e.link, Body: e.body, Type: e.typ}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testenv.Tar(t, out...)
 }
 
 // imageOf is a scratch image of the layers (uncompressed tar layers, as a registry may serve).
@@ -229,30 +210,9 @@ var corpus = []struct {
 	// to a copy (ErrOverlayUnavailable).
 	fallback bool
 }{
-	{name: "a long path", layers: [][]entry{{reg(strings.Repeat(strings.Repeat("d", 199)+"/", 19)+"f", "deep")}},
-		want: func() map[string]string {
-			m := map[string]string{}
-			p := ""
-			for range 19 {
-				p += strings.Repeat("d", 199)
-				m[p] = ""
-				p += "/"
-			}
-			m[p+"f"] = "deep"
-			return m
-		}()},
-	{name: "a path of 4,000 bytes", layers: [][]entry{{reg(strings.Repeat(strings.Repeat("e", 249)+"/", 15)+strings.Repeat("f", 250), "deep")}},
-		want: func() map[string]string {
-			m := map[string]string{}
-			p := ""
-			for range 15 {
-				p += strings.Repeat("e", 249)
-				m[p] = ""
-				p += "/"
-			}
-			m[p+strings.Repeat("f", 250)] = "deep"
-			return m
-		}()},
+	{name: "a long path", layers: [][]entry{{reg(deepPath("d", 199, 19, "f"), "deep")}}, want: deepTree("d", 199, 19, "f", "deep")},
+	{name: "a path of 4,000 bytes", layers: [][]entry{{reg(deepPath("e", 249, 15, strings.Repeat("f", 250)), "deep")}},
+		want: deepTree("e", 249, 15, strings.Repeat("f", 250), "deep")},
 	{name: "a hardlink to a file a whiteout hides, the whiteout first", layers: [][]entry{
 		{reg("f", "lower")},
 		{whiteout(".wh.f"), hard("g", "f")},
@@ -318,6 +278,24 @@ var corpus = []struct {
 		{dir("d/"), reg("d/f", "f"), dir("e/")},
 		{soft("d", "e"), reg("d/g", "g")},
 	}, want: map[string]string{"e": "", "d": "", "d/g": "g"}},
+}
+
+// deepPath is n directories named c repeated size times, one in the other, then leaf.
+func deepPath(c string, size, n int, leaf string) string {
+	return strings.Repeat(strings.Repeat(c, size)+"/", n) + leaf
+}
+
+// deepTree is the tree of deepPath's directories and its leaf, a file holding body.
+func deepTree(c string, size, n int, leaf, body string) map[string]string {
+	m := map[string]string{}
+	p := ""
+	for range n {
+		p += strings.Repeat(c, size)
+		m[p] = ""
+		p += "/"
+	}
+	m[p+leaf] = body
+	return m
 }
 
 func TestProvidersAgreeOnTheCorpus(t *testing.T) {

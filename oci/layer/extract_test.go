@@ -19,29 +19,11 @@ type entry struct {
 
 func craft(t *testing.T, entries ...entry) *bytes.Reader {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
-		if e.typ == tar.TypeDir {
-			hdr.Mode = 0o755
-		}
-		if e.typ != tar.TypeReg {
-			hdr.Size = 0
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if e.typ == tar.TypeReg {
-			if _, err := tw.Write([]byte(e.body)); err != nil {
-				t.Fatal(err)
-			}
-		}
+	es := make([]testenv.TarEntry, len(entries))
+	for i, e := range entries {
+		es[i] = testenv.TarEntry{Name: e.name, Link: e.link, Body: e.body, Type: e.typ}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return bytes.NewReader(buf.Bytes())
+	return bytes.NewReader(testenv.Tar(t, es...))
 }
 
 // snapshot lists every path below dir with its content, so that a test can tell whether anything

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"io"
 	"testing"
@@ -43,4 +44,39 @@ func TopLayer(t testing.TB, img v1.Image) []Entry {
 		}
 		out = append(out, Entry{Header: hdr, Content: string(b)})
 	}
+}
+
+// TarEntry is an entry of a crafted tar stream: a regular file's Body, a link's Link target.
+type TarEntry struct {
+	Name, Link, Body string
+	Type             byte
+}
+
+// Tar is the tar stream of entries as given (regular files 0644, directories 0755, owned by
+// root), for tests that craft layers a writer would never make.
+func Tar(t testing.TB, entries ...TarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		hdr := &tar.Header{Name: e.Name, Linkname: e.Link, Typeflag: e.Type, Mode: 0o644}
+		if e.Type == tar.TypeDir {
+			hdr.Mode = 0o755
+		}
+		if e.Type == tar.TypeReg {
+			hdr.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.Body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
