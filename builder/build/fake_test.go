@@ -567,3 +567,28 @@ func manifestAnnotation(t *testing.T, img v1.Image, key string) string {
 	}
 	return m.Annotations[key]
 }
+
+// TestAnUnrelatedRecipeEditKeepsTheImage: a stage rebuilt after an edit to a recipe it is not
+// built from comes out the same image: its provenance names the recipes of its own chain, not
+// the whole set's (with the set's, the edit changed org.opencontainers.image.revision, and
+// so the image a plan would still reuse by its unchanged key).
+func TestAnUnrelatedRecipeEditKeepsTheImage(t *testing.T) {
+	f, _ := newFakeFixture(t)
+	rep, err := f.build(t, "target-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := rep.Steps[len(rep.Steps)-1]
+	edit(t, filepath.Join(f.set, "target-native.sh"), "echo \"built natively", "# an edit target-root is not built from\necho \"built natively")
+	rep, err = f.build(t, "target-root", func(o *build.Options) { o.Rebuild = []string{"target-root"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := rep.Steps[len(rep.Steps)-1]
+	if !after.Built || after.Step.Name() != "target-root" {
+		t.Fatalf("target-root was not rebuilt: %s", actions(rep))
+	}
+	if after.Descriptor.Digest != before.Descriptor.Digest {
+		t.Errorf("target-root rebuilt after an edit of target-native's script is %s, was %s", after.Descriptor.Digest, before.Descriptor.Digest)
+	}
+}

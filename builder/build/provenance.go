@@ -42,9 +42,10 @@ func provenance(opts PlanOptions, s *Step, epoch time.Time) map[string]string {
 		ocispec.AnnotationCreated: epoch.UTC().Format(time.RFC3339),
 		// The version of a stage is its recipe: the same recipe, the same stage.
 		ocispec.AnnotationVersion: s.RecipeDigest,
-		// The recipe set's content digest: a revision that names the recipes in any VCS or
-		// none, and that does not move when a commit changes nothing they build.
-		ocispec.AnnotationRevision: SetDigest(opts.Set),
+		// The content digest of the recipes the stage's chain is made of: a revision that
+		// names them in any VCS or none, and that does not move when a commit changes
+		// nothing they build (another stage's recipe, a comment).
+		ocispec.AnnotationRevision: ChainDigest(opts.Set, s),
 	}
 	if opts.RecipeSource != "" {
 		a[ocispec.AnnotationSource] = opts.RecipeSource
@@ -52,20 +53,23 @@ func provenance(opts PlanOptions, s *Step, epoch time.Time) map[string]string {
 	return a
 }
 
-// SetDigest is the digest of a recipe set's meaning: every recipe's digest and the target table.
-func SetDigest(set *stages.Set) string {
+// ChainDigest is the digest of what of a recipe set s's image is made from: the digest of each
+// recipe of its chain (the stage and those it is built on, up to an image or host packages)
+// and its target's row. An edit to any other recipe leaves it, and so the image, as it is.
+func ChainDigest(set *stages.Set, s *Step) string {
 	recipes := map[string]string{}
-	for name, r := range set.Recipes {
-		recipes[name] = RecipeDigest(r)
+	chain, err := set.Chain(s.Name())
+	if err != nil {
+		chain = []*stages.Recipe{s.Recipe} // a set Load accepted has none: the stage alone
 	}
-	targets := map[string]map[string]string{}
-	for p, t := range set.Targets {
-		targets[p] = t.Vars
+	for _, r := range chain {
+		recipes[r.Name] = RecipeDigest(r)
 	}
 	return cachekey.Of(struct {
 		Recipes map[string]string
-		Targets map[string]map[string]string
-	}{recipes, targets})
+		Target  string
+		Vars    map[string]string
+	}{recipes, platform.String(s.Target.Platform), s.Target.Vars})
 }
 
 // SBOM media and artifact type.
