@@ -504,7 +504,12 @@ const AcceleratorDir = "/serpent/accelerator"
 // installedOf reads the installed packages a host-packages image records (none for one made
 // otherwise, such as an imported seed).
 func installedOf(opts Options, d v1.Descriptor) []DebianPackage {
-	img, err := opts.Store.ImageByDigest(d)
+	return storedInstalled(opts.Store, d)
+}
+
+// storedInstalled reads the installed packages the host-packages image d of st records.
+func storedInstalled(st *store.Store, d v1.Descriptor) []DebianPackage {
+	img, err := st.ImageByDigest(d)
 	if err != nil {
 		return nil
 	}

@@ -155,9 +155,27 @@ func runHostPackages(ctx context.Context, opts Options, s *Step) (StepResult, er
 	defer os.RemoveAll(tmp)
 	epoch := epochOf(opts.PlanOptions)
 	out := filepath.Join(tmp, s.Name()+".tar")
-	args := append([]string{"--variant=apt", "--include=" + strings.Join(s.Recipe.Packages, ","), "--format=tar", suite, out}, lists...)
-	cmd := exec.CommandContext(ctx, tool, args...)
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10))
+	// The package lists the seed is installed from, copied out before mmdebstrap removes
+	// them: where the lock finds each .deb's sha256.
+	aptLists := filepath.Join(tmp, "Packages")
+	args := []string{"--variant=apt", "--include=" + strings.Join(s.Recipe.Packages, ","), "--format=tar"}
+	env := append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10), "SERPENT_OCI_APT_LISTS="+aptLists)
+	pin := opts.SeedLock
+	if pin != nil {
+		// Pinned through apt's preferences, present while mmdebstrap installs and gone
+		// after: naming each version on the command line would mark every package as
+		// installed by hand (apt's extended_states), and the seed would not be the one the
+		// lock was made from.
+		prefs := filepath.Join(tmp, "preferences")
+		if err := pinPreferences(pin, s.Recipe.Packages, prefs); err != nil {
+			return fail(err)
+		}
+		env = append(env, "SERPENT_OCI_SEED_PINS="+prefs)
+		args = append(args, `--setup-hook=mkdir -p "$1"/etc/apt/preferences.d && cp "$SERPENT_OCI_SEED_PINS" "$1"/etc/apt/preferences.d/serpent-oci-seed-lock`)
+	}
+	args = append(args, `--customize-hook=cat "$1"/var/lib/apt/lists/*_Packages > "$SERPENT_OCI_APT_LISTS" && rm -f "$1"/etc/apt/preferences.d/serpent-oci-seed-lock`)
+	cmd := exec.CommandContext(ctx, tool, append(append(args, suite, out), lists...)...)
+	cmd.Env = env
 	logPath, err := opts.Runner.RunHost(ctx, s.Name(), cmd)
 	res.Log = logPath
 	if err != nil {
@@ -166,6 +184,15 @@ func runHostPackages(ctx context.Context, opts Options, s *Step) (StepResult, er
 	installed, err := installedPackages(out)
 	if err != nil {
 		return fail(fmt.Errorf("read what %s installed: %w", HostPackagesTool, err))
+	}
+	lock, err := seedLockOf(suite, installed, aptLists)
+	if err != nil {
+		return fail(err)
+	}
+	if pin != nil {
+		if err := pin.agrees(lock, aptLists); err != nil {
+			return fail(fmt.Errorf("%w %s: %w", errSeedLock, opts.SeedLockName, err))
+		}
 	}
 	a := provenance(opts.PlanOptions, s, epoch)
 	a[AnnotationPackages] = strings.Join(s.Recipe.Packages, ",")
@@ -179,6 +206,9 @@ func runHostPackages(ctx context.Context, opts Options, s *Step) (StepResult, er
 	})
 	if err != nil {
 		return fail(err)
+	}
+	if _, err := opts.Store.WriteReferrer(ctx, d, SeedLockMediaType, SeedLockMediaType, lock.Bytes(), nil); err != nil {
+		return fail(fmt.Errorf("store its lock: %w", err))
 	}
 	res.Descriptor, res.Took = d, time.Since(start)
 	res.Size = imageSize(opts, &d)

@@ -3,8 +3,10 @@ package build_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,9 +121,10 @@ printf '%%s\n' "$@" > %s
 echo "SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH" >> %s
 d=$(mktemp -d) && mkdir -p "$d/etc" "$d/var/lib/dpkg" && echo seeded > "$d/etc/seeded"
 printf 'Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n\nPackage: clang-14\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:14.0.6-12\n' > "$d/var/lib/dpkg/status"
+%s
 for a; do case "$a" in *.tar) out="$a" ;; esac; done
 tar -C "$d" -cf "$out" . && echo "I: success"
-`, argsFile, argsFile)
+`, argsFile, argsFile, fakeHooks(map[string]string{"zlib1g=1:1.2.13.dfsg-1": "1", "clang-14=1:14.0.6-12": "2", "clang-14=1:14.0.6-11": "3"}))
 	if err := os.WriteFile(filepath.Join(bin, "mmdebstrap"), []byte(fake), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +178,22 @@ tar -C "$d" -cf "$out" . && echo "I: success"
 
 func ptrTo[T any](v T) *T { return &v }
 
+// fakeHooks is the part of a stand-in mmdebstrap (its tree in $d) that does what the real one
+// does with --customize-hook: runs each on the tree, while apt's package lists are there (for
+// these packages, NAME=VERSION to a digit the .deb's sha256 repeats), then removes the lists.
+func fakeHooks(debs map[string]string) string {
+	var lists strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(debs)) {
+		name, version, _ := strings.Cut(k, "=")
+		fmt.Fprintf(&lists, "Package: %s\nVersion: %s\nArchitecture: amd64\nSHA256: %s\n\n", name, version, strings.Repeat(debs[k], 64))
+	}
+	return fmt.Sprintf(`mkdir -p "$d/var/lib/apt/lists" && printf '%%s' '%s' > "$d/var/lib/apt/lists/fake_main_binary-amd64_Packages"
+for a; do case "$a" in --setup-hook=*) sh -c "${a#--setup-hook=}" hook "$d" || exit 1 ;; esac; done
+[ -z "${PREFS_SEEN:-}" ] || cat "$d"/etc/apt/preferences.d/* > "$PREFS_SEEN" 2>/dev/null || true
+for a; do case "$a" in --customize-hook=*) sh -c "${a#--customize-hook=}" hook "$d" || exit 1 ;; esac; done
+rm -rf "$d/var/lib/apt/lists"`, lists.String())
+}
+
 // requireAptSources needs a Debian host: the seed is made from its apt sources.
 func requireAptSources(t *testing.T) {
 	t.Helper()
@@ -212,7 +231,7 @@ func fakeMmdebstrap(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 	bin := t.TempDir()
-	fake := fmt.Sprintf("#!/bin/sh\nfor a; do case \"$a\" in *.tar) out=\"$a\" ;; esac; done\ntar -C %s -cf \"$out\" .\n", root)
+	fake := fmt.Sprintf("#!/bin/sh\nd=%s\n%s\nfor a; do case \"$a\" in *.tar) out=\"$a\" ;; esac; done\ntar -C %s -cf \"$out\" .\n", root, fakeHooks(map[string]string{"busybox=1:1.35.0-4+b3": "4"}), root)
 	if err := os.WriteFile(filepath.Join(bin, "mmdebstrap"), []byte(fake), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +284,147 @@ func TestVerifyDeepWithASharedSeed(t *testing.T) {
 	for _, v := range vs {
 		if !v.Reproducible() {
 			t.Errorf("%s (%s): rebuilt as %s, built as %s", v.Step.Name(), v.Step.Tag, v.Got.Digest, v.Want.Digest)
+		}
+	}
+}
+
+// TestSeedLock: a seed's lock (every package at its version, with the .deb's sha256) is
+// stored beside it; given back, it pins the seed: a store's seed of other versions is made
+// again, with every locked version asked of apt; a version the archive no longer serves, a
+// seed that comes out otherwise and a .deb of other bytes under a locked version are errors
+// that say so.
+func TestSeedLock(t *testing.T) {
+	ctx := context.Background()
+	requireAptSources(t)
+	set, err := stages.Load(stages.Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Recipes["seed"].Packages = []string{"clang-14", "zlib1g"} // what the stand-in installs
+	opts := hostBuildOptions(t, set, platform.Host())
+	st := opts.Store
+	bin, argsFile := t.TempDir(), filepath.Join(t.TempDir(), "args")
+	// A stand-in mmdebstrap: installs zlib1g and clang-14 at VERSION (its environment), as apt
+	// does whatever the preferences ask.
+	fake := fmt.Sprintf(`#!/bin/sh
+printf '%%s\n' "$@" > %s
+d=$(mktemp -d) && mkdir -p "$d/var/lib/dpkg"
+printf 'Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\nPackage: clang-14\nStatus: install ok installed\nArchitecture: amd64\nVersion: %%s\n' "${VERSION:-1:14.0.6-12}" > "$d/var/lib/dpkg/status"
+%s
+for a; do case "$a" in *.tar) out="$a" ;; esac; done
+tar -C "$d" -cf "$out" .
+`, argsFile, fakeHooks(map[string]string{"zlib1g=1:1.2.13.dfsg-1": "1", "clang-14=1:14.0.6-12": "2", "clang-14=1:14.0.6-11": "3"}))
+	if err := os.WriteFile(filepath.Join(bin, "mmdebstrap"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":/usr/bin:/bin")
+	rep, err := build.Run(ctx, opts, "seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := st.Referrers(rep.Steps[0].Descriptor.Digest, build.SeedLockMediaType)
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("the seed's locks: %v, %v", refs, err)
+	}
+	data, err := st.ReferrerData(refs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := build.ParseSeedLock("the store's", strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lock.Packages) != 2 || lock.Packages[0].Name != "clang-14" || lock.Packages[0].SHA256 != strings.Repeat("2", 64) || lock.Packages[1].SHA256 != strings.Repeat("1", 64) {
+		t.Fatalf("lock: %+v", lock.Packages)
+	}
+
+	pinned := func(l *build.SeedLock) build.Options {
+		o := opts
+		o.SeedLock, o.SeedLockName = l, "seed.lock"
+		return o
+	}
+	// The store's seed is the lock's: reused.
+	if steps, err := build.Plan(ctx, pinned(lock).PlanOptions, "stage1"); err != nil || steps[0].Action != build.Reuse {
+		t.Fatalf("plan with the seed's own lock: %v\n%s", err, planned(steps))
+	}
+	// A lock of another clang-14: the seed is made again, asking apt for that version.
+	older := *lock
+	older.Packages = slices.Clone(lock.Packages)
+	older.Packages[0].Version, older.Packages[0].SHA256 = "1:14.0.6-11", strings.Repeat("3", 64)
+	steps, err := build.Plan(ctx, pinned(&older).PlanOptions, "stage1")
+	if err != nil || steps[0].Action != build.Build || steps[0].Reason != "the store's holds other versions than --seed-lock seed.lock" {
+		t.Fatalf("plan with an older lock: %v\n%s", err, planned(steps))
+	}
+	t.Setenv("VERSION", "1:14.0.6-11")
+	prefs := filepath.Join(t.TempDir(), "prefs")
+	t.Setenv("PREFS_SEEN", prefs)
+	if _, err := build.Run(ctx, pinned(&older), "seed"); err != nil {
+		t.Fatalf("build with an older lock: %v", err)
+	}
+	// Asked of apt through its preferences, not the command line (which would mark each
+	// package as installed by hand), and gone from the seed after.
+	if args, _ := os.ReadFile(argsFile); !strings.Contains(string(args), "--include=clang-14,zlib1g\n") {
+		t.Errorf("mmdebstrap was given other packages than the recipe's:\n%s", args)
+	}
+	if b, _ := os.ReadFile(prefs); !strings.Contains(string(b), "Package: clang-14\nPin: version 1:14.0.6-11\nPin-Priority: 1001\n") ||
+		!strings.Contains(string(b), "Package: zlib1g\nPin: version 1:1.2.13.dfsg-1\n") {
+		t.Errorf("apt's preferences while mmdebstrap installed:\n%s", b)
+	}
+	img, _, err := st.Image(store.Ref{Name: "seed"}.WithPlatform(ptrTo(platform.Host())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	if paths := strings.Join(layerPaths(t, layers[0]), " "); strings.Contains(paths, "serpent-oci-seed-lock") {
+		t.Errorf("the pins stayed in the seed: %s", paths)
+	}
+
+	for _, c := range []struct {
+		name, locked, installed, sum, want string
+	}{
+		{"a version the archive no longer serves", "1:14.0.6-10", "1:14.0.6-12", "3",
+			"the seed lock seed.lock: it pins versions the archive no longer serves: clang-14=1:14.0.6-10 (build without --seed-lock"},
+		{"a seed that comes out otherwise", "1:14.0.6-11", "1:14.0.6-12", "3",
+			"the seed lock seed.lock: the seed came out with other packages (this one is the lock, the other the seed): clang-14 1:14.0.6-11 (amd64) -> 1:14.0.6-12 (amd64)"},
+		{"other bytes under a locked version", "1:14.0.6-11", "1:14.0.6-11", "9",
+			"the seed lock seed.lock: the archive served other bytes under a locked version: clang-14=1:14.0.6-11 is 3333"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("VERSION", c.installed)
+			l := older
+			l.Packages = slices.Clone(older.Packages)
+			l.Packages[0].Version, l.Packages[0].SHA256 = c.locked, strings.Repeat(c.sum, 64)
+			o := pinned(&l)
+			o.Rebuild = []string{"seed"}
+			before, _ := st.Resolve(store.Ref{Name: "seed"}.WithPlatform(ptrTo(platform.Host())))
+			_, err := build.Run(ctx, o, "seed")
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+			if after, _ := st.Resolve(store.Ref{Name: "seed"}.WithPlatform(ptrTo(platform.Host()))); after.Digest != before.Digest {
+				t.Errorf("a seed that is not the lock's was tagged")
+			}
+		})
+	}
+}
+
+func TestParseSeedLock(t *testing.T) {
+	good := `{"suite": "bookworm", "packages": [{"name": "aa", "version": "1.0-1", "architecture": "amd64", "sha256": "` + strings.Repeat("a", 64) + `"}]}`
+	if _, err := build.ParseSeedLock("ok.lock", strings.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	sum := strings.Repeat("a", 64)
+	for _, c := range []struct{ lock, want string }{
+		{`{"suite": "x", "packages": []}`, "seed lock bad.lock: 0 packages"},
+		{`{"suite": "x", "packages": [{"name": "--help", "version": "1", "architecture": "amd64", "sha256": "` + sum + `"}]}`, `packages[0].name "--help" is not a Debian package name`},
+		{`{"suite": "x", "packages": [{"name": "aa", "version": "1 2", "architecture": "amd64", "sha256": "` + sum + `"}]}`, `packages[0] (aa): version "1 2" is not a Debian version`},
+		{`{"suite": "x", "packages": [{"name": "aa", "version": "1", "architecture": "amd64", "sha256": "abc"}]}`, `sha256 "abc" is not 64 lower-case hex digits`},
+		{`{"suite": "x", "packages": [{"name": "bb", "version": "1", "architecture": "amd64", "sha256": "` + sum + `"}, {"name": "aa", "version": "1", "architecture": "amd64", "sha256": "` + sum + `"}]}`, "packages[1] (aa): packages are sorted by name, each once"},
+		{`{"suite": "x", "extra": 1, "packages": []}`, `unknown field "extra"`},
+		{strings.Repeat(" ", 5<<20), "larger than"},
+	} {
+		if _, err := build.ParseSeedLock("bad.lock", strings.NewReader(c.lock)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%.60s: %v, want %q", c.lock, err, c.want)
 		}
 	}
 }

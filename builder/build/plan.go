@@ -43,6 +43,11 @@ type PlanOptions struct {
 	// Images maps a name used as `from: image:NAME` to the image reference to use instead
 	// (`--seed REF` sets "seed").
 	Images map[string]string
+	// SeedLock, when set, pins the host-packages stages (the seed): a seed the store has is
+	// used only when it holds the lock's versions, one made installs exactly those, and a
+	// seed is never taken from a cache (--seed-lock FILE; SeedLockName is FILE).
+	SeedLock     *SeedLock
+	SeedLockName string
 	// Registry, when set, resolves `from: image:REF` that the store lacks and REF names a
 	// registry (REGISTRY/REPO:TAG), and pulls from CacheFrom.
 	Registry *registry.Client
@@ -456,13 +461,15 @@ func hostPackagesStep(ctx context.Context, opts PlanOptions, mr *stages.Recipe, 
 	s.Key = Key(s.RecipeDigest, v1.Hash{}, s.Target, host, opts.Epoch)
 	d, err := opts.Store.Resolve(tag)
 	switch {
+	case err == nil && opts.SeedLock != nil && !slices.Contains(opts.Rebuild, name) && len(opts.SeedLock.differences(storedInstalled(opts.Store, d))) > 0:
+		s.Existing, s.Action, s.Reason = &d, Build, "the store's holds other versions than --seed-lock "+opts.SeedLockName
 	case err == nil && !slices.Contains(opts.Rebuild, name):
 		s.Existing, s.Action, s.Reason = &d, Reuse, "in the store"
 	case err == nil:
 		s.Existing, s.Action, s.Reason = &d, Build, "--rebuild "+name
 	case errors.Is(err, store.ErrNotFound):
 		s.Action, s.Reason = Build, "not in the store"
-		if !opts.NoCache && !slices.Contains(opts.Rebuild, name) {
+		if !opts.NoCache && !slices.Contains(opts.Rebuild, name) && opts.SeedLock == nil {
 			if err := lookInCaches(ctx, opts, s); err != nil {
 				return nil, false, err
 			}

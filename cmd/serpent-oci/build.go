@@ -39,6 +39,7 @@ type graphFlags struct {
 	profile    string
 	epoch      string
 	accel      string
+	seedLock   string
 	reuseFlags
 }
 
@@ -65,6 +66,7 @@ func (g *graphFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.sourcesDir, "sources-dir", "", "source cache (default $SERPENT_OCI_SOURCES or ~/.cache/serpent-oci/sources)")
 	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
 	fs.StringVar(&g.seed, "seed", "", "image to use for \"from: image:seed\": a store tag, or a registry reference")
+	fs.StringVar(&g.seedLock, "seed-lock", "", "pin the seed to this lock (serpent-oci seed-lock writes one): its packages at their versions, from the same .deb files")
 	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
 	fs.StringVar(&g.accel, "accelerator", "", "a one-layer image of host-native tools (store tag or registry reference) mounted at "+build.AcceleratorDir+" and first on PATH in the emulated stages whose recipe says accelerate: true; the image is the emulated build's. One a stage of the set makes (the full profile's: full/llvm-accel-for-linux-arm64, stage llvm-accel) is built first by build when missing")
 }
@@ -129,6 +131,18 @@ func (g *graphFlags) planOptions(st *store.Store, progress io.Writer) (build.Pla
 	}
 	if g.seed != "" {
 		opts.Images = map[string]string{"seed": g.seed}
+	}
+	if g.seedLock != "" {
+		f, err := os.Open(g.seedLock)
+		if err != nil {
+			return opts, fmt.Errorf("--seed-lock: %w", err)
+		}
+		opts.SeedLock, err = build.ParseSeedLock(g.seedLock, f)
+		f.Close()
+		if err != nil {
+			return opts, err
+		}
+		opts.SeedLockName = g.seedLock
 	}
 	opts.Accelerator = g.accel
 	opts.Registry = g.reg.client(progress)

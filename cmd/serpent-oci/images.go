@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/oci/atomicfile"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/platform"
@@ -523,27 +525,77 @@ names, with checksums, origins and licences. It is stored beside the image as an
 			if len(args) != 1 {
 				return usagef("sbom: want one TAG, got %d arguments", len(args))
 			}
-			ref, err := refArg(args[0], plat)
-			if err != nil {
-				return err
-			}
-			st, _, d, err := e.image(ctx, ref)
-			if err != nil {
-				return err
-			}
-			refs, err := st.Referrers(d.Digest, build.SPDXMediaType)
-			if err != nil {
-				return err
-			}
-			if len(refs) == 0 {
-				return fmt.Errorf("%s (%s) has no SBOM in the store: images made by `build` have one", ref, d.Digest)
-			}
-			data, err := st.ReferrerData(refs[len(refs)-1])
-			if err != nil {
-				return err
-			}
-			_, err = e.stdout.Write(append(bytes.TrimRight(data, "\n"), '\n'))
-			return err
+			return printReferrer(ctx, e, args[0], plat, build.SPDXMediaType, "no SBOM in the store: images made by `build` have one")
 		},
 	}
+}
+
+func seedLockCommand() *command {
+	var (
+		plat   platform.List
+		output string
+	)
+	return &command{
+		name:    "seed-lock",
+		args:    "[TAG]",
+		summary: "Print the lock of a seed image: its Debian packages, versions and .deb sha256s",
+		long: `A seed (a from: host-packages stage, made with mmdebstrap from the machine's apt sources)
+gets a lock when it is made: every package installed, at its version, with the sha256 of the
+.deb the archive served, stored beside the image as an OCI referrer. Given back to build, plan
+or verify with --seed-lock FILE, it pins the seed: a seed of other versions is made again with
+exactly the locked versions, and a version the archive no longer serves is named. TAG is seed
+by default (seed-full for the full profile).`,
+		example: `serpent-oci seed-lock -o seed.lock
+serpent-oci build stage3 --seed-lock seed.lock`,
+		flags: func(fs *pflag.FlagSet) {
+			fs.Var(&plat, "platform", "which platform of TAG, when it has several (a seed is the host's)")
+			fs.StringVarP(&output, "output", "o", "", "write the lock to this file (default: standard output)")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 1 {
+				return usagef("seed-lock: want at most one TAG, got %d arguments", len(args))
+			}
+			tag := "seed"
+			if len(args) == 1 {
+				tag = args[0]
+			}
+			missing := "no seed lock in the store: seeds made by build from this version on have one (build --rebuild seed makes it again)"
+			if output == "" {
+				return printReferrer(ctx, e, tag, plat, build.SeedLockMediaType, missing)
+			}
+			var b bytes.Buffer
+			out := *e
+			out.stdout = &b
+			if err := printReferrer(ctx, &out, tag, plat, build.SeedLockMediaType, missing); err != nil {
+				return err
+			}
+			return atomicfile.Write(output, func(w io.Writer) error { _, err := w.Write(b.Bytes()); return err })
+		},
+	}
+}
+
+// printReferrer prints the data of the newest artifact of artifactType that the store holds
+// about the image TAG names (missing says why there may be none).
+func printReferrer(ctx context.Context, e *env, tag string, plat platform.List, artifactType, missing string) error {
+	ref, err := refArg(tag, plat)
+	if err != nil {
+		return err
+	}
+	st, _, d, err := e.image(ctx, ref)
+	if err != nil {
+		return err
+	}
+	refs, err := st.Referrers(d.Digest, artifactType)
+	if err != nil {
+		return err
+	}
+	if len(refs) == 0 {
+		return fmt.Errorf("%s (%s) has %s", ref, d.Digest, missing)
+	}
+	data, err := st.ReferrerData(refs[len(refs)-1])
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(append(bytes.TrimRight(data, "\n"), '\n'))
+	return err
 }

@@ -8,13 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/serpent-os/serpent-oci/oci/atomicfile"
 	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -76,29 +75,14 @@ func ExportFile(ctx context.Context, imgs []v1.Image, name string, f ExportForma
 	if f == Rootfs && len(imgs) != 1 {
 		return fmt.Errorf("export rootfs: one image, not %d", len(imgs))
 	}
-	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("export: %s: no such directory to write %s in", dir, filepath.Base(path))
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		if f == OCIArchive {
+			return ExportArchive(ctx, imgs, name, w)
+		}
+		return Export(ctx, imgs[0], name, f, w)
+	})
 	if err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if f == OCIArchive {
-		err = ExportArchive(ctx, imgs, name, tmp)
-	} else {
-		err = Export(ctx, imgs[0], name, f, tmp)
-	}
-	if err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("export to %s: %w", path, err)
+		return fmt.Errorf("export: %w", err)
 	}
 	return nil
 }
