@@ -23,6 +23,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/cachekey"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
+	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/store"
@@ -162,15 +163,31 @@ func buildPlatform(ctx context.Context, s *Spin, opts Options, p v1.Platform, b 
 		Epoch                  int64
 	}{FormatVersion, b.digest.String(), platform.String(p), opts.Epoch.Unix()})
 	cur := image.WithoutAnnotations(b.img)
+	installed := installedIn(b.img) // the base root's packages, and those steps stack
 	var records []stepRecord
 	reusing := true
 	for i := range s.Steps {
 		st := &s.Steps[i]
 		start := time.Now()
+		meaning := meaningOf(st)
+		var pkgs []v1.Image
+		if st.Kind == Packages {
+			// Resolved first: the step's key is the packages it stacks, so a repository
+			// that moves re-keys it and what follows.
+			var added []packages.Installed
+			var err error
+			if pkgs, added, err = stepPackages(ctx, opts, st, p, installed); err != nil {
+				return res, fmt.Errorf("step %d (%s:%d, %s): %w", i+1, s.File, st.Line, st.Kind, err)
+			}
+			for _, a := range added {
+				meaning.Packages = append(meaning.Packages, a.Digest)
+			}
+			installed = append(installed, added...)
+		}
 		key = cachekey.Of(struct {
 			Prev string
 			Step stepMeaning
-		}{key, meaningOf(st)})
+		}{key, meaning})
 		history := v1.History{
 			Created:   v1.Time{Time: opts.Epoch},
 			CreatedBy: fmt.Sprintf("serpent-oci spin %s, step %d: %s", s.Name, i+1, st.Describe()),
@@ -179,6 +196,9 @@ func buildPlatform(ctx context.Context, s *Spin, opts Options, p v1.Platform, b 
 		reused := false
 		var err error
 		switch {
+		case st.Kind == Packages:
+			// Each package's own layer blob, as an assembled root has it: nothing runs.
+			cur, err = packages.Assemble(cur, pkgs, p, opts.Epoch)
 		case !st.MakesLayer():
 			cur, err = applyConfig(cur, st, history)
 		case reusing && i < len(prevSteps) && prevSteps[i].Key == key && prevSteps[i].Layer != "":
@@ -215,12 +235,22 @@ func buildPlatform(ctx context.Context, s *Spin, opts Options, p v1.Platform, b 
 		return res, err
 	}
 	steps, _ := json.Marshal(records)
-	cur = mutate.Annotations(cur, map[string]string{
+	annotations := map[string]string{
 		ocispec.AnnotationBaseImageName:   b.name,
 		ocispec.AnnotationBaseImageDigest: b.digest.String(),
 		AnnotationSpin:                    s.Name,
 		AnnotationSteps:                   string(steps),
-	}).(v1.Image)
+	}
+	if len(installed) > 0 {
+		// What the root holds of packages, base's and steps' alike: a spin on this one
+		// stacks none of them again.
+		b, err := json.Marshal(installed)
+		if err != nil {
+			return res, err
+		}
+		annotations[packages.AnnotationPackages] = string(b)
+	}
+	cur = mutate.Annotations(cur, annotations).(v1.Image) // merged: a packages step's own list is replaced
 	d, err := opts.Store.WriteImage(ctx, cur, res.Tag)
 	if err != nil {
 		return res, err
@@ -242,6 +272,7 @@ type stepMeaning struct {
 	Dir      string   `json:",omitempty"`
 	Args     []string `json:",omitempty"`
 	ArgsNull bool     `json:",omitempty"`
+	Packages []string `json:",omitempty"` // the package images a packages step stacks
 }
 
 func meaningOf(st *Step) stepMeaning {

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/stages"
 	"go.yaml.in/yaml/v3"
@@ -36,7 +37,14 @@ const (
 	Entrypoint Kind = "entrypoint"
 	Cmd        Kind = "cmd"
 	Labels     Kind = "labels"
+	// Packages stacks packages from a repository (an index of package images, in the store
+	// or a registry), resolved with what they need: one layer each, the package's own blob.
+	Packages Kind = "packages"
 )
+
+// DefaultRepository is the repository a packages step takes its packages from unless it
+// names one: stage3's, as the small profile's build makes it.
+const DefaultRepository = "stage3/packages"
 
 // kinds are the step kinds, each with the keys a step of that kind may have beside its own.
 var kinds = map[Kind][]string{
@@ -47,6 +55,7 @@ var kinds = map[Kind][]string{
 	Entrypoint: nil,
 	Cmd:        nil,
 	Labels:     nil,
+	Packages:   {"from"},
 }
 
 func kindNames() string {
@@ -90,6 +99,9 @@ type Step struct {
 	Dir string
 	// entrypoint, cmd
 	Args []string
+	// packages: their names, and the repository (a store tag or a registry reference)
+	Names []string
+	From  string
 }
 
 // MakesLayer reports whether the step adds a layer (copy, run) rather than changing the config.
@@ -110,6 +122,8 @@ func (s *Step) Describe() string {
 		return string(s.Kind) + " " + strings.Join(sortedPairs(s.Vars), " ")
 	case Workdir:
 		return "workdir " + s.Dir
+	case Packages:
+		return "packages " + strings.Join(s.Names, " ") + " from " + s.From
 	}
 	return fmt.Sprintf("%s %q", s.Kind, s.Args)
 }
@@ -311,6 +325,30 @@ func parseStep(file, dir string, i int, n *yaml.Node) (Step, error) {
 		if nw, ok := values["network"]; ok {
 			if err := decode(&st.Network, nw, field+".network"); err != nil {
 				return Step{}, err
+			}
+		}
+	case Packages:
+		if err := decode(&st.Names, main, mainField); err != nil {
+			return Step{}, err
+		}
+		if len(st.Names) == 0 {
+			return fail(main.Line, mainField, "want at least one package name")
+		}
+		for j, name := range st.Names {
+			if err := packages.CheckName(name); err != nil {
+				return fail(main.Line, fmt.Sprintf("%s[%d]", mainField, j), "%v", err)
+			}
+			if slices.Contains(st.Names[:j], name) {
+				return fail(main.Line, fmt.Sprintf("%s[%d]", mainField, j), "%q is named twice", name)
+			}
+		}
+		st.From = DefaultRepository
+		if f, ok := values["from"]; ok {
+			if err := decode(&st.From, f, field+".from"); err != nil {
+				return Step{}, err
+			}
+			if st.From = strings.TrimSpace(st.From); st.From == "" {
+				return fail(f.Line, field+".from", "empty: name the repository (a store tag, or a registry reference)")
 			}
 		}
 	case Env, Labels:

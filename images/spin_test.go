@@ -21,7 +21,7 @@ func TestLoadErrorsNameFileLineAndField(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown step kind", "from: stage3\nsteps:\n  - copy: motd\n    to: /etc/motd\n  - install: vim\n",
-			"spin.yaml:5: steps[1]: unknown step kind (keys: install); want one of: cmd, copy, entrypoint, env, labels, run, workdir"},
+			"spin.yaml:5: steps[1]: unknown step kind (keys: install); want one of: cmd, copy, entrypoint, env, labels, packages, run, workdir"},
 		{"missing file", "from: stage3\nsteps:\n  - copy: nothere\n    to: /etc/x\n",
 			"spin.yaml:3: steps[0].copy: nothere: no such file or directory beside the definition"},
 		{"copy from outside", "from: stage3\nsteps:\n  - copy: ../etc/passwd\n    to: /etc/x\n",
@@ -44,6 +44,10 @@ func TestLoadErrorsNameFileLineAndField(t *testing.T) {
 			"spin.yaml:4: steps[0].mode: not a field of a run step"},
 		{"a key twice", "from: stage3\nsteps:\n  - run: true\n    run: false\n",
 			"spin.yaml:4: steps[0].run: given twice (first on line 3)"},
+		{"no packages", "from: stage3\nsteps:\n  - packages: []\n", "spin.yaml:3: steps[0].packages: want at least one package name"},
+		{"a bad package name", "from: stage3\nsteps:\n  - packages: [make, ../etc]\n", `spin.yaml:3: steps[0].packages[1]: package name "../etc": want lower-case letters`},
+		{"a package twice", "from: stage3\nsteps:\n  - packages: [make, make]\n", `spin.yaml:3: steps[0].packages[1]: "make" is named twice`},
+		{"an empty repository", "from: stage3\nsteps:\n  - packages: [make]\n    from: \" \"\n", "spin.yaml:4: steps[0].from: empty: name the repository"},
 		{"no from", "steps:\n  - run: true\n", "spin.yaml:1: from: missing"},
 		{"no steps", "from: stage3\n", "spin.yaml:1: steps: missing: a spin needs at least one step"},
 		{"unknown top-level field", "from: stage3\nfrum: x\nsteps:\n  - run: true\n", "spin.yaml:2: frum: unknown field (known here: description, from, name, platforms, steps)"},

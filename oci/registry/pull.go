@@ -254,3 +254,14 @@ func (c *Client) referrerData(ctx context.Context, ref name.Digest, subject v1.H
 	}
 	return data, m, nil
 }
+
+// Index reads the image index ref names, lazily: an image of it is fetched only when read,
+// and its blobs only when written (a package repository's packages, as a resolution needs
+// them).
+func (c *Client) Index(ctx context.Context, ref name.Reference) (v1.ImageIndex, error) {
+	idx, err := remote.Index(ref, c.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, c.describe("read index", ref, ref.Context().RegistryStr(), err)
+	}
+	return idx, nil
+}
