@@ -8,29 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
-	"github.com/serpent-os/serpent-oci/oci/registry"
 )
-
-// repositoryOf opens the repository a packages step names: a store tag of a package index,
-// or a registry reference, read lazily (a package's blobs are fetched only when it is stacked,
-// and not at all when the store has them).
-func repositoryOf(ctx context.Context, opts Options, from string) (v1.ImageIndex, error) {
-	if !registry.LooksRemote(from) {
-		idx, err := opts.Store.Index(from)
-		if err != nil {
-			return nil, fmt.Errorf("repository %s: %w", from, err)
-		}
-		return idx, nil
-	}
-	if opts.Registry == nil {
-		return nil, fmt.Errorf("repository %s: a registry reference, and no registry access", from)
-	}
-	ref, err := opts.Registry.ParseReference(from)
-	if err != nil {
-		return nil, fmt.Errorf("repository %s: %w", from, err)
-	}
-	return opts.Registry.Index(ctx, ref)
-}
 
 // installedIn is what a root records of its packages (AnnotationPackages, as assembled roots
 // and spins with packages steps carry it): nothing for an image that is not such a root.
@@ -50,7 +28,7 @@ func installedIn(img v1.Image) []packages.Installed {
 // root stacks them, leaving out those installed has by name. A name nothing provides, or a
 // need nothing meets, is an error naming it.
 func stepPackages(ctx context.Context, opts Options, st *Step, p v1.Platform, installed []packages.Installed) ([]v1.Image, []packages.Installed, error) {
-	idx, err := repositoryOf(ctx, opts, st.From)
+	idx, err := packages.OpenRepository(ctx, opts.Store, opts.Registry, st.From)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -23,6 +24,7 @@ func packagesCommand() *command {
 		plat  string
 		tag   string
 		epoch string
+		rf    registryFlags
 	)
 	return &command{
 		name:    "packages",
@@ -45,9 +47,11 @@ says of every package whether its files are bit-identical in both, and if not, w
 serpent-oci packages resolve make
 serpent-oci packages assemble -t stage4-root tcc make busybox
 serpent-oci run stage4-root -- make --version
-serpent-oci packages compare stage3 stage4`,
+serpent-oci packages compare stage3 stage4
+serpent-oci packages list --repo registry.example/serpent/packages:2026.12`,
 		flags: func(fs *pflag.FlagSet) {
-			fs.StringVar(&repo, "repo", build.RepositoryName("stage3"), "the repository: a store tag of a package index")
+			fs.StringVar(&repo, "repo", build.RepositoryName("stage3"), "the repository: a store tag of a package index, or a registry reference (REGISTRY/REPO:TAG, read lazily: only the packages resolve or assemble need are fetched)")
+			rf.register(fs)
 			fs.StringVar(&plat, "platform", "", "the platform to resolve and assemble for (default: the host's)")
 			fs.StringVarP(&tag, "tag", "t", "", "assemble: the tag of the root")
 			fs.StringVar(&epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "assemble: the root's time, a Unix time (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
@@ -87,16 +91,18 @@ serpent-oci packages compare stage3 stage4`,
 					return usagef("packages: --platform: %v", err)
 				}
 			}
-			st, err := e.readStore(ctx)
+			// A registry's repository needs no store to list or resolve: one that does not
+			// exist is read as empty.
+			st, err := e.storeAsItIs(ctx, io.Discard)
 			if verb == "assemble" {
 				st, err = e.openStore(ctx)
 			}
 			if err != nil {
 				return err
 			}
-			idx, err := st.Index(repo)
+			idx, err := packages.OpenRepository(ctx, st, rf.client(e.stderr), repo)
 			if err != nil {
-				return fmt.Errorf("repository %s: %w", repo, err)
+				return err
 			}
 			entries, err := packages.Entries(idx)
 			if err != nil {

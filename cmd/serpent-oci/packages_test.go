@@ -11,6 +11,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
@@ -116,3 +117,42 @@ func TestPackagesListResolveAssemble(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestPackagesFromARegistry: a repository pushed to a registry is listed, resolved and
+// assembled from there into a store that has nothing of it, fetching only the packages the
+// resolution takes; the root is the one the store that made the packages assembles.
+func TestPackagesFromARegistry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	packageRepo(t, dir)
+	host, blobGets := registrytest.InMemoryCountingBlobGets(t)
+	repo := host + "/serpent/packages:1"
+	insecure := []string{"--insecure-registry", host}
+	if code, _, stderr := cli(t, append([]string{"--store", dir, "push", "stage3/packages", repo}, insecure...)...); code != 0 {
+		t.Fatalf("push the repository: %d %s", code, stderr)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	remote := append([]string{"--repo", repo, "--platform", "linux/arm64"}, insecure...)
+	code, out, stderr := cli(t, append([]string{"--store", empty, "packages", "list"}, remote...)...)
+	if code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 4 {
+		t.Fatalf("list from the registry: %d\n%s%s", code, out, stderr)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("list made the store: %v", err)
+	}
+	code, out, stderr = cli(t, append([]string{"--store", empty, "packages", "resolve", "tool"}, remote...)...)
+	if code != 0 || !strings.HasPrefix(out, "libc 1.0 sha256:") || !strings.Contains(out, "\ntool 1.0 sha256:") {
+		t.Fatalf("resolve from the registry: %d\n%s%s", code, out, stderr)
+	}
+	before := blobGets.Load()
+	code, out, stderr = cli(t, append([]string{"--store", empty, "packages", "assemble", "-t", "root", "tool"}, remote...)...)
+	if code != 0 {
+		t.Fatalf("assemble from the registry: %d\n%s%s", code, out, stderr)
+	}
+	// libc's and tool's layers (and their configs), not other's.
+	if n := blobGets.Load() - before; n != 4 {
+		t.Errorf("assemble fetched %d blobs, want the 2 layers and 2 configs of libc and tool", n)
+	}
+	if code, out, stderr := cli(t, "--store", dir, "packages", "assemble", "--platform", "linux/arm64", "-t", "root", "tool"); code != 0 || tagDigest(t, empty, "root@linux-arm64") != tagDigest(t, dir, "root@linux-arm64") {
+		t.Errorf("the root from the registry is %s, the store's %s (%d %s%s)", tagDigest(t, empty, "root@linux-arm64"), tagDigest(t, dir, "root@linux-arm64"), code, out, stderr)
+	}
+}
