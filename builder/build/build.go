@@ -254,6 +254,11 @@ func finishStored(ctx context.Context, opts Options, s *Step, d v1.Descriptor) e
 	if _, err := opts.Store.WriteReferrer(ctx, d, SPDXMediaType, SPDXMediaType, sbom, annotations); err != nil {
 		return fmt.Errorf("stage %s: store its SBOM: %w", s.Name(), err)
 	}
+	if s.Recipe.Output.Packages != "" {
+		if err := writePackageSBOMs(ctx, opts.Store, s, d, epochOf(opts.PlanOptions)); err != nil {
+			return fmt.Errorf("stage %s: its packages' SBOMs: %w", s.Name(), err)
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
@@ -393,6 +395,29 @@ func TestStagePackagesWithoutRoot(t *testing.T) {
 	}
 	if len(pkg.Sources) != 1 || pkg.Sources[0].Name != "busybox" || len(pkg.Sources[0].SHA256) != 64 || !slices.Equal(pkg.Files, []string{"/usr/bin/busybox"}) {
 		t.Errorf("busybox package: %+v", pkg)
+	}
+	// Each package has an SBOM beside it: SPDX 2.3, naming it, its sources and the stage.
+	bbDigest := digestOf(t, bb)
+	refs, err := f.st.Referrers(bbDigest, build.SPDXMediaType)
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("busybox package's SBOMs: %v %v", refs, err)
+	}
+	sbom, err := f.st.ReferrerData(refs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(sbom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spdxSchema(t).Validate(inst); err != nil {
+		t.Errorf("the package's SBOM is not SPDX 2.3: %v\n%s", err, sbom)
+	}
+	for _, want := range []string{`"name": "package busybox 1.35.0 for linux/arm64"`, `"checksumValue": "` + bbDigest.Hex + `"`,
+		`"checksumValue": "` + pkg.Sources[0].SHA256 + `"`, `"relationshipType": "BUILD_TOOL_OF"`, `"checksumValue": "` + root.Descriptor.Digest.Hex + `"`} {
+		if !strings.Contains(string(sbom), want) {
+			t.Errorf("the package's SBOM lacks %s:\n%s", want, sbom)
+		}
 	}
 	for _, e := range layerPaths(t, firstLayer(t, img)) {
 		if strings.HasPrefix(e, "pkgs") {

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -9,9 +10,12 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder/cachekey"
+	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/stages"
 )
 
@@ -204,4 +208,83 @@ func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
 		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "CONTAINS", id})
 	}
 	return json.MarshalIndent(doc, "", "  ")
+}
+
+// PackageSBOM is an SPDX 2.3 JSON document for the package image d: the package (name,
+// version, digest, platform), each source it was built from (checksum, origin, licence) and
+// the stage image that made it. The same package of the same stage gives the same bytes.
+func PackageSBOM(pkg packages.Package, d v1.Descriptor, stage string, stageDigest v1.Hash, epoch time.Time) ([]byte, error) {
+	doc := spdxDoc{
+		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
+		Name:              "package " + pkg.Name + " " + pkg.Version + " for " + platform.String(pkg.Platform),
+		DocumentNamespace: EmbeddedSource + "/spdx/package/" + pkg.Name + "/" + platform.Slug(pkg.Platform) + "/" + d.Digest.Hex,
+		CreationInfo: spdxCreation{
+			Created:  epoch.UTC().Format(time.RFC3339),
+			Creators: []string{"Tool: serpent-oci-" + strings.ReplaceAll(FormatVersion, "/", "-")},
+			Comment:  "Created is the stage's SOURCE_DATE_EPOCH, not the time of the build.",
+		},
+	}
+	doc.Packages = append(doc.Packages, spdxPackage{
+		Name: pkg.Name, SPDXID: "SPDXRef-Package", VersionInfo: pkg.Version,
+		DownloadLocation: "NOASSERTION", LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+		Checksums:             []spdxChecksum{{"SHA256", d.Digest.Hex}},
+		PrimaryPackagePurpose: "INSTALL",
+		Comment:               fmt.Sprintf("package image %s for %s: %d files under /usr", d.Digest, platform.String(pkg.Platform), len(pkg.Files)),
+	}, spdxPackage{
+		Name: stage, SPDXID: "SPDXRef-Stage", DownloadLocation: "NOASSERTION",
+		LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+		Checksums: []spdxChecksum{{"SHA256", stageDigest.Hex}}, PrimaryPackagePurpose: "CONTAINER",
+		Comment: "the stage image that built the package: OCI image manifest " + stageDigest.String(),
+	})
+	doc.Relationships = append(doc.Relationships,
+		spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Package"},
+		spdxRelationship{"SPDXRef-Stage", "BUILD_TOOL_OF", "SPDXRef-Package"})
+	for _, src := range pkg.Sources {
+		p := spdxPackage{
+			Name: src.Name, SPDXID: "SPDXRef-Source-" + spdxIDUnsafe.ReplaceAllString(src.Name, "-"),
+			DownloadLocation: "NOASSERTION", Checksums: []spdxChecksum{{"SHA256", src.SHA256}},
+			LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
+			PrimaryPackagePurpose: "SOURCE", SourceInfo: "origin " + src.Origin,
+		}
+		if strings.HasPrefix(src.Origin, "https://") || strings.HasPrefix(src.Origin, "http://") {
+			p.DownloadLocation = src.Origin
+		}
+		if src.Licence != "" {
+			p.LicenseDeclared = src.Licence
+		}
+		doc.Packages = append(doc.Packages, p)
+		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Package", "GENERATED_FROM", p.SPDXID})
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// writePackageSBOMs stores the SBOM of each package the stage image d records (those in the
+// store), beside the package image as a referrer, as the stage's own is beside it.
+func writePackageSBOMs(ctx context.Context, st *store.Store, s *Step, d v1.Descriptor, epoch time.Time) error {
+	img, err := st.ImageByDigest(d)
+	if err != nil {
+		return err
+	}
+	installed, imgs, err := recordedPackages(ctx, st, s.Tag.String(), img, true)
+	if err != nil {
+		return err
+	}
+	for i, pi := range imgs {
+		pkg, err := packages.Read(pi)
+		if err != nil {
+			return fmt.Errorf("package %s: %w", installed[i].Name, err)
+		}
+		pd, err := partial.Descriptor(pi)
+		if err != nil {
+			return err
+		}
+		sbom, err := PackageSBOM(pkg, *pd, s.Tag.String(), d.Digest, epoch)
+		if err != nil {
+			return err
+		}
+		if _, err := st.WriteReferrer(ctx, *pd, SPDXMediaType, SPDXMediaType, sbom, nil); err != nil {
+			return fmt.Errorf("package %s: store its SBOM: %w", pkg.Name, err)
+		}
+	}
+	return nil
 }

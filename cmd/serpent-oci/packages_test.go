@@ -11,6 +11,7 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/oci/packages"
 	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/registry"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
@@ -127,8 +128,35 @@ func TestPackagesFromARegistry(t *testing.T) {
 	host, blobGets := registrytest.InMemoryCountingBlobGets(t)
 	repo := host + "/serpent/packages:1"
 	insecure := []string{"--insecure-registry", host}
+	// A package's SBOM goes with the repository, as a referrer of the package.
+	st := openStore(t, dir)
+	var tooldesc v1.Descriptor
+	idx, err := st.Index(build.RepositoryName("stage3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := packages.Entries(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name == "tool" {
+			tooldesc = e.Descriptor
+		}
+	}
+	if _, err := st.WriteReferrer(context.Background(), tooldesc, build.SPDXMediaType, build.SPDXMediaType, []byte(`{"spdxVersion": "SPDX-2.3"}`), nil); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, stderr := cli(t, append([]string{"--store", dir, "push", "stage3/packages", repo}, insecure...)...); code != 0 {
 		t.Fatalf("push the repository: %d %s", code, stderr)
+	}
+	client := registry.New(registry.Options{Insecure: []string{host}})
+	pushed, err := client.ParseReference(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refs, err := client.Referrers(context.Background(), pushed.Context().Digest(tooldesc.Digest.String()), build.SPDXMediaType); err != nil || len(refs) != 1 {
+		t.Errorf("the tool package's SBOMs in the registry: %v %v", refs, err)
 	}
 	empty := filepath.Join(t.TempDir(), "empty")
 	remote := append([]string{"--repo", repo, "--platform", "linux/arm64"}, insecure...)
