@@ -248,7 +248,7 @@ func loadTargets(fsys fs.FS, set *Set) error {
 		k, v := m.Content[i], m.Content[i+1]
 		p, err := platform.Parse(k.Value)
 		if err != nil {
-			return &Error{File: TargetsFile, Line: k.Line, Field: k.Value, Msg: err.Error()}
+			return &Error{File: TargetsFile, Line: k.Line, Field: k.Value, Err: err}
 		}
 		vars := map[string]string{}
 		if err := v.Decode(&vars); err != nil {
@@ -281,7 +281,7 @@ func YAMLError(file string, err error) error {
 			}
 		}
 	}
-	return &Error{File: file, Line: line, Msg: msg}
+	return &Error{File: file, Line: line, Msg: msg, Err: err}
 }
 
 func loadProfileFile(fsys fs.FS, file string, set *Set) error {
@@ -776,7 +776,7 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 		}
 		for i, f := range r.rawFiles {
 			if err := readTree(fsys, f, r.Files); err != nil {
-				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "files", i), Field: fmt.Sprintf("files[%d]", i), Msg: err.Error()})
+				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "files", i), Field: fmt.Sprintf("files[%d]", i), Err: err})
 			}
 		}
 	}

@@ -1,7 +1,9 @@
 package stages
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -200,7 +202,16 @@ func TestLoadRejects(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Load error:\n%v\nwant one containing:\n%s", err, tt.want)
 			}
+			var se *Error
+			if !errors.As(err, &se) {
+				t.Errorf("%v: not a *stages.Error", err)
+			}
 		})
+	}
+	// The cause stays inside: errors.Is sees through the position.
+	_, err := Load(set(withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nfiles: [patches]\n")))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing files entry: %v, want it to be fs.ErrNotExist", err)
 	}
 }
 
