@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -79,10 +81,33 @@ func BenchmarkPushPull(b *testing.B) {
 	skPush := skopeo("--dest-cert-dir", d.CertDir, "--dest-creds", creds, "oci:"+st.Dir()+":"+refName, "docker://"+d.Addr+"/skopeo/r1:1")
 	skPull := skopeo("--src-cert-dir", d.CertDir, "--src-creds", creds, "docker://"+d.Addr+"/skopeo/r1:1", "oci:"+filepath.Join(b.TempDir(), "layout")+":pulled")
 
+	// crane, the library the crane CLI is (go-containerregistry's, which serpent-oci's
+	// registry code is built on): push the same image, and pull it into an OCI layout as
+	// `crane pull --format=oci` does.
+	craneOpts := []crane.Option{crane.WithContext(ctx), crane.WithTransport(d.Transport()), crane.WithAuth(&authn.Basic{Username: d.User, Password: d.Password})}
+	start := time.Now()
+	if err := crane.Push(img, d.Addr+"/crane/r1:1", craneOpts...); err != nil {
+		b.Fatalf("crane push: %v", err)
+	}
+	crPush := time.Since(start)
+	start = time.Now()
+	pulled, err := crane.Pull(d.Addr+"/crane/r1:1", craneOpts...)
+	if err == nil {
+		err = crane.SaveOCI(pulled, filepath.Join(b.TempDir(), "crane-layout"))
+	}
+	if err != nil {
+		b.Fatalf("crane pull: %v", err)
+	}
+	crPull := time.Since(start)
+
 	fmt.Printf("\npush and pull of %s (%d MB compressed) on loopback, TLS, docker-registry\n", tag, size>>20)
 	fmt.Printf("  %-22s %8.2fs   skopeo copy %8.2fs  %5.2fx serpent-oci's time\n", "push (new repository)", push.Seconds(), skPush.Seconds(), skPush.Seconds()/push.Seconds())
 	fmt.Printf("  %-22s %8.2fs   skopeo copy %8.2fs  %5.2fx serpent-oci's time\n", "pull (fresh store)", pull.Seconds(), skPull.Seconds(), skPull.Seconds()/pull.Seconds())
+	fmt.Printf("  %-22s %8.2fs   crane       %8.2fs  %5.2fx serpent-oci's time\n", "push (new repository)", push.Seconds(), crPush.Seconds(), crPush.Seconds()/push.Seconds())
+	fmt.Printf("  %-22s %8.2fs   crane       %8.2fs  %5.2fx serpent-oci's time\n", "pull (fresh store)", pull.Seconds(), crPull.Seconds(), crPull.Seconds()/pull.Seconds())
 	fmt.Printf("  %-22s %d blob bytes uploaded\n", "second push", again.Uploaded)
+	b.ReportMetric(crPush.Seconds()/push.Seconds(), "x-crane-push")
+	b.ReportMetric(crPull.Seconds()/pull.Seconds(), "x-crane-pull")
 	b.ReportMetric(skPush.Seconds()/push.Seconds(), "x-skopeo-push")
 	b.ReportMetric(skPull.Seconds()/pull.Seconds(), "x-skopeo-pull")
 	b.ReportMetric(float64(again.Uploaded), "B-second-push")
