@@ -4,7 +4,7 @@
 # (snapshots, mounts, capture, compression, store), and the emulated-to-native ratio of the
 # stages that run on the target (stage2.5, stage3: arm64 under qemu against amd64 natively).
 # PROFILE=full benchmarks the full profile; its default rebuilds stage2 and what follows (the
-# llvm stage is hours: its figures are in the README, and --rebuild llvm measures it again).
+# llvm stage is hours: its figures are in docs/results.md, and --rebuild llvm measures it again).
 # ACCELERATOR=REF (an accelerator image, full/llvm-accel-for-linux-arm64 for the full profile)
 # then rebuilds arm64's stage2.5 and stage3 once more with it and adds their accelerated time,
 # its ratio to native, and whether the accelerated image is the emulated one (same digest).
