@@ -201,7 +201,7 @@ func FuzzExtract(f *testing.F) {
 }
 
 // TestDecompressFindsCorruption: a gzip layer cut short fails its extraction, whether unpigz
-// or pgzip inflates it.
+// or pgzip inflates it, from a stream or from a blob file (which unpigz reads itself).
 func TestDecompressFindsCorruption(t *testing.T) {
 	testenv.RequireRoot(t)
 	var buf bytes.Buffer
@@ -218,14 +218,32 @@ func TestDecompressFindsCorruption(t *testing.T) {
 			data []byte
 			ok   bool
 		}{{whole, true}, {cut, false}} {
-			rc, err := Decompress(io.NopCloser(bytes.NewReader(tc.data)))
-			if err != nil {
+			file := filepath.Join(t.TempDir(), "blob")
+			if err := os.WriteFile(file, tc.data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			err = Extract(context.Background(), t.TempDir(), rc, Dir)
-			rc.Close()
-			if (err == nil) != tc.ok {
-				t.Errorf("pigz disabled %q, whole %v: %v", disable, tc.ok, err)
+			for _, from := range []string{"stream", "file"} {
+				var in io.ReadCloser = io.NopCloser(bytes.NewReader(tc.data))
+				if from == "file" {
+					f, err := os.Open(file)
+					if err != nil {
+						t.Fatal(err)
+					}
+					in = f
+				}
+				rc, err := Decompress(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir := t.TempDir()
+				err = Extract(context.Background(), dir, rc, Dir)
+				rc.Close()
+				if (err == nil) != tc.ok {
+					t.Errorf("pigz disabled %q, from a %s, whole %v: %v", disable, from, tc.ok, err)
+				}
+				if b, _ := os.ReadFile(filepath.Join(dir, "f")); tc.ok && string(b) != strings.Repeat("data ", 100000) {
+					t.Errorf("pigz disabled %q, from a %s: f holds %d bytes", disable, from, len(b))
+				}
 			}
 		}
 	}

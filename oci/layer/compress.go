@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
+	"golang.org/x/sys/unix"
 )
 
 // Compression names how a layer's tar stream is compressed.
@@ -99,8 +100,22 @@ func Decompress(r io.ReadCloser) (io.ReadCloser, error) {
 	}
 	switch {
 	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
-		if rc, ok := unpigz(br, r); ok {
+		// A blob file goes to unpigz as its stdin itself, from its start (what was peeked is
+		// read again): no goroutine copies it into a pipe.
+		var in io.Reader = br
+		if f, ok := r.(*os.File); ok {
+			if off, err := f.Seek(0, io.SeekCurrent); err == nil && off == int64(br.Buffered()) {
+				if _, err := f.Seek(0, io.SeekStart); err == nil {
+					in = f
+				}
+			}
+		}
+		if rc, ok := unpigz(in, r); ok {
 			return rc, nil
+		}
+		if in != io.Reader(br) {
+			// unpigz is not there: the file is at its start again, read it anew.
+			br.Reset(r)
 		}
 		zr, err := pgzip.NewReaderN(br, gzipBlockSize, 2*runtime.GOMAXPROCS(0))
 		if err != nil {
@@ -144,15 +159,23 @@ func unpigz(r io.Reader, blob io.Closer) (io.ReadCloser, bool) {
 	if err != nil {
 		return nil, false
 	}
+	if f, ok := out.(*os.File); ok {
+		// A pipe of 1 MiB, read blocking (Fd leaves the poller): unpigz writes a megabyte at a
+		// time, and the reader is woken once for it, not for each 64 KiB.
+		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, false
 	}
-	return &pigzReader{cmd: cmd, out: out, stderr: &stderr, blob: blob}, true
+	// The tar reader asks for 512-byte headers and small files: read the pipe in large
+	// pieces, not a syscall (and a wake-up of the poller) each.
+	return &pigzReader{cmd: cmd, out: out, buf: bufio.NewReaderSize(out, 1<<20), stderr: &stderr, blob: blob}, true
 }
 
 type pigzReader struct {
 	cmd    *exec.Cmd
 	out    io.ReadCloser
+	buf    *bufio.Reader
 	stderr *bytes.Buffer
 	blob   io.Closer
 	done   bool
@@ -160,7 +183,7 @@ type pigzReader struct {
 }
 
 func (p *pigzReader) Read(b []byte) (int, error) {
-	n, err := p.out.Read(b)
+	n, err := p.buf.Read(b)
 	if err == io.EOF && !p.done {
 		p.done = true
 		if werr := p.cmd.Wait(); werr != nil {
