@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/oci/packages"
