@@ -20,9 +20,9 @@ type pushFlags struct {
 const pushToReferences = "(each -t)"
 
 func (p *pushFlags) register(fs *pflag.FlagSet, what string) {
-	fs.StringVar(&p.push, "push", "", "push "+what+", one image per platform, as one multi-platform index: to `REF` (--push REF), or alone to each -t reference")
+	fs.StringVar(&p.push, "push", "", "push "+what+", one image per platform, as one multi-platform index: to REF (--push REF), or alone to each -t reference")
 	fs.Lookup("push").NoOptDefVal = pushToReferences
-	fs.StringArrayVarP(&p.refs, "reference", "t", nil, "registry reference (`REGISTRY/REPO[:TAG]`) --push sends "+what+" to, as buildx's -t (repeatable)")
+	fs.StringArrayVarP(&p.refs, "reference", "t", nil, "registry reference (REGISTRY/REPO[:TAG]) --push sends "+what+" to, as buildx's -t (repeatable)")
 }
 
 // references are where the result goes: --push's reference and each -t, in that order (none
