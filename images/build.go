@@ -94,9 +94,7 @@ func Build(ctx context.Context, s *Spin, opts Options) ([]Result, error) {
 	if len(plats) == 0 {
 		plats = s.Platforms
 	}
-	if len(plats) == 0 {
-		plats = []v1.Platform{platform.Host()}
-	}
+	plats = platform.OrHost(plats)
 	// The layers of steps stay untagged until the image is: keep gc out until then.
 	release, err := opts.Store.Hold(ctx)
 	if err != nil {

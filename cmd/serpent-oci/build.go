@@ -121,11 +121,7 @@ func (g *graphFlags) planOptions(st *store.Store, progress io.Writer) (build.Pla
 	if err != nil {
 		return opts, err
 	}
-	plats := g.plat
-	if len(plats) == 0 {
-		plats = platform.List{platform.Host()}
-	}
-	opts = build.PlanOptions{Store: st, Set: set, Platforms: plats, Epoch: epoch, NoCache: g.noCache, Rebuild: g.rebuild}
+	opts = build.PlanOptions{Store: st, Set: set, Platforms: platform.OrHost(g.plat), Epoch: epoch, NoCache: g.noCache, Rebuild: g.rebuild}
 	if g.stagesDir == "" {
 		opts.RecipeSource = build.EmbeddedSource
 	}

@@ -108,9 +108,7 @@ serpent-oci import debian-rootfs.tar.xz --tag debian --platform amd64 --compress
 			if tag == "" {
 				return usagef("import: --tag is required")
 			}
-			if len(plat) == 0 {
-				plat = platform.List{platform.Host()}
-			}
+			plat = platform.OrHost(plat)
 			ref, err := refArg(tag, plat)
 			if err != nil {
 				return err

@@ -226,9 +226,7 @@ serpent-oci pull registry.example/serpent/stage3:2026.11 --platform linux/amd64,
 			if _, err := store.ParseRef(tag); err != nil {
 				return usagef("pull: --tag: %v", err)
 			}
-			if len(plat) == 0 {
-				plat = platform.List{platform.Host()}
-			}
+			plat = platform.OrHost(plat)
 			st, err := e.openStore(ctx)
 			if err != nil {
 				return err

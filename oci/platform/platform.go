@@ -134,3 +134,12 @@ func (l *List) Set(s string) error {
 
 // Type implements pflag.Value.
 func (l *List) Type() string { return "platforms" }
+
+// OrHost is ps, or the host's platform alone when ps names none: the one default of every
+// command and build that takes platforms.
+func OrHost(ps []v1.Platform) []v1.Platform {
+	if len(ps) == 0 {
+		return []v1.Platform{Host()}
+	}
+	return ps
+}

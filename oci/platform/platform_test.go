@@ -3,6 +3,8 @@ package platform
 import (
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func TestParse(t *testing.T) {
@@ -76,5 +78,15 @@ func TestUnameMachine(t *testing.T) {
 		if got := UnameMachine(MustParse(in)); got != want {
 			t.Errorf("UnameMachine(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestOrHost(t *testing.T) {
+	arm := MustParse("linux/arm64")
+	if got := OrHost(nil); len(got) != 1 || !Equal(got[0], Host()) {
+		t.Errorf("OrHost(nil) = %v, want the host's", got)
+	}
+	if got := OrHost([]v1.Platform{arm}); len(got) != 1 || !Equal(got[0], arm) {
+		t.Errorf("OrHost([arm64]) = %v", got)
 	}
 }
