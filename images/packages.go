@@ -2,7 +2,6 @@ package images
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -13,15 +12,11 @@ import (
 // installedIn is what a root records of its packages (AnnotationPackages, as assembled roots
 // and spins with packages steps carry it): nothing for an image that is not such a root.
 func installedIn(img v1.Image) []packages.Installed {
-	m, err := img.Manifest()
+	installed, _, err := packages.Recorded(img)
 	if err != nil {
 		return nil
 	}
-	var out []packages.Installed
-	if json.Unmarshal([]byte(m.Annotations[packages.AnnotationPackages]), &out) != nil {
-		return nil
-	}
-	return out
+	return installed
 }
 
 // stepPackages resolves a packages step for p: the package images to stack, in the order a

@@ -181,17 +181,12 @@ var errNoPackages = errors.New("records no packages")
 // store lacks is left out (a stage pulled from a cache comes without its packages), else it is
 // an error that says so.
 func recordedPackages(ctx context.Context, st *store.Store, name string, img v1.Image, missingOK bool) ([]packages.Installed, []v1.Image, error) {
-	m, err := img.Manifest()
+	installed, ok, err := packages.Recorded(img)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	rec, ok := m.Annotations[packages.AnnotationPackages]
 	if !ok {
 		return nil, nil, fmt.Errorf("%s: %w (%s)", name, errNoPackages, packages.AnnotationPackages)
-	}
-	var installed []packages.Installed
-	if err := json.Unmarshal([]byte(rec), &installed); err != nil {
-		return nil, nil, fmt.Errorf("%s: %s: %w", name, packages.AnnotationPackages, err)
 	}
 	var found []packages.Installed
 	var imgs []v1.Image

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/serpent-os/serpent-oci/oci/atomicfile"
 	"github.com/serpent-os/serpent-oci/oci/store"
 )
 
@@ -61,19 +62,10 @@ func writeRecord(st *store.Store, dir string, tag store.Ref, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(d, ".record-*")
-	if err != nil {
+	return atomicfile.Write(filepath.Join(d, recordFile(tag)), func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(d, recordFile(tag)))
+	})
 }
 
 // removeRecord removes tag's record in dir, if any.

@@ -113,27 +113,24 @@ func pinPreferences(l *SeedLock, recipe []string, file string) error {
 
 // differences says how installed (an image's packages) differs from the lock's versions.
 func (l *SeedLock) differences(installed []DebianPackage) []PackageChange {
-	var lock []DebianPackage
-	for _, p := range l.Packages {
-		lock = append(lock, DebianPackage{p.Name, p.Version, p.Arch})
+	return packageChanges(formatInstalled(l.versions()), formatInstalled(installed))
+}
+
+// versions are the lock's packages without their digests.
+func (l *SeedLock) versions() []DebianPackage {
+	out := make([]DebianPackage, len(l.Packages))
+	for i, p := range l.Packages {
+		out[i] = DebianPackage{p.Name, p.Version, p.Arch}
 	}
-	return packageChanges(formatInstalled(lock), formatInstalled(installed))
+	return out
 }
 
 // agrees checks that a seed made with this lock pinned is what it locks: the same packages at
 // the same versions, from the same .deb files. A locked version missing from the archive's
 // package lists (apt installed another) is said as such.
 func (l *SeedLock) agrees(made *SeedLock, lists string) error {
-	var pkgs []DebianPackage
-	for _, p := range made.Packages {
-		pkgs = append(pkgs, DebianPackage{p.Name, p.Version, p.Arch})
-	}
-	if d := l.differences(pkgs); len(d) > 0 {
-		var locked []DebianPackage
-		for _, p := range l.Packages {
-			locked = append(locked, DebianPackage{p.Name, p.Version, p.Arch})
-		}
-		if gone := unlisted(locked, lists); len(gone) > 0 {
+	if d := l.differences(made.versions()); len(d) > 0 {
+		if gone := unlisted(l.versions(), lists); len(gone) > 0 {
 			return fmt.Errorf("it pins versions the archive no longer serves: %s (build without --seed-lock for the archive's versions, and write a new lock with serpent-oci seed-lock)", strings.Join(gone, ", "))
 		}
 		parts := make([]string, len(d))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/oci/atomicfile"
 	"github.com/serpent-os/serpent-oci/oci/layer"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"golang.org/x/sys/unix"
@@ -144,23 +145,14 @@ const whiteoutsSuffix = ".whiteouts"
 const maxWhiteoutsBytes = 64 << 20
 
 func writeWhiteouts(snapshot string, whiteouts []string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(snapshot), "."+filepath.Base(snapshot)+whiteoutsSuffix+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
 	var b strings.Builder
 	for _, w := range whiteouts {
 		b.WriteString(w + "\x00") // NUL-terminated: the one byte no path holds
 	}
-	if _, err := tmp.WriteString(b.String()); err != nil {
-		tmp.Close()
+	return atomicfile.Write(snapshot+whiteoutsSuffix, func(w io.Writer) error {
+		_, err := io.WriteString(w, b.String())
 		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), snapshot+whiteoutsSuffix)
+	})
 }
 
 // Whiteouts lists the overlayfs whiteouts of the snapshot at dir (a directory Prepare

@@ -111,3 +111,21 @@ func Assemble(base v1.Image, pkgs []v1.Image, p v1.Platform, epoch time.Time) (v
 	}
 	return mutate.Annotations(img, map[string]string{AnnotationPackages: string(b)}).(v1.Image), nil
 }
+
+// Recorded reads what a root's manifest records of its packages (AnnotationPackages, as
+// Assemble, a stage that makes packages and a spin with packages steps write it). ok is false
+// for an image that records none.
+func Recorded(img v1.Image) (installed []Installed, ok bool, err error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, false, err
+	}
+	rec, ok := m.Annotations[AnnotationPackages]
+	if !ok {
+		return nil, false, nil
+	}
+	if err := json.Unmarshal([]byte(rec), &installed); err != nil {
+		return nil, true, fmt.Errorf("%s: %w", AnnotationPackages, err)
+	}
+	return installed, true, nil
+}
