@@ -162,6 +162,15 @@ type meteredLayer struct {
 	m *progress.Meter
 }
 
+// VerifiesCompressed says whether the layer's stream checks itself (store.VerifiedLayer), so
+// that the store need not hash it again: go-containerregistry's remote images (Image, the
+// cache's lookups) hand out their layers as remote.MountableLayer, whose Compressed fails on
+// bytes that do not match the digest or the size (TestPullRefusesBlobsNotTheirDigest).
+func (l *meteredLayer) VerifiesCompressed() bool {
+	_, ok := l.Layer.(*remote.MountableLayer)
+	return ok
+}
+
 func (l *meteredLayer) Compressed() (io.ReadCloser, error) {
 	rc, err := l.Layer.Compressed()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -743,6 +744,106 @@ func TestPullRefusesImagesPastTheBounds(t *testing.T) {
 			}
 			if tags, _ := st.Tags(); len(tags) != 0 {
 				t.Errorf("a refused pull tagged %v", tags)
+			}
+		})
+	}
+}
+
+// TestPullRefusesBlobsNotTheirDigest: a registry that serves other bytes for a layer (one
+// byte changed, cut short, longer, or a Content-Length that lies) fails the pull with the
+// layer named; nothing is tagged, the store holds no blob under that digest, and no partial
+// file is left. The store hashes a pulled layer only once (the remote layer's stream checks
+// it: store.VerifiedLayer), so this is what keeps a pull honest.
+func TestPullRefusesBlobsNotTheirDigest(t *testing.T) {
+	ctx := context.Background()
+	img := testImage(t, arm64)
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		serve  func(w http.ResponseWriter, body []byte)
+		refuse bool
+	}{
+		{"served as it is", func(w http.ResponseWriter, body []byte) { w.Write(body) }, false},
+		{"one byte changed", func(w http.ResponseWriter, body []byte) {
+			body = bytes.Clone(body)
+			body[len(body)/2] ^= 0xff
+			w.Write(body)
+		}, true},
+		{"cut short", func(w http.ResponseWriter, body []byte) {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)-100))
+			w.Write(body[:len(body)-100])
+		}, true},
+		{"longer", func(w http.ResponseWriter, body []byte) {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)+100))
+			w.Write(append(bytes.Clone(body), make([]byte, 100)...))
+		}, true},
+		{"a Content-Length that lies", func(w http.ResponseWriter, body []byte) {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			w.Write(body[:len(body)-100])
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := registrytest.InMemory(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+bad.String()) {
+						h.ServeHTTP(w, r)
+						return
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, r)
+					w.Header().Set("Docker-Content-Digest", bad.String())
+					tc.serve(w, rec.Body.Bytes())
+				})
+			})
+			c := New(Options{Keychain: authn.NewMultiKeychain(), Backoff: fastBackoff})
+			dst := ref(t, c, host+"/serpent/stage3:test")
+			if _, err := c.Push(ctx, img, dst, PushOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			remoteImg, err := c.Image(ctx, dst, arm64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ls, err := (&meteredImage{Image: remoteImg}).Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := ls[0].(store.VerifiedLayer); !ok || !v.VerifiesCompressed() {
+				t.Errorf("a pulled layer (%T) does not say it checks its own stream", ls[0])
+			}
+
+			st := newStore(t)
+			_, err = c.Pull(ctx, st, dst, arm64, "stage3")
+			if n, b := st.SweepStaleBlobs(); n != 0 {
+				t.Errorf("the pull left %d partial blobs (%d bytes)", n, b)
+			}
+			if !tc.refuse {
+				if err != nil {
+					t.Fatalf("pull: %v", err)
+				}
+				if !st.HasBlob(bad) {
+					t.Errorf("pulled, but the store has no blob %s", bad)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), bad.String()) {
+				t.Fatalf("pull: %v, want an error naming layer %s", err, bad)
+			}
+			if tags, _ := st.Tags(); len(tags) != 0 {
+				t.Errorf("a refused pull tagged %v", tags)
+			}
+			if st.HasBlob(bad) {
+				t.Errorf("the store holds a blob %s after the registry served other bytes for it", bad)
+			}
+			if res, err := st.Fsck(ctx); err != nil || len(res.Problems) > 0 {
+				t.Errorf("fsck after a refused pull: %v %v", res.Problems, err)
 			}
 		})
 	}

@@ -28,7 +28,14 @@ type BlobWriter struct {
 	h    hash.Hash
 	n    int64
 	done bool
+	// flushed is how far the kernel was asked to start writing the file back (see Write).
+	flushed int64
 }
+
+// writebackChunk is how much of a blob is written before the kernel is asked to start writing
+// it back to disk. Commit's fsync then waits for the last chunk only, not for the whole blob
+// written back at once: on a pull of a 256 MB layer that wait was a third of the pull.
+const writebackChunk = 8 << 20
 
 // NewBlob starts a blob. The caller must Commit or Abort it, and should hold the store (Hold)
 // until whatever reaches the blob is tagged.
@@ -44,6 +51,18 @@ func (s *Store) NewBlob() (*BlobWriter, error) {
 		return nil, fmt.Errorf("lock temporary blob: %w", err)
 	}
 	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
+}
+
+// newVerifiedBlob starts a blob whose bytes come from a reader that checks them against the
+// digest itself (see VerifiedLayer): it is not hashed a second time, and Commit takes the
+// digest it is given.
+func (s *Store) newVerifiedBlob() (*BlobWriter, error) {
+	w, err := s.NewBlob()
+	if err != nil {
+		return nil, err
+	}
+	w.h = nil
+	return w, nil
 }
 
 const tempBlobPrefix = "blob-"
@@ -82,8 +101,16 @@ func (s *Store) SweepStaleBlobs() (int, int64) {
 // Write implements io.Writer.
 func (w *BlobWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
+	if w.h != nil {
+		w.h.Write(p[:n])
+	}
 	w.n += int64(n)
+	if w.n-w.flushed >= writebackChunk {
+		// Start the writeback, without waiting for it (git's core.fsyncMethod=batch does
+		// the same). Only a hint: where the filesystem refuses it, Commit's fsync does it all.
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.flushed, w.n-w.flushed, unix.SYNC_FILE_RANGE_WRITE)
+		w.flushed = w.n
+	}
 	return n, err
 }
 
@@ -94,7 +121,17 @@ func (w *BlobWriter) Commit(want *v1.Hash) (v1.Hash, int64, error) {
 		return v1.Hash{}, 0, errors.New("commit blob: already committed or aborted")
 	}
 	w.done = true
-	got := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.h.Sum(nil))}
+	var got v1.Hash
+	switch {
+	case w.h != nil:
+		got = v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", w.h.Sum(nil))}
+	case want != nil:
+		got = *want // its reader checked the bytes against it
+	default:
+		w.f.Close()
+		os.Remove(w.f.Name())
+		return v1.Hash{}, 0, errors.New("commit blob: a blob that was not hashed needs the digest its reader checked")
+	}
 	tmp := w.f.Name()
 	// The file stays open, and so locked, until it is renamed: SweepStaleBlobs removes a
 	// temporary blob the moment nobody holds its lock.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -479,5 +480,46 @@ func TestImageForTakesTheGivenPlatformOfAName(t *testing.T) {
 		if got := cfg.OS + "/" + cfg.Architecture; got != tt.want {
 			t.Errorf("ImageFor(%s, %s) read %s, want %s", tt.ref, platform.String(tt.p), got, tt.want)
 		}
+	}
+}
+
+// TestVerifiedBlobTakesTheCheckedDigest: a blob written from a stream that checked itself is
+// published under the digest it was checked against, and only with one: without it nothing is
+// published and no temporary file stays.
+func TestVerifiedBlobTakesTheCheckedDigest(t *testing.T) {
+	st, err := Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("layer bytes")
+	want := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(data))}
+	for _, tc := range []struct {
+		name string
+		want *v1.Hash
+		ok   bool
+	}{
+		{"with the digest", &want, true},
+		{"without one", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := st.newVerifiedBlob()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			if _, err := w.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			got, n, err := w.Commit(tc.want)
+			if tc.ok != (err == nil) {
+				t.Fatalf("commit: %v", err)
+			}
+			if tc.ok && (got != want || n != int64(len(data)) || !st.HasBlob(want)) {
+				t.Errorf("commit: %s, %d bytes, in store %v", got, n, st.HasBlob(want))
+			}
+			if n, _ := st.SweepStaleBlobs(); n != 0 {
+				t.Errorf("%d temporary blobs left", n)
+			}
+		})
 	}
 }
