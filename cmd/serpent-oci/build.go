@@ -37,7 +37,7 @@ type graphFlags struct {
 	sourcesDir string
 	seed       string
 	profile    string
-	epoch      string
+	epoch      epochFlag
 	accel      string
 	seedLock   string
 	reuseFlags
@@ -67,7 +67,7 @@ func (g *graphFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.profile, "profile", stages.DefaultProfile, "recipe profile: small (tcc in stage2) or full (the LLVM toolchain in stage2); a --stages set's profiles/ names its own")
 	fs.StringVar(&g.seed, "seed", "", "image to use for \"from: image:seed\": a store tag, or a registry reference")
 	fs.StringVar(&g.seedLock, "seed-lock", "", "pin the seed to this lock (serpent-oci seed-lock writes one): its packages at their versions, from the same .deb files")
-	fs.StringVar(&g.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH for every stage (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+	addEpochFlag(fs, &g.epoch, "the time of every stage's files and images")
 	fs.StringVar(&g.accel, "accelerator", "", "a one-layer image of host-native tools (store tag or registry reference) mounted at "+build.AcceleratorDir+" and first on PATH in the emulated stages whose recipe says accelerate: true; the image is the emulated build's. One a stage of the set makes (the full profile's: full/llvm-accel-for-linux-arm64, stage llvm-accel) is built first by build when missing")
 }
 
@@ -117,7 +117,7 @@ func (g *graphFlags) planOptions(st *store.Store, progress io.Writer) (build.Pla
 	if err != nil {
 		return opts, err
 	}
-	epoch, err := parseEpoch(g.epoch)
+	epoch, err := g.epoch.Time()
 	if err != nil {
 		return opts, err
 	}

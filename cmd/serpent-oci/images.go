@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,7 +82,7 @@ func importCommand() *command {
 	var (
 		tag, compression string
 		plat             platform.List
-		epoch            string
+		epoch            epochFlag
 	)
 	return &command{
 		name:    "import",
@@ -99,7 +97,7 @@ serpent-oci import debian-rootfs.tar.xz --tag debian --platform amd64 --compress
 			fs.StringVarP(&tag, "tag", "t", "", "tag for the new image (required)")
 			fs.Var(&plat, "platform", "platform of the image's binaries, os/arch[/variant] (default: the host's)")
 			fs.StringVar(&compression, "compression", "gzip", "layer compression: gzip, zstd or none")
-			fs.StringVar(&epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "clamp mtimes to this Unix time (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+			addEpochFlag(fs, &epoch, "mtimes are clamped to this time")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
@@ -117,7 +115,7 @@ serpent-oci import debian-rootfs.tar.xz --tag debian --platform amd64 --compress
 			if err != nil {
 				return usageError{err: err}
 			}
-			sde, err := parseEpoch(epoch)
+			sde, err := epoch.Time()
 			if err != nil {
 				return err
 			}
@@ -136,17 +134,6 @@ serpent-oci import debian-rootfs.tar.xz --tag debian --platform amd64 --compress
 			return nil
 		},
 	}
-}
-
-func parseEpoch(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return time.Time{}, usagef("source date epoch %q: want a Unix time in seconds", s)
-	}
-	return time.Unix(n, 0).UTC(), nil
 }
 
 func exportCommand() *command {

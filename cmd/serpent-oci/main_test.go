@@ -119,6 +119,9 @@ func TestExitCodes(t *testing.T) {
 		{"shell of no such stage", []string{"shell", "stage9", "--platform", "linux/amd64"}, 1, `no stage is named "stage9"`},
 		{"build --spin with a stage flag", []string{"build", "--spin", "spin.yaml", "--no-cache", "--rebuild", "stage2"}, 2, "build --spin: --no-cache, --rebuild: not for a spin"},
 		{"build --spin with a cache", []string{"build", "--spin", "spin.yaml", "--cache-from", "127.0.0.1:1/c"}, 2, "build --spin: --cache-from: not for a spin"},
+		{"a bad epoch", []string{"import", src, "--tag", "x", "--source-date-epoch", "yesterday"}, 2, `invalid argument "yesterday" for "--source-date-epoch" flag: want a Unix time in seconds`},
+		{"a negative epoch", []string{"build", "stage2", "--source-date-epoch", "-5"}, 2, `invalid argument "-5" for "--source-date-epoch" flag`},
+		{"an epoch", []string{"import", src, "--tag", "dated", "--source-date-epoch", "86400"}, 0, ""},
 		{"version", []string{"version"}, 0, ""},
 		{"--version", []string{"--version"}, 0, ""},
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,7 +22,7 @@ func packagesCommand() *command {
 		repo  string
 		plat  string
 		tag   string
-		epoch string
+		epoch epochFlag
 		rf    registryFlags
 	)
 	return &command{
@@ -54,7 +53,7 @@ serpent-oci packages list --repo registry.example/serpent/packages:2026.12`,
 			rf.register(fs)
 			fs.StringVar(&plat, "platform", "", "the platform to resolve and assemble for (default: the host's)")
 			fs.StringVarP(&tag, "tag", "t", "", "assemble: the tag of the root")
-			fs.StringVar(&epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "assemble: the root's time, a Unix time (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+			addEpochFlag(fs, &epoch, "assemble: the root's time")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) == 0 {
@@ -127,7 +126,7 @@ serpent-oci packages list --repo registry.example/serpent/packages:2026.12`,
 				}
 				return nil
 			}
-			t, err := parseEpoch(epoch)
+			t, err := epoch.Time()
 			if err != nil {
 				return err
 			}

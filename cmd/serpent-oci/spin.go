@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -20,7 +19,7 @@ type spinFlags struct {
 	tag   string
 	push  pushFlags
 	pull  bool
-	epoch string
+	epoch epochFlag
 	reg   registryFlags
 }
 
@@ -29,7 +28,7 @@ type spinFlags struct {
 func (f *spinFlags) register(fs *pflag.FlagSet) {
 	fs.Var(&f.plat, "platform", "platforms to build, comma-separated (default: the spin's platforms, else the host's)")
 	fs.StringVar(&f.tag, "tag", "", "store tag of the result (default: the spin's name)")
-	fs.StringVar(&f.epoch, "source-date-epoch", os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH of the result (default $SOURCE_DATE_EPOCH, else 2020-08-16)")
+	addEpochFlag(fs, &f.epoch, "the time of the result's files and image")
 	fs.BoolVar(&f.pull, "pull", false, "resolve the base reference afresh instead of using the digest recorded at the last build")
 	f.push.register(fs, "the result")
 	f.reg.register(fs)
@@ -72,7 +71,7 @@ func (f *spinFlags) build(ctx context.Context, e *env, file string) error {
 	if err != nil {
 		return err
 	}
-	epoch, err := parseEpoch(f.epoch)
+	epoch, err := f.epoch.Time()
 	if err != nil {
 		return err
 	}
