@@ -145,11 +145,7 @@ type rawSpin struct {
 	Steps       []yaml.Node `yaml:"steps"`
 }
 
-var (
-	spinNameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
-	envKeyRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	ownerRE    = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
-)
+var ownerRE = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
 
 // Load reads and checks the spin definition in file. Every error names the file, the line and
 // the field at fault; copy sources must exist beside the definition.
@@ -182,18 +178,7 @@ func Parse(file, dir string, data []byte) (*Spin, error) {
 	if err != nil {
 		return nil, err
 	}
-	top := doc
-	if top.Kind == yaml.DocumentNode && len(top.Content) > 0 {
-		top = top.Content[0]
-	}
-	at := func(field string) int {
-		for i := 0; i+1 < len(top.Content); i += 2 {
-			if top.Content[i].Value == field {
-				return top.Content[i].Line
-			}
-		}
-		return top.Line
-	}
+	at := func(field string) int { return stages.LineOf(doc, field) }
 	fail := func(line int, field, format string, args ...any) (*Spin, error) {
 		return nil, &stages.Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -203,7 +188,7 @@ func Parse(file, dir string, data []byte) (*Spin, error) {
 	if s.Name == "" {
 		s.Name = base
 	}
-	if !spinNameRE.MatchString(s.Name) {
+	if !stages.ValidName(s.Name) {
 		return fail(at("name"), "name", "%q: use lower-case letters, digits and . _ - between them", s.Name)
 	}
 	s.FromLine = at("from")
@@ -359,7 +344,7 @@ func parseStep(file, dir string, i int, n *yaml.Node) (Step, error) {
 			return fail(main.Line, mainField, "want at least one NAME: value")
 		}
 		for k := range st.Vars {
-			if st.Kind == Env && !envKeyRE.MatchString(k) {
+			if st.Kind == Env && !stages.ValidEnvKey(k) {
 				return fail(main.Line, mainField+"."+k, "not a valid variable name")
 			}
 		}

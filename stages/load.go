@@ -165,6 +165,13 @@ var (
 	annotationKeyRE = regexp.MustCompile(`^[a-z0-9]+(\.[a-z0-9-]+)+$`)
 )
 
+// ValidName reports whether s may name a stage, an image of a set or a spin: lower-case
+// letters and digits, with single . _ - between them (a tag's name part).
+func ValidName(s string) bool { return stageNameRE.MatchString(s) }
+
+// ValidEnvKey reports whether s may name an environment variable of a recipe or a spin.
+func ValidEnvKey(s string) bool { return envKeyRE.MatchString(s) }
+
 // Load reads and validates the recipe set at the root of fsys. It reports every problem it
 // finds, each naming its file, line and field.
 func Load(fsys fs.FS) (*Set, error) { return load(fsys, "") }
@@ -299,13 +306,13 @@ func loadProfileFile(fsys fs.FS, file string, set *Set) error {
 	}
 	for _, k := range slices.Sorted(maps.Keys(raw.Images)) {
 		if !stageNameRE.MatchString(k) || raw.Images[k] == "" {
-			return &Error{File: file, Line: lineOf(doc, "images", k), Field: "images." + k, Msg: "want an image name mapped to a store tag or registry reference"}
+			return &Error{File: file, Line: LineOf(doc, "images", k), Field: "images." + k, Msg: "want an image name mapped to a store tag or registry reference"}
 		}
 	}
 	set.Images = raw.Images
 	for i, name := range raw.Without {
 		if !stageNameRE.MatchString(name) {
-			return &Error{File: file, Line: lineOf(doc, "without", i), Field: fmt.Sprintf("without[%d]", i), Msg: fmt.Sprintf("%q is not a stage name", name)}
+			return &Error{File: file, Line: LineOf(doc, "without", i), Field: fmt.Sprintf("without[%d]", i), Msg: fmt.Sprintf("%q is not a stage name", name)}
 		}
 	}
 	set.without = raw.Without
@@ -331,7 +338,7 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 		return nil, err
 	}
 	at := func(field string, path ...any) *Error {
-		return &Error{File: file, Line: lineOf(doc, path...), Field: field}
+		return &Error{File: file, Line: LineOf(doc, path...), Field: field}
 	}
 	fail := func(e *Error, format string, args ...any) (*Recipe, error) {
 		e.Msg = fmt.Sprintf(format, args...)
@@ -339,7 +346,7 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	}
 
 	base := strings.TrimSuffix(strings.TrimSuffix(path.Base(file), ".yaml"), ".yml")
-	r := &Recipe{Name: raw.Name, Description: raw.Description, File: file, Env: raw.Env, Network: raw.Network, Tools: raw.Tools}
+	r := &Recipe{Name: raw.Name, Description: raw.Description, File: file, Env: raw.Env, Network: raw.Network, Tools: raw.Tools, doc: doc}
 	if r.Name == "" {
 		r.Name = base
 	}
@@ -707,9 +714,13 @@ func parseOutput(n *yaml.Node) (Output, error) {
 	return Output{}, errors.New("want layer, or rootfs: DIR (with for: host for an image of host tools)")
 }
 
-// lineOf finds the line of the node at path (mapping keys and sequence indexes) in doc, or of
-// the deepest part of the path that exists.
-func lineOf(doc *yaml.Node, path ...any) int {
+// LineOf finds the line of the node at path (mapping keys and sequence indexes) in doc, or of
+// the deepest part of the path that exists (0 without a document). Recipe sets and spins name
+// lines with it.
+func LineOf(doc *yaml.Node, path ...any) int {
+	if doc == nil {
+		return 0
+	}
 	n := doc
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
@@ -748,17 +759,14 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 	var errs []error
 	for _, name := range s.Names() {
 		r := s.Recipes[name]
-		data, _ := readSetFile(fsys, r.File)
-		var doc yaml.Node
-		_ = yaml.Unmarshal(data, &doc)
 		if r.From.Kind == FromStage {
 			base, ok := s.Recipes[r.From.Ref]
 			switch {
 			case !ok:
-				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "from"), Field: "from",
+				errs = append(errs, &Error{File: r.File, Line: LineOf(r.doc, "from"), Field: "from",
 					Msg: fmt.Sprintf("no stage is named %q (stages: %s; an image is written image:REF)", r.From.Ref, strings.Join(s.Names(), ", "))})
 			case r.From.Packages && base.Output.Packages == "":
-				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "from"), Field: "from",
+				errs = append(errs, &Error{File: r.File, Line: LineOf(r.doc, "from"), Field: "from",
 					Msg: fmt.Sprintf("packages:%s: stage %s makes no packages (its output names no packages: DIR)", base.Name, base.Name)})
 			}
 		}
@@ -767,16 +775,16 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 			b, err := readSetFile(fsys, p)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
-				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "script"), Field: "script", Msg: fmt.Sprintf("%s does not exist beside the recipe", r.Script)})
+				errs = append(errs, &Error{File: r.File, Line: LineOf(r.doc, "script"), Field: "script", Msg: fmt.Sprintf("%s does not exist beside the recipe", r.Script)})
 			case err != nil:
-				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "script"), Field: "script", Msg: fmt.Sprintf("%s: %v", r.Script, pathError(err))})
+				errs = append(errs, &Error{File: r.File, Line: LineOf(r.doc, "script"), Field: "script", Msg: fmt.Sprintf("%s: %v", r.Script, pathError(err))})
 			default:
 				r.Files[p] = b
 			}
 		}
 		for i, f := range r.rawFiles {
 			if err := readTree(fsys, f, r.Files); err != nil {
-				errs = append(errs, &Error{File: r.File, Line: lineOf(&doc, "files", i), Field: fmt.Sprintf("files[%d]", i), Err: err})
+				errs = append(errs, &Error{File: r.File, Line: LineOf(r.doc, "files", i), Field: fmt.Sprintf("files[%d]", i), Err: err})
 			}
 		}
 	}
@@ -790,10 +798,7 @@ func (s *Set) checkGraph(fsys fs.FS) []error {
 			if i := indexOf(seen, r.From.Ref); i >= 0 {
 				cycle := append(seen[i:], r.From.Ref)
 				first := s.Recipes[name]
-				data, _ := readSetFile(fsys, first.File)
-				var doc yaml.Node
-				_ = yaml.Unmarshal(data, &doc)
-				return []error{&Error{File: first.File, Line: lineOf(&doc, "from"), Field: "from", Msg: "cycle: " + strings.Join(cycle, " → ")}}
+				return []error{&Error{File: first.File, Line: LineOf(first.doc, "from"), Field: "from", Msg: "cycle: " + strings.Join(cycle, " → ")}}
 			}
 			seen = append(seen, r.From.Ref)
 		}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"go.yaml.in/yaml/v3"
 )
 
 // RunsOn says where a stage's script runs.
@@ -173,6 +174,8 @@ type Recipe struct {
 	Files map[string][]byte `json:"-"`
 
 	rawFiles []string
+	// doc is the recipe's parsed YAML, kept for the lines of errors found after parsing.
+	doc *yaml.Node
 }
 
 // Supports reports whether the recipe builds for target platform p.
