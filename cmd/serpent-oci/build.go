@@ -327,7 +327,7 @@ func printSummary(w io.Writer, rep *build.Report) {
 			s.Step.Tag, shortDigest(s.Descriptor.Digest), humanBytes(s.Size), s.Took.Round(time.Millisecond), result)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d stages, %d built, %d pulled (%s), %d resolved only, in %s\n", len(rep.Steps), rep.Containers(), rep.Pulled(), humanBytes(rep.Downloaded()), rep.Resolved(), rep.Took.Round(time.Millisecond))
+	fmt.Fprintf(w, "%s, %d built, %d pulled (%s), %d resolved only, in %s\n", count(len(rep.Steps), "stage", "stages"), rep.Containers(), rep.Pulled(), humanBytes(rep.Downloaded()), rep.Resolved(), rep.Took.Round(time.Millisecond))
 	var engine, total time.Duration
 	for _, s := range rep.Steps {
 		if s.Built {
@@ -466,13 +466,18 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 	}
 }
 
+// count is n with its noun: "1 stage", "3 stages".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // planTotal is plan's last line: how long the stages to build should take, from the store's
 // record of their last builds ("~" marks one of other inputs, "?" one never built here).
 func planTotal(toBuild, unknown int, total time.Duration) string {
-	stages := fmt.Sprintf("%d stages", toBuild)
-	if toBuild == 1 {
-		stages = "1 stage"
-	}
+	stages := count(toBuild, "stage", "stages")
 	if unknown == toBuild {
 		return fmt.Sprintf("%s to build, none built in this store before: no estimate", stages)
 	}

@@ -351,3 +351,96 @@ func TestCacheFlagSpellings(t *testing.T) {
 		}
 	}
 }
+
+// TestOnePlatformPerMachine is the per-platform path of docs/registries.md: two stores stand
+// for two machines, each building one platform natively and pushing to one cache repository
+// and to a per-platform reference; `index create` joins the two. The index holds each
+// machine's image (the digests each store tagged), and a third machine building both
+// platforms from the cache runs no container and tags the same digests.
+func TestOnePlatformPerMachine(t *testing.T) {
+	buildertest.RequireRunc(t)
+	d, env := loggedIn(t)
+	set := t.TempDir()
+	for name, data := range map[string]string{
+		"targets.yaml": "linux/amd64: {arch: x86_64, triple: x86_64-serpent-linux-musl, cflags: -march=x86-64-v3}\n" +
+			"linux/arm64: {arch: aarch64, triple: aarch64-serpent-linux-musl, cflags: -march=armv8-a}\n",
+		"native.yaml": "description: a stage each machine builds natively for its own platform\n" +
+			"from: image:busybox\nruns-on: target\noutput: layer\nplatforms: [linux/amd64, linux/arm64]\n" +
+			"run: uname -m > /etc/built-on\n",
+	} {
+		if err := os.WriteFile(filepath.Join(set, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	machine := func(plats ...string) string {
+		dir := filepath.Join(t.TempDir(), "store")
+		st, err := store.Open(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range plats {
+			buildertest.Busybox(t, st, platform.MustParse(p))
+		}
+		return dir
+	}
+	cache := d.Addr + "/serpent/cache"
+	build := func(dir, plat string, extra ...string) string {
+		t.Helper()
+		args := append([]string{"--store", dir, "build", "native", "--stages", set, "--platform", plat, "--progress", "plain"}, extra...)
+		code, out, stderr := runBinary(t, env, "", args...)
+		if code != 0 {
+			t.Fatalf("build for %s: exit %d\n%s%s", plat, code, out, stderr)
+		}
+		return out
+	}
+	built := map[string]v1.Hash{}
+	var froms []string
+	for _, plat := range []string{"linux/amd64", "linux/arm64"} {
+		dir := machine(plat)
+		ci := d.Addr + "/ci/native:" + strings.ReplaceAll(plat, "/", "-")
+		out := build(dir, plat, "--cache-from", cache, "--cache-to", cache, "--push", ci)
+		if !strings.Contains(out, "1 stage, 1 built, 0 pulled") {
+			t.Fatalf("the machine for %s did not build its stage itself:\n%s", plat, out)
+		}
+		built[plat] = resolve(t, dir, "native", platform.MustParse(plat))
+		froms = append(froms, "--from", ci)
+	}
+
+	final := d.Addr + "/serpent/native:2026.12"
+	if code, out, stderr := runBinary(t, env, "", append([]string{"index", "create", final}, froms...)...); code != 0 {
+		t.Fatalf("index create: exit %d\n%s%s", code, out, stderr)
+	}
+	client := registry.New(registry.Options{Transport: d.Transport(), Keychain: basicKeychain{d.User, d.Password}})
+	ref, _ := client.ParseReference(final)
+	idx, err := client.Index(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]v1.Hash{}
+	for _, m := range im.Manifests {
+		if m.Platform != nil && m.MediaType.IsImage() {
+			got[platform.String(*m.Platform)] = m.Digest
+		}
+	}
+	if len(got) != 2 || got["linux/amd64"] != built["linux/amd64"] || got["linux/arm64"] != built["linux/arm64"] {
+		t.Fatalf("the joined index holds %v, the machines built %v", got, built)
+	}
+
+	third := machine("linux/amd64", "linux/arm64")
+	out := build(third, "linux/amd64,linux/arm64", "--cache-from", cache)
+	if !strings.Contains(out, "2 stages, 0 built, 2 pulled") {
+		t.Errorf("a third machine built from the cache:\n%s", out)
+	}
+	if logs, _ := os.ReadDir(filepath.Join(third, ".serpent", "logs")); len(logs) != 0 {
+		t.Errorf("%d containers ran on the third machine", len(logs))
+	}
+	for plat, want := range built {
+		if d := resolve(t, third, "native", platform.MustParse(plat)); d != want {
+			t.Errorf("third machine's native for %s: %s, built %s", plat, d, want)
+		}
+	}
+}
