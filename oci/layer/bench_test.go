@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 var (
@@ -158,7 +159,7 @@ func BenchmarkLayerExtract(b *testing.B) {
 	}
 	b.StopTimer()
 	umoci := shell(`rm -rf "$OUT/bundle" && umoci unpack --image "$OUT/umoci:b" "$OUT/bundle" >/dev/null`)
-	our := median(ours).Seconds()
+	our := testenv.Median(ours).Seconds()
 	fmt.Printf("\nlayer extract of %s (%d MB), medians of %d rounds\n", tree, size>>20, len(ours))
 	fmt.Printf("  %-16s %8.2fs          (rounds: %s)\n", "serpent-oci", our, seconds(ours))
 	for _, p := range []struct {
@@ -166,26 +167,13 @@ func BenchmarkLayerExtract(b *testing.B) {
 		took float64
 		runs []time.Duration
 	}{
-		{"pigz -dc|tar -x", median(tar).Seconds(), tar},
+		{"pigz -dc|tar -x", testenv.Median(tar).Seconds(), tar},
 		{"umoci unpack", umoci.Seconds(), []time.Duration{umoci}},
 	} {
 		fmt.Printf("  %-16s %8.2fs  %5.2fx serpent-oci's time   (rounds: %s)\n", p.name, p.took, p.took/our, seconds(p.runs))
 		b.ReportMetric(p.took/our, "x-"+metricName(p.name))
 	}
 	b.ReportMetric(float64(size)/our/(1<<20), "MB/s")
-}
-
-// median is the middle of ds (the mean of the two middle ones for an even count).
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 0 {
-		return (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return s[len(s)/2]
 }
 
 // seconds lists ds as "4.20s 3.90s".

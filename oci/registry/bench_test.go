@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -20,6 +19,8 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/registry/registrytest"
 	"github.com/serpent-os/serpent-oci/oci/store"
+
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 var (
@@ -112,7 +113,7 @@ func BenchmarkPushPull(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	med := func(ds []time.Duration) float64 { return median(ds).Seconds() }
+	med := func(ds []time.Duration) float64 { return testenv.Median(ds).Seconds() }
 	ourPush, ourPull := med(push), med(pull)
 	fmt.Printf("\npush and pull of %s (%d MB compressed) on loopback, TLS, docker-registry; medians of %d rounds\n", tag, size>>20, len(pull))
 	fmt.Printf("  %-22s %8.2fs   skopeo copy %8.2fs  %5.2fx serpent-oci's time\n", "push (new repository)", ourPush, med(skPush), med(skPush)/ourPush)
@@ -175,17 +176,4 @@ func benchSource(b *testing.B) (*store.Store, store.Ref, v1.Image) {
 		b.Fatal(err)
 	}
 	return st, r, stored
-}
-
-// median is the middle of ds (the mean of the two middle ones for an even count).
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 0 {
-		return (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return s[len(s)/2]
 }
