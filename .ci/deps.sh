@@ -8,6 +8,7 @@ packages=(
 	qemu-user-static # runs foreign-architecture stages through binfmt_misc
 	umoci            # interop tests: reads and writes OCI layouts
 	skopeo           # interop tests: reads layouts, copies images
+	podman           # interop tests: runs exported images (oci-archive), both platforms
 	docker-registry  # a real registry for end-to-end tests (loopback only)
 	pigz             # the `make bench` peer: tar | pigz
 	zstd
