@@ -40,6 +40,14 @@ check_small_stage3() {
 		sh -c "'$bin' packages compare stage3 stage4 | grep ' for $2: ' | grep -v ': identical\$' | { ! grep .; }"
 	check "stage4 for $2 has the same seven packages as stage3" \
 		sh -c "'$bin' packages compare stage3 stage4 | grep ' for $2: identical\$' | grep -c . | grep -qx 7"
+	# The public image runs elsewhere: stage4 exported as an OCI archive, run by podman (its own
+	# store, no network, limits within the sandbox's), compiles and runs C.
+	local pm
+	pm="$(mktemp -d /tmp/podman-XXXXXX)"
+	"$bin" export stage4 --platform "$2" --format oci-archive -o "$pm/stage4.oci.tar"
+	check "stage4 for $2 runs under podman and compiles C there" \
+		sh -c "podman --root '$pm/root' --runroot '$pm/run' --storage-driver vfs --cgroup-manager cgroupfs --events-backend none run --rm --network none --platform '$2' --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 'oci-archive:$pm/stage4.oci.tar' sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"under-podman\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -qx 'under-podman'"
+	rm -rf "$pm"
 }
 
 # check_full_stage3 ROOT PLATFORM ARCH: the full profile's stage3 (clang): every ELF file is
