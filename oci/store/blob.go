@@ -33,8 +33,8 @@ type BlobWriter struct {
 }
 
 // writebackChunk is how much of a blob is written before the kernel is asked to start writing
-// it back to disk. Commit's fsync then waits for the last chunk only, not for the whole blob
-// written back at once: on a pull of a 256 MB layer that wait was a third of the pull.
+// it back to disk, so that the writeback overlaps the download and Commit's fsync waits for
+// the last chunk rather than the whole blob.
 const writebackChunk = 8 << 20
 
 // NewBlob starts a blob. The caller must Commit or Abort it, and should hold the store (Hold)
@@ -185,7 +185,12 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, want *v1.Hash) (v1.H
 	if want != nil && s.HasBlob(*want) {
 		return *want, s.blobSize(*want), nil
 	}
-	w, err := s.NewBlob()
+	return s.copyBlob(ctx, r, want, s.NewBlob)
+}
+
+// copyBlob copies r into a blob that newBlob starts and commits it (see Commit for want).
+func (s *Store) copyBlob(ctx context.Context, r io.Reader, want *v1.Hash, newBlob func() (*BlobWriter, error)) (v1.Hash, int64, error) {
+	w, err := newBlob()
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}

@@ -12,7 +12,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/serpent-os/serpent-oci/oci/internal/ctxio"
 	"github.com/serpent-os/serpent-oci/oci/pausepoint"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"golang.org/x/sync/errgroup"
@@ -123,15 +122,7 @@ func (s *Store) writeLayer(ctx context.Context, l v1.Layer) error {
 	if v, ok := l.(VerifiedLayer); ok && v.VerifiesCompressed() {
 		newBlob = s.newVerifiedBlob
 	}
-	w, err := newBlob()
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", digest, err)
-	}
-	defer w.Abort()
-	if _, err := io.Copy(w, ctxio.Reader(ctx, rc)); err != nil {
-		return fmt.Errorf("layer %s: write blob: %w", digest, err)
-	}
-	if _, _, err := w.Commit(&digest); err != nil {
+	if _, _, err := s.copyBlob(ctx, rc, &digest, newBlob); err != nil {
 		return fmt.Errorf("layer %s: %w", digest, err)
 	}
 	return nil
