@@ -16,7 +16,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/serpent-os/serpent-oci/builder"
-	"github.com/serpent-os/serpent-oci/builder/baseimage"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
@@ -86,6 +85,15 @@ func (r *Report) Resolved() int { return r.count(func(s StepResult) bool { retur
 // Containers is how many containers the build ran.
 func (r *Report) Containers() int { return r.count(func(s StepResult) bool { return s.Built }) }
 
+// byVertex is what the build did with each vertex.
+func (r *Report) byVertex() map[*Vertex]StepResult {
+	m := make(map[*Vertex]StepResult, len(r.Steps))
+	for _, s := range r.Steps {
+		m[s.Step.Vertex] = s
+	}
+	return m
+}
+
 func (r *Report) count(is func(StepResult) bool) int {
 	n := 0
 	for _, s := range r.Steps {
@@ -110,10 +118,21 @@ func (r *Report) Downloaded() int64 {
 // stage stops the build; what was built before it stays tagged.
 func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 	start := time.Now()
-	steps, err := Plan(ctx, opts.PlanOptions, target)
+	g, err := Plan(ctx, opts.PlanOptions, target)
 	if err != nil {
 		return nil, err
 	}
+	return execute(ctx, opts, g, start)
+}
+
+// Execute builds the plan g, made by Plan with opts' PlanOptions, as Run does after planning.
+// The plan is left as it was: running it again decides again what its run decided.
+func Execute(ctx context.Context, opts Options, g *Graph) (*Report, error) {
+	return execute(ctx, opts, g, time.Now())
+}
+
+func execute(ctx context.Context, opts Options, g *Graph, start time.Time) (*Report, error) {
+	steps := g.Steps()
 	paths, err := fetchSources(ctx, opts.Sources, steps)
 	if err != nil {
 		return nil, err
@@ -123,65 +142,15 @@ func Run(ctx context.Context, opts Options, target string) (*Report, error) {
 	return rep, err
 }
 
-// builtAccelerator is the accelerator step a made (or reused, or pulled) in this run.
-func builtAccelerator(st *store.Store, a *Step, done map[*Step]v1.Descriptor) (*baseimage.Found, error) {
-	d, ok := done[a]
-	if a == nil || !ok {
-		return nil, errors.New("its stage did not run before this one")
-	}
-	img, err := st.ImageByDigest(d)
-	if err != nil {
-		return nil, err
-	}
-	f := baseimage.Found{Image: img, Digest: d.Digest, Name: a.Tag.String()}
-	if err := checkAccelerator(f); err != nil {
-		return nil, fmt.Errorf("%s: %w", a.Tag, err)
-	}
-	return &f, nil
-}
-
-// runSteps runs steps in order (with their sources at paths), as Run does.
-func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string]string) (*Report, error) {
+// runSteps runs steps in order (with their sources at paths), as Run does. What each vertex
+// made is kept beside the steps, by vertex, for the steps after it.
+func runSteps(ctx context.Context, opts Options, steps []Step, paths map[string]string) (*Report, error) {
 	rep := &Report{}
-	done := map[*Step]v1.Descriptor{} // what each step made or reused
-	for i, s := range steps {
-		if s.Action == Build && s.Key == "" {
-			// The base was rebuilt: now its digest is known, and an identical rebuild of it
-			// may make this stage reusable after all.
-			base := done[s.baseStep]
-			img, err := opts.Store.ImageByDigest(base)
-			if err != nil {
-				return rep, err
-			}
-			s.BaseImage, s.BaseDigest = img, base.Digest
-			if err := s.onPackages(ctx, opts.PlanOptions); err != nil {
-				return rep, err
-			}
-			if err := decide(ctx, opts.PlanOptions, s); err != nil {
-				return rep, err
-			}
-			if s.Action == Resolve {
-				// The plan could not know what comes after it: fetch it, to be sure.
-				if err := s.needImage(ctx, opts.PlanOptions); err != nil {
-					return rep, err
-				}
-			}
-		}
-		if s.Action == Build && s.baseStep != nil && s.baseStep.Action == Pull {
-			// Build on the pulled copy in the store, not on the cache's.
-			img, err := opts.Store.ImageByDigest(done[s.baseStep])
-			if err != nil {
-				return rep, err
-			}
-			s.BaseImage = img
-		}
-		if s.Accelerated() && s.Accelerator.Image == nil {
-			// Its accelerator was planned before it (BuildAccelerator) and is made now.
-			a, err := builtAccelerator(opts.Store, s.acceleratorStep, done)
-			if err != nil {
-				return rep, fmt.Errorf("stage %s: --accelerator %s: %w", s.Name(), opts.Accelerator, err)
-			}
-			s.Accelerator = a
+	made := map[*Vertex]StepResult{} // what each vertex made, reused, pulled or resolved
+	for i := range steps {
+		s, err := ready(ctx, opts, steps[i], made)
+		if err != nil {
+			return rep, err
 		}
 		if opts.Events != nil {
 			ev := Event{Kind: StepStarted, Index: i + 1, Total: len(steps), Step: s}
@@ -220,13 +189,55 @@ func runSteps(ctx context.Context, opts Options, steps []*Step, paths map[string
 				return rep, err
 			}
 		}
-		done[s] = res.Descriptor
+		made[s.Vertex] = res
 		rep.Steps = append(rep.Steps, res)
 		if opts.Events != nil {
 			opts.Events(Event{Kind: StepDone, Index: i + 1, Total: len(steps), Step: s, Result: &rep.Steps[len(rep.Steps)-1]})
 		}
 	}
 	return rep, nil
+}
+
+// ready is step s of a plan as it is run after the steps made (what each vertex made): a step
+// that waited for its base to be built is decided now that the base's digest is known (an
+// identical rebuild of the base may make it reusable after all); a stage to build on a base
+// this build pulled builds on the store's copy; an accelerator made by this build is the one
+// mounted. The plan's step is left as it was.
+func ready(ctx context.Context, opts Options, s Step, made map[*Vertex]StepResult) (*Step, error) {
+	if s.Action != Build {
+		return &s, nil
+	}
+	if b := s.BaseVertex(); b != nil && (s.Key == "" || made[b].Pulled) {
+		img, err := opts.Store.ImageByDigest(made[b].Descriptor)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: its base %s: %w", s.Name(), b.Tag, err)
+		}
+		if s.Key != "" {
+			s.BaseImage = img // pulled: the same digest, read from the store
+			return &s, nil
+		}
+		s.BaseImage, s.BaseDigest = img, made[b].Descriptor.Digest
+		if err := s.onPackages(ctx, opts.PlanOptions); err != nil {
+			return nil, err
+		}
+		if err := decide(ctx, opts.PlanOptions, &s); err != nil {
+			return nil, err
+		}
+		if s.Action == Resolve {
+			// The plan could not know what comes after it: fetch it, to be sure.
+			if err := s.needImage(ctx, opts.PlanOptions); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if s.Accelerated() {
+		a, err := acceleratorOf(opts.Store, &s, made)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: --accelerator %s: %w", s.Name(), opts.Accelerator, err)
+		}
+		s.accelerator = a
+	}
+	return &s, nil
 }
 
 // finishStored finishes a step whose image d is in the store: its SBOM is stored beside it,
@@ -240,16 +251,17 @@ func finishStored(ctx context.Context, opts Options, s *Step, d v1.Descriptor) e
 			return err
 		}
 	}
+	var installed []DebianPackage
 	if s.Recipe.From.Kind == stages.FromHostPackages {
-		s.Installed = installedOf(opts, d)
+		installed = storedInstalled(opts.Store, d)
 	}
-	sbom, err := SBOM(s, d, epochOf(opts.PlanOptions))
+	sbom, err := SBOM(s, d, installed, epochOf(opts.PlanOptions))
 	if err != nil {
 		return err
 	}
 	var annotations map[string]string
 	if s.Accelerated() {
-		annotations = map[string]string{AnnotationAccelerator: s.Accelerator.Digest.String()}
+		annotations = map[string]string{AnnotationAccelerator: s.accelerator.Digest.String()}
 	}
 	if _, err := opts.Store.WriteReferrer(ctx, d, SPDXMediaType, SPDXMediaType, sbom, annotations); err != nil {
 		return fmt.Errorf("stage %s: store its SBOM: %w", s.Name(), err)
@@ -289,18 +301,6 @@ func putInCache(ctx context.Context, opts Options, s *Step, res *StepResult) err
 	return nil
 }
 
-// logEmulatedAgainstAccelerated says what an emulated build of s, made because only
-// accelerated builds had made its image before, shows: the same bytes (the accelerator is
-// proven for this stage) or not.
-func logEmulatedAgainstAccelerated(ctx context.Context, s *Step, made v1.Descriptor) {
-	fields := log.Fields{"stage": s.Name(), "platform": platform.String(s.Target.Platform), "accelerated": s.Existing.Digest.String(), "emulated": made.Digest.String()}
-	if made.Digest == s.Existing.Digest {
-		log.G(ctx).WithFields(fields).Info("the emulated build made the accelerated build's image: the same bytes")
-		return
-	}
-	log.G(ctx).WithFields(fields).Warn("the emulated build differs from the accelerated one: the accelerator changed what was built")
-}
-
 // cacheToImage is the image of step s (made or reused as d) that --cache-to receives: the
 // store's, or for a resolved step the cache's (mounted from there when the registry is the
 // same), read from where an earlier build resolved it if this one did not read it.
@@ -318,7 +318,7 @@ func cacheToImage(ctx context.Context, opts Options, s *Step, d v1.Descriptor) (
 	return s.Cached, nil
 }
 
-func fetchSources(ctx context.Context, cache *sources.Cache, steps []*Step) (map[string]string, error) {
+func fetchSources(ctx context.Context, cache *sources.Cache, steps []Step) (map[string]string, error) {
 	paths := map[string]string{}
 	var errs []error
 	for _, s := range steps {
@@ -478,19 +478,19 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 		"SERPENT_JOBS=" + strconv.Itoa(runtime.NumCPU()),
 	}
 	env = append(env, s.Target.Env()...)
-	if r.From.ForHost && s.baseStep != nil {
+	if b := s.BaseVertex(); r.From.ForHost && b != nil {
 		// The toolchain of a base built for the host makes programs for the host's row.
-		env = append(env, s.baseStep.Target.VarsAs("SERPENT_HOST_")...)
+		env = append(env, b.Target.VarsAs("SERPENT_HOST_")...)
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		env = append(env, k+"="+r.Env[k])
 	}
 	var pathPrepend []string
-	if s.Accelerator != nil {
+	if a := s.Accelerator(); a != nil {
 		// The accelerator's tree, read-only; its usr/bin and bin ahead of whatever PATH the
 		// stage has, so that cc, clang, ld.lld and the rest resolve to the host-native tools
 		// while everything else runs emulated.
-		mounts = append(mounts, builder.Mount{Image: s.Accelerator.Image, Destination: AcceleratorDir})
+		mounts = append(mounts, builder.Mount{Image: a.Image, Destination: AcceleratorDir})
 		env = append(env, "SERPENT_ACCELERATOR="+AcceleratorDir)
 		pathPrepend = []string{AcceleratorDir + "/usr/bin", AcceleratorDir + "/bin"}
 	}
@@ -501,15 +501,6 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 		KeepFailed: opts.KeepFailed,
 	}
 	return ro, recipeDir, nil
-}
-
-// AcceleratorDir is where an accelerated stage's container has the accelerator's tree.
-const AcceleratorDir = "/serpent/accelerator"
-
-// installedOf reads the installed packages a host-packages image records (none for one made
-// otherwise, such as an imported seed).
-func installedOf(opts Options, d v1.Descriptor) []DebianPackage {
-	return storedInstalled(opts.Store, d)
 }
 
 // storedInstalled reads the installed packages the host-packages image d of st records.

@@ -129,7 +129,7 @@ func TestCacheHitFetchesOnlyTheTarget(t *testing.T) {
 	// Without the cache named, a plan goes on from what the store recorded: the stages before
 	// the target are resolved, the target reused; no layer is fetched.
 	before = len(d.Served())
-	steps, err := build.Plan(ctx, empty.options(t, fromRegistry).PlanOptions, "target-native")
+	steps, err := stepsOf(build.Plan(ctx, empty.options(t, fromRegistry).PlanOptions, "target-native"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func chainBytes(rep *build.Report) int64 {
 	return n
 }
 
-func planActions(steps []*build.Step) string {
+func planActions(steps []build.Step) string {
 	var out []string
 	for _, s := range steps {
 		out = append(out, s.Name()+":"+string(s.Action))

@@ -198,7 +198,7 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 		t.Errorf("accelerated:\n got %s\nwant %s", got, want)
 	}
 	for _, s := range rep.Steps[:2] {
-		if s.Step.Accelerator != nil {
+		if s.Step.AcceleratorInput != nil {
 			t.Errorf("%s runs on the host but was accelerated", s.Step.Name())
 		}
 	}
@@ -218,7 +218,7 @@ func TestAcceleratedStagesWithoutRoot(t *testing.T) {
 	if a, e := sbomsOf(accelerated.Descriptor); a != 1 || e != 0 {
 		t.Errorf("SBOMs of the accelerated image: %d naming the accelerator, %d not; want 1, 0", a, e)
 	}
-	sbom, err := build.SBOM(accelerated.Step, accelerated.Descriptor, time.Time{})
+	sbom, err := build.SBOM(accelerated.Step, accelerated.Descriptor, nil, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,4 +325,55 @@ func mustRef(t *testing.T, s string) store.Ref {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// plannedSteps lists a plan as "stage:action (reason) key" in build order, the key cut short
+// ("-" while it waits for its base).
+func plannedSteps(g *build.Graph) string {
+	var out []string
+	for _, s := range g.Steps() {
+		key := "-"
+		if s.Key != "" {
+			key = s.Key[:len("sha256:")+8]
+		}
+		out = append(out, s.Name()+":"+string(s.Action)+" ("+s.Reason+") "+key)
+	}
+	return strings.Join(out, ", ")
+}
+
+// A plan is not changed by running it: a stage whose base is rebuilt is decided by the build
+// once the base is made (here: reusable, since the base comes out the same), and the plan
+// still says what it said; run again, it decides the same again.
+func TestBuildLeavesItsPlanAsItWasWithoutRoot(t *testing.T) {
+	f, fake := newFakeFixture(t)
+	if _, err := f.build(t, "target-native"); err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options(t, func(o *build.Options) { o.Rebuild = []string{"target-root"} })
+	ctx := context.Background()
+	g, err := build.Plan(ctx, opts.PlanOptions, "target-native")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := plannedSteps(g)
+	if want := "target-native:build (base target-root is rebuilt first) -"; !strings.HasSuffix(before, want) {
+		t.Fatalf("plan: %s\nwant it to end in %s", before, want)
+	}
+	const want = "host-tools:reused (same key), target-root:built (--rebuild target-root), target-native:reused (same key)"
+	for round := range 2 {
+		ran := len(fake.Runs())
+		rep, err := build.Execute(ctx, opts, g)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if got := outcomes(rep); got != want {
+			t.Errorf("round %d:\n got %s\nwant %s", round, got, want)
+		}
+		if got := fake.Runs()[ran:]; !slices.Equal(got, []string{"target-root"}) {
+			t.Errorf("round %d ran %v, want [target-root]", round, got)
+		}
+		if after := plannedSteps(g); after != before {
+			t.Errorf("round %d changed the plan:\n was %s\n now %s", round, before, after)
+		}
+	}
 }

@@ -43,7 +43,7 @@ type packageFile struct {
 func packageMeta(s *Step) func(builder.CapturedPackage) (packages.Meta, error) {
 	r := s.Recipe
 	var chain []*stages.Recipe
-	for b := s; b != nil; b = b.baseStep {
+	for b := s.Vertex; b != nil; b = b.BaseVertex() {
 		chain = append(chain, b.Recipe)
 	}
 	return func(cp builder.CapturedPackage) (packages.Meta, error) {

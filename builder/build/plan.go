@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/containerd/log"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/serpent-os/serpent-oci/builder/baseimage"
@@ -69,45 +68,6 @@ type PlanOptions struct {
 	BuildAccelerator bool
 }
 
-// Step is one stage for one target platform.
-type Step struct {
-	Recipe *stages.Recipe
-	Target stages.Target // the target platform and its variables
-	RunsOn v1.Platform   // the platform the stage's container runs on
-	Output v1.Platform   // the platform of the image it makes
-	Tag    store.Ref     // where the image is tagged
-
-	Base       string   // how the base is named, for people
-	BaseImage  v1.Image // the base, when it is known (an image, or a stage reused)
-	BaseDigest v1.Hash  // zero while the base stage is still to be built
-	baseStep   *Step
-	// basePackages, for a stage on packages:STAGE, are the package images its base root
-	// was assembled from.
-	basePackages []v1.Image
-	// Accelerator, when set, is mounted into the stage's run if it is built
-	// (PlanOptions.Accelerator): see Accelerated. Its Image is nil while acceleratorStep, the
-	// step that makes it, is still to run (BuildAccelerator).
-	Accelerator     *baseimage.Found
-	acceleratorStep *Step
-
-	RecipeDigest string
-	Key          string // "" while the base is still to be built
-	Action       Action
-	Reason       string
-	Existing     *v1.Descriptor // what the tag points at now, if anything
-	Cached       v1.Image       // with Pull: the image in the cache, read lazily
-	CachedRef    name.Reference // with Pull and Resolve: where
-	CachedDigest v1.Hash        // with Pull and Resolve: its manifest's digest
-	// Download is, with Pull, the bytes its pull fetches: the manifest, and the config and
-	// layers the store lacks.
-	Download int64
-	// Installed are the packages in a host-packages stage's image (for its SBOM).
-	Installed []DebianPackage
-}
-
-// Name is the stage's name.
-func (s *Step) Name() string { return s.Recipe.Name }
-
 // TagFor names the image a stage of profile makes: the stage's name where the image is for
 // the target itself, NAME-for-OS-ARCH where it is not (a cross toolchain on the host: stage1
 // built on amd64 for arm64 is stage1-for-linux-arm64@linux-amd64, and never collides with the
@@ -124,9 +84,9 @@ func TagFor(profile, stage string, target, output v1.Platform) store.Ref {
 	return store.Ref{Name: name}.WithPlatform(&output)
 }
 
-// Plan lists the stages target needs, for each platform, in build order, and decides for each
-// whether the store's image can be reused.
-func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error) {
+// Plan is the graph of the stages target needs, for each platform, in build order, with the
+// decision for each: reuse the store's image, pull it or resolve it from a cache, or build it.
+func Plan(ctx context.Context, opts PlanOptions, target string) (*Graph, error) {
 	if opts.Host.OS == "" {
 		opts.Host = platform.Host()
 	}
@@ -146,28 +106,37 @@ func Plan(ctx context.Context, opts PlanOptions, target string) ([]*Step, error)
 	if err != nil {
 		return nil, err
 	}
-	if pending != nil {
-		accel = &baseimage.Found{Name: pending.tag.String()} // its image is made first
+	var accelInput *Input
+	switch {
+	case accel != nil:
+		accelInput = &Input{Found: accel}
+	case pending != nil:
+		accelInput = &Input{} // its vertex is planned once the plan shows a step needs it
 	}
 	pl := &planner{opts: opts, hostImages: map[string]*Step{}, planned: map[string]*Step{}}
 	for _, target := range opts.Platforms {
-		if err := pl.chain(ctx, chain, target, accel); err != nil {
+		if err := pl.chain(ctx, chain, target, accelInput); err != nil {
 			return nil, err
 		}
 	}
 	if pending != nil {
-		if err := pl.acceleratorFirst(ctx, pending); err != nil {
+		if err := pl.acceleratorFirst(ctx, pending, accelInput); err != nil {
 			return nil, err
 		}
 	}
-	steps := pl.steps
-	if err := fetchOnlyWhatIsNeeded(ctx, opts, steps, target); err != nil {
+	if err := fetchOnlyWhatIsNeeded(ctx, opts, pl.steps, target); err != nil {
 		return nil, err
 	}
-	return steps, nil
+	g := &Graph{decisions: make(map[*Vertex]Decision, len(pl.steps))}
+	for _, s := range pl.steps {
+		g.vertices = append(g.vertices, s.Vertex)
+		g.decisions[s.Vertex] = s.Decision
+	}
+	return g, nil
 }
 
-// planner collects the steps of a plan: one per image, whichever chains need it.
+// planner collects the steps of a plan: one per image, whichever chains need it. Its steps
+// are the plan while it is made; Plan hands out the graph they make.
 type planner struct {
 	opts       PlanOptions
 	steps      []*Step
@@ -177,7 +146,7 @@ type planner struct {
 
 // chain plans chain's stages for target, after what is planned already (a stage planned
 // before is not planned again: the later ones build on it), accelerated by accel.
-func (pl *planner) chain(ctx context.Context, chain []*stages.Recipe, target v1.Platform, accel *baseimage.Found) error {
+func (pl *planner) chain(ctx context.Context, chain []*stages.Recipe, target v1.Platform, accel *Input) error {
 	forHost := builtForHost(chain)
 	var prev *Step
 	for i, r := range chain {
@@ -207,7 +176,10 @@ func (pl *planner) chain(ctx context.Context, chain []*stages.Recipe, target v1.
 			prev = made
 			continue
 		}
-		s := &Step{Recipe: r, Target: t, RecipeDigest: RecipeDigest(r), baseStep: prev}
+		s := &Step{Vertex: &Vertex{Recipe: r, Target: t, RecipeDigest: RecipeDigest(r)}}
+		if prev != nil {
+			s.BaseInput.Vertex = prev.Vertex
+		}
 		s.RunsOn = pl.opts.Host
 		if r.RunsOn == stages.OnTarget {
 			s.RunsOn = p
@@ -230,14 +202,15 @@ func (pl *planner) chain(ctx context.Context, chain []*stages.Recipe, target v1.
 				if isNew {
 					pl.steps = append(pl.steps, made)
 				}
-				prev, s.baseStep = made, made
+				prev, s.BaseInput.Vertex = made, made.Vertex
 			}
 		}
 		if err := resolveBase(ctx, pl.opts, s, prev); err != nil {
 			return err
 		}
 		if accel != nil && r.Accelerate && !platform.Equal(s.RunsOn, pl.opts.Host) {
-			s.Accelerator = accel
+			s.AcceleratorInput = accel
+			s.accelerator = accel.Found
 		}
 		if err := decide(ctx, pl.opts, s); err != nil {
 			return err
@@ -259,154 +232,6 @@ func builtForHost(chain []*stages.Recipe) int {
 		}
 	}
 	return n
-}
-
-// findAccelerator resolves opts.Accelerator for the host (nil when none is given). An
-// accelerator the store lacks that a stage of the set makes is, with BuildAccelerator, to be
-// built first: pending says which.
-func findAccelerator(ctx context.Context, opts PlanOptions) (found *baseimage.Found, pending *acceleratorStage, err error) {
-	if opts.Accelerator == "" {
-		return nil, nil, nil
-	}
-	f, err := baseimage.Find(ctx, opts.Store, opts.Registry, opts.Accelerator, opts.Host)
-	if err != nil {
-		if a := stageMakingAccelerator(opts); a != nil && errors.Is(err, store.ErrNotFound) {
-			if opts.BuildAccelerator {
-				return nil, a, nil
-			}
-			return nil, nil, fmt.Errorf("--accelerator %s: %w; stage %s", opts.Accelerator, err, a)
-		}
-		return nil, nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
-	}
-	if err := checkAccelerator(f); err != nil {
-		return nil, nil, fmt.Errorf("--accelerator %s: %w", opts.Accelerator, err)
-	}
-	return &f, nil, nil
-}
-
-// checkAccelerator refuses an accelerator that is not one tree to mount.
-func checkAccelerator(f baseimage.Found) error {
-	m, err := f.Image.Manifest()
-	if err != nil {
-		return err
-	}
-	if len(m.Layers) != 1 {
-		return fmt.Errorf("%d layers: want a one-layer image of the tools (a rootfs output)", len(m.Layers))
-	}
-	return nil
-}
-
-// acceleratorStage is the stage of the recipe set that makes an accelerator: its recipe, the
-// target it makes it for, and its tag.
-type acceleratorStage struct {
-	recipe *stages.Recipe
-	target v1.Platform
-	tag    store.Ref
-	cmd    string // the command that builds it
-}
-
-// String says it as an error's hint: "llvm-accel makes it: serpent-oci build llvm-accel
-// --profile full --platform linux/arm64".
-func (a *acceleratorStage) String() string { return a.recipe.Name + " makes it: " + a.cmd }
-
-// stageMakingAccelerator finds the stage of the set whose image opts.Accelerator names
-// (NAME-for-TARGET, output for: host), or nil.
-func stageMakingAccelerator(opts PlanOptions) *acceleratorStage {
-	if opts.Set == nil {
-		return nil
-	}
-	name, _, _ := strings.Cut(opts.Accelerator, "@")
-	for _, rn := range opts.Set.Names() {
-		r := opts.Set.Recipes[rn]
-		if !r.Output.ForHost {
-			continue
-		}
-		for _, p := range r.Platforms {
-			tag := TagFor(opts.Set.Profile, r.Name, p, opts.Host)
-			if tag.Name != name {
-				continue
-			}
-			cmd := "serpent-oci build " + r.Name
-			if opts.Set.Profile != "" && opts.Set.Profile != stages.DefaultProfile {
-				cmd += " --profile " + opts.Set.Profile
-			}
-			return &acceleratorStage{recipe: r, target: p, tag: tag, cmd: cmd + " --platform " + platform.String(p)}
-		}
-	}
-	return nil
-}
-
-// acceleratorFirst plans the accelerator a's chain when a planned step is to be built with
-// it, ahead of the first such step (after the steps it shares with the plan), and points
-// those steps at it. With none to build, the accelerator is left alone: nothing needs it.
-func (pl *planner) acceleratorFirst(ctx context.Context, a *acceleratorStage) error {
-	first := slices.IndexFunc(pl.steps, func(s *Step) bool { return s.Accelerated() })
-	if first < 0 {
-		for _, s := range pl.steps {
-			s.Accelerator = nil
-		}
-		return nil
-	}
-	chain, err := pl.opts.Set.Chain(a.recipe.Name)
-	if err != nil {
-		return err
-	}
-	before := slices.Clone(pl.steps)
-	if err := pl.chain(ctx, chain, a.target, nil); err != nil {
-		return fmt.Errorf("--accelerator %s: %w", pl.opts.Accelerator, err)
-	}
-	added := pl.steps[len(before):]
-	made := pl.planned[a.tag.String()]
-	if made == nil {
-		return fmt.Errorf("--accelerator %s: planning %s made no %s", pl.opts.Accelerator, a.recipe.Name, a.tag)
-	}
-	// The accelerator's chain runs on what it shares with the plan (the seed, a stage1):
-	// those must come before the first accelerated step, as bases come before stages.
-	for _, s := range added {
-		if b := s.baseStep; b != nil && !slices.Contains(added, b) && slices.Index(before, b) > first {
-			return fmt.Errorf("--accelerator %s: %s builds on %s, which the plan builds after the first accelerated stage: build it first (%s)", pl.opts.Accelerator, a.recipe.Name, b.Tag, a.cmd)
-		}
-	}
-	pl.steps = slices.Concat(before[:first], added, before[first:])
-	for _, s := range pl.steps {
-		if s.Accelerator != nil && s.Accelerator.Image == nil {
-			s.acceleratorStep = made
-		}
-	}
-	return nil
-}
-
-// stepKey is s's cache key over its base. An accelerated step has the emulated build's key:
-// the accelerator is a tool the build ran, not an input of what it makes, and what it makes
-// must be the emulated build's bytes (issue 17). That it was accelerated is recorded beside
-// the image, in its SBOM referrer (AnnotationAccelerator), and acceleratedOnly keeps such an
-// image from standing in for an emulated build until an emulated build has made it too.
-func stepKey(s *Step, epoch time.Time) string {
-	return Key(s.RecipeDigest, s.BaseDigest, s.Target, s.RunsOn, epoch)
-}
-
-// Accelerated says whether the step runs with an accelerator: it has one and is built. A
-// step reused, pulled or resolved runs nothing, and its SBOM names no accelerator.
-func (s *Step) Accelerated() bool { return s.Accelerator != nil && s.Action == Build }
-
-// reasonAcceleratedOnly is why a step is built when its image was made by accelerated
-// builds only.
-const reasonAcceleratedOnly = "built with an accelerator only, not yet emulated"
-
-// acceleratedOnly says whether every build that made the image d in st ran with an
-// accelerator: d has SBOMs and each names one. An image with an SBOM of an emulated build (or
-// none: pulled or made before SBOMs) is not.
-func acceleratedOnly(st *store.Store, d v1.Hash) (bool, error) {
-	sboms, err := st.Referrers(d, SPDXMediaType)
-	if err != nil {
-		return false, fmt.Errorf("read the SBOMs of %s: %w", d, err)
-	}
-	for _, r := range sboms {
-		if r.Annotations[AnnotationAccelerator] == "" {
-			return false, nil
-		}
-	}
-	return len(sboms) > 0, nil
 }
 
 func platformList(ps []v1.Platform) string {
@@ -455,8 +280,8 @@ func hostPackagesStep(ctx context.Context, opts PlanOptions, mr *stages.Recipe, 
 		return s, false, nil
 	}
 	s = &Step{
-		Recipe: mr, Target: stages.Target{Platform: host}, RunsOn: host, Output: host, Tag: tag,
-		RecipeDigest: RecipeDigest(mr), Base: "host packages",
+		Vertex:   &Vertex{Recipe: mr, Target: stages.Target{Platform: host}, RunsOn: host, Output: host, Tag: tag, RecipeDigest: RecipeDigest(mr)},
+		Decision: Decision{Base: "host packages"},
 	}
 	s.Key = Key(s.RecipeDigest, v1.Hash{}, s.Target, host, opts.Epoch)
 	d, err := opts.Store.Resolve(tag)
@@ -487,7 +312,8 @@ func (s *Step) onPackages(ctx context.Context, opts PlanOptions) error {
 	if !s.Recipe.From.Packages || s.BaseImage == nil {
 		return nil
 	}
-	root, pkgs, err := packagesRoot(ctx, opts, s.baseStep.Tag.String(), s.BaseImage, s.baseStep.Output)
+	b := s.BaseVertex()
+	root, pkgs, err := packagesRoot(ctx, opts, b.Tag.String(), s.BaseImage, b.Output)
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", s.Name(), err)
 	}
@@ -496,15 +322,18 @@ func (s *Step) onPackages(ctx context.Context, opts PlanOptions) error {
 	if err != nil {
 		return err
 	}
-	s.Base = "packages:" + s.baseStep.Tag.String()
+	s.Decision.Base = "packages:" + b.Tag.String()
 	s.BaseImage, s.BaseDigest = root, d
 	return nil
 }
 
 func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) error {
 	r := s.Recipe
-	if r.From.Kind == stages.FromStage || (s.baseStep != nil && s.baseStep.Recipe.From.Kind == stages.FromHostPackages) {
-		s.Base = prev.Tag.String()
+	if r.From.Kind == stages.FromStage || (s.BaseVertex() != nil && s.BaseVertex().Recipe.From.Kind == stages.FromHostPackages) {
+		s.Decision.Base = prev.Tag.String()
+		if r.From.Packages {
+			s.Decision.Base = "packages:" + s.Decision.Base // also while the base is still to be built
+		}
 		if !platform.Equal(prev.Output, s.RunsOn) {
 			return fmt.Errorf("%s: stage %s runs on %s (runs-on: %s) but its base %s makes images for %s",
 				r.File, r.Name, platform.String(s.RunsOn), r.RunsOn, prev.Name(), platform.String(prev.Output))
@@ -534,7 +363,8 @@ func resolveBase(ctx context.Context, opts PlanOptions, s *Step, prev *Step) err
 		}
 		return fmt.Errorf("%s: stage %s starts from image %s: %w%s", r.File, r.Name, name, err, hint)
 	}
-	s.Base, s.BaseImage, s.BaseDigest = b.Name, b.Image, b.Digest
+	s.BaseInput = Input{Found: &b}
+	s.Decision.Base, s.BaseImage, s.BaseDigest = b.Name, b.Image, b.Digest
 	return nil
 }
 
@@ -547,7 +377,7 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 		return err
 	}
 	if s.BaseDigest.Hex == "" {
-		s.Action, s.Reason = Build, "base "+s.baseStep.Name()+" is rebuilt first"
+		s.Action, s.Reason = Build, "base "+s.BaseVertex().Name()+" is rebuilt first"
 		return nil
 	}
 	s.Key = stepKey(s, opts.Epoch)
@@ -576,7 +406,7 @@ func decide(ctx context.Context, opts PlanOptions, s *Step) error {
 		return err
 	}
 	switch {
-	case a[AnnotationKey] == s.Key && accelOnly && s.Accelerator == nil:
+	case a[AnnotationKey] == s.Key && accelOnly && s.AcceleratorInput == nil:
 		// An emulated build is the reference: an image only accelerated builds have made
 		// stands in for it once an emulated build has given the same bytes.
 		s.Action, s.Reason = Build, reasonAcceleratedOnly
@@ -650,23 +480,23 @@ func lookInCaches(ctx context.Context, opts PlanOptions, s *Step) error {
 // stages after it), as BuildKit exports only the result of a cached chain. It sets each
 // pull's download size.
 func fetchOnlyWhatIsNeeded(ctx context.Context, opts PlanOptions, steps []*Step, target string) error {
-	needed := map[*Step]bool{}
+	needed := map[*Vertex]bool{}
 	for _, s := range steps {
 		if s.Name() == target {
-			needed[s] = true
+			needed[s.Vertex] = true
 		}
-		if s.Action == Build && s.baseStep != nil {
-			needed[s.baseStep] = true
+		if s.Action == Build && s.BaseVertex() != nil {
+			needed[s.BaseVertex()] = true
 		}
-		if s.Action == Build && s.acceleratorStep != nil {
-			needed[s.acceleratorStep] = true // mounted into the stage's run
+		if s.Accelerated() && s.AcceleratorInput.Vertex != nil {
+			needed[s.AcceleratorInput.Vertex] = true // mounted into the stage's run
 		}
 	}
 	for _, s := range steps {
 		switch {
-		case s.Action == Pull && !needed[s]:
+		case s.Action == Pull && !needed[s.Vertex]:
 			s.Action, s.Reason = Resolve, s.Reason+": only its digest is needed"
-		case s.Action == Resolve && needed[s], s.Action == Pull:
+		case s.Action == Resolve && needed[s.Vertex], s.Action == Pull:
 			if err := s.needImage(ctx, opts); err != nil {
 				return err
 			}

@@ -62,8 +62,8 @@ func TestFullProfilePlans(t *testing.T) {
 	if _, err := st.WriteImage(context.Background(), seed, store.Ref{Name: "seed-full"}.WithPlatform(&host)); err != nil {
 		t.Fatal(err)
 	}
-	steps, err := build.Plan(context.Background(), build.PlanOptions{Store: st, Set: set, Host: host,
-		Platforms: []v1.Platform{host, platform.MustParse("linux/arm64")}}, "stage3")
+	steps, err := stepsOf(build.Plan(context.Background(), build.PlanOptions{Store: st, Set: set, Host: host,
+		Platforms: []v1.Platform{host, platform.MustParse("linux/arm64")}}, "stage3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +97,8 @@ func TestFullProfilePlans(t *testing.T) {
 
 	// The accelerator for arm64 starts from the host's own stage1 (base-target: host), the
 	// one the amd64 chain has, and is an image for the host.
-	steps, err = build.Plan(context.Background(), build.PlanOptions{Store: st, Set: set, Host: host,
-		Platforms: []v1.Platform{platform.MustParse("linux/arm64")}}, "llvm-accel")
+	steps, err = stepsOf(build.Plan(context.Background(), build.PlanOptions{Store: st, Set: set, Host: host,
+		Platforms: []v1.Platform{platform.MustParse("linux/arm64")}}, "llvm-accel"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,14 +141,14 @@ func TestPlanResolvesACachedChainFromManifests(t *testing.T) {
 		CacheFrom: []*registry.Cache{{Client: client, Repo: repo}}}
 	sizes := map[string]int64{} // stand-in image sizes by tag
 	for round := 0; ; round++ {
-		steps, err := build.Plan(ctx, opts, "stage3")
+		steps, err := stepsOf(build.Plan(ctx, opts, "stage3"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var missing *build.Step
 		for _, s := range steps {
 			if s.Action == build.Build {
-				missing = s
+				missing = &s
 				break
 			}
 		}
@@ -162,7 +162,7 @@ func TestPlanResolvesACachedChainFromManifests(t *testing.T) {
 	}
 
 	layerGets.Store(0)
-	steps, err := build.Plan(ctx, opts, "stage3")
+	steps, err := stepsOf(build.Plan(ctx, opts, "stage3"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestPlanResolvesACachedChainFromManifests(t *testing.T) {
 	}
 	// Rebuilding stage3 needs stage2.5's image for each platform: those are pulled now.
 	opts.Rebuild = []string{"stage3"}
-	steps, err = build.Plan(ctx, opts, "stage3")
+	steps, err = stepsOf(build.Plan(ctx, opts, "stage3"))
 	if err != nil {
 		t.Fatal(err)
 	}

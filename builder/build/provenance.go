@@ -135,7 +135,7 @@ var spdxIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
 // SBOM is an SPDX 2.3 JSON document for the stage image d made by step s: the image, its base,
 // and every source the recipe names as packages (checksums, origin, and licence where the
 // recipe states it). It is the same bytes whenever the same image is described.
-func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
+func SBOM(s *Step, d v1.Descriptor, installed []DebianPackage, epoch time.Time) ([]byte, error) {
 	doc := spdxDoc{
 		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
 		Name:              s.Name() + " for " + platform.String(s.Target.Platform),
@@ -164,12 +164,12 @@ func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
 		})
 		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "DESCENDANT_OF", "SPDXRef-Base"})
 	}
-	if s.Accelerated() {
+	if a := s.Accelerator(); s.Accelerated() && a != nil {
 		doc.Packages = append(doc.Packages, spdxPackage{
-			Name: s.Accelerator.Name, SPDXID: "SPDXRef-Accelerator", DownloadLocation: "NOASSERTION",
+			Name: a.Name, SPDXID: "SPDXRef-Accelerator", DownloadLocation: "NOASSERTION",
 			LicenseDeclared: "NOASSERTION", LicenseConcluded: "NOASSERTION", CopyrightText: "NOASSERTION",
-			Checksums: []spdxChecksum{{"SHA256", s.Accelerator.Digest.Hex}}, PrimaryPackagePurpose: "CONTAINER",
-			Comment: "host-native tools the stage's emulated build ran (mounted at " + AcceleratorDir + "): OCI image manifest " + s.Accelerator.Digest.String(),
+			Checksums: []spdxChecksum{{"SHA256", a.Digest.Hex}}, PrimaryPackagePurpose: "CONTAINER",
+			Comment: "host-native tools the stage's emulated build ran (mounted at " + AcceleratorDir + "): OCI image manifest " + a.Digest.String(),
 		})
 		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Accelerator", "BUILD_TOOL_OF", "SPDXRef-Image"})
 	}
@@ -196,7 +196,7 @@ func SBOM(s *Step, d v1.Descriptor, epoch time.Time) ([]byte, error) {
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-Image", "GENERATED_FROM", p.SPDXID})
 	}
-	for i, p := range s.Installed {
+	for i, p := range installed {
 		id := fmt.Sprintf("SPDXRef-Deb-%d-%s", i, spdxIDUnsafe.ReplaceAllString(p.Name, "-"))
 		doc.Packages = append(doc.Packages, spdxPackage{
 			Name: p.Name, SPDXID: id, VersionInfo: p.Version, DownloadLocation: "NOASSERTION",

@@ -119,20 +119,23 @@ func TestSBOMOfEveryBootstrapStage(t *testing.T) {
 	target, _ := set.Target(arm64)
 	for _, r := range recipes {
 		name := r.File
-		s := &build.Step{Recipe: r, Target: target, Output: arm64, RecipeDigest: build.RecipeDigest(r), Key: "sha256:" + strings.Repeat("ef", 32), Base: "base", BaseDigest: base}
-		data, err := build.SBOM(s, v1.Descriptor{Digest: img}, time.Unix(1597536000, 0))
+		s := &build.Step{
+			Vertex:   &build.Vertex{Recipe: r, Target: target, Output: arm64, RecipeDigest: build.RecipeDigest(r)},
+			Decision: build.Decision{Key: "sha256:" + strings.Repeat("ef", 32), Base: "base", BaseDigest: base},
+		}
+		data, err := build.SBOM(s, v1.Descriptor{Digest: img}, nil, time.Unix(1597536000, 0))
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkSBOM(t, schema, data, r, img)
-		again, _ := build.SBOM(s, v1.Descriptor{Digest: img}, time.Unix(1597536000, 0))
+		again, _ := build.SBOM(s, v1.Descriptor{Digest: img}, nil, time.Unix(1597536000, 0))
 		if !bytes.Equal(data, again) {
 			t.Errorf("%s: two SBOMs of the same image differ", name)
 		}
 		sources += len(r.Sources)
 	}
 	// The schema has teeth: a checksum algorithm SPDX does not know is refused.
-	bad, _ := build.SBOM(&build.Step{Recipe: set.Recipes["stage2"], Target: target}, v1.Descriptor{Digest: img}, time.Unix(0, 0))
+	bad, _ := build.SBOM(&build.Step{Vertex: &build.Vertex{Recipe: set.Recipes["stage2"], Target: target}}, v1.Descriptor{Digest: img}, nil, time.Unix(0, 0))
 	inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(bytes.Replace(bad, []byte(`"SHA256"`), []byte(`"SHA-256"`), 1)))
 	if schema.Validate(inst) == nil {
 		t.Error("the schema accepts a checksum algorithm SHA-256")

@@ -29,7 +29,7 @@ func TestSeedDifferencesAsPackageVersions(t *testing.T) {
 		t.Errorf("the same packages: %v", c)
 	}
 	var b strings.Builder
-	v := build.Verification{Step: &build.Step{Recipe: &stages.Recipe{Name: "seed"}}, Packages: build.PackageChanges(want, got)}
+	v := build.Verification{Step: &build.Step{Vertex: &build.Vertex{Recipe: &stages.Recipe{Name: "seed"}}}, Packages: build.PackageChanges(want, got)}
 	v.Want.Digest, v.Got.Digest = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}, v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
 	v.Report(&b)
 	for _, line := range []string{"seed for /: NOT reproducible", "  4 Debian packages differ (the archive served other versions):\n    gcc-12 12.2.0-14 (amd64) (only in this one)\n"} {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 )
@@ -32,40 +31,41 @@ func Shell(ctx context.Context, opts Options, stage string, so ShellOptions) (bu
 	if len(opts.Platforms) != 1 {
 		return builder.Result{}, fmt.Errorf("shell %s: want one target platform, got %d", stage, len(opts.Platforms))
 	}
-	steps, err := Plan(ctx, opts.PlanOptions, stage)
+	g, err := Plan(ctx, opts.PlanOptions, stage)
 	if err != nil {
 		return builder.Result{}, err
 	}
+	steps := g.Steps() // the shell's copy: its base's decision may change below
 	paths, err := fetchSources(ctx, opts.Sources, steps)
 	if err != nil {
 		return builder.Result{}, err
 	}
 	last := steps[len(steps)-1]
-	if b := last.baseStep; b != nil && b.Action == Resolve {
-		if err := b.needImage(ctx, opts.PlanOptions); err != nil { // the shell runs on it
-			return builder.Result{}, err
+	for i := range steps[:len(steps)-1] {
+		if b := &steps[i]; b.Vertex == last.BaseVertex() && b.Action == Resolve {
+			if err := b.needImage(ctx, opts.PlanOptions); err != nil { // the shell runs on it
+				return builder.Result{}, err
+			}
 		}
 	}
 	rep, err := runSteps(ctx, opts, steps[:len(steps)-1], paths)
 	if err != nil {
 		return builder.Result{}, err
 	}
-	if last.baseStep != nil {
+	made := rep.byVertex()
+	if b := last.BaseVertex(); b != nil {
 		// The base is in the store now, whether reused, built or pulled just before.
-		var base v1.Descriptor
-		for _, r := range rep.Steps {
-			if r.Step == last.baseStep {
-				base = r.Descriptor
-			}
-		}
-		if last.BaseImage, err = opts.Store.ImageByDigest(base); err != nil {
+		if last.BaseImage, err = opts.Store.ImageByDigest(made[b].Descriptor); err != nil {
 			return builder.Result{}, err
 		}
+	}
+	if last.accelerator, err = acceleratorOf(opts.Store, &last, made); err != nil {
+		return builder.Result{}, fmt.Errorf("shell %s: --accelerator %s: %w", stage, opts.Accelerator, err)
 	}
 	if last.BaseImage == nil {
 		return builder.Result{}, errors.New("shell " + stage + ": its base image is not known")
 	}
-	ro, recipeDir, err := stageRunOptions(opts, last, paths)
+	ro, recipeDir, err := stageRunOptions(opts, &last, paths)
 	defer os.RemoveAll(recipeDir)
 	if err != nil {
 		return builder.Result{}, err

@@ -22,10 +22,10 @@ func timingsFile(st *store.Store, tag store.Ref) string {
 
 // planEstimates plans target-native on f and gives each step to build's estimate, as
 // "stage:same:DURATION", "stage:other:DURATION" or "stage:none".
-func planEstimates(t *testing.T, f *fixture, mutate ...func(*build.Options)) (map[string]string, []*build.Step) {
+func planEstimates(t *testing.T, f *fixture, mutate ...func(*build.Options)) (map[string]string, []build.Step) {
 	t.Helper()
 	ctx := context.Background()
-	steps, err := build.Plan(ctx, f.options(t, mutate...).PlanOptions, "target-native")
+	steps, err := stepsOf(build.Plan(ctx, f.options(t, mutate...).PlanOptions, "target-native"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func planEstimates(t *testing.T, f *fixture, mutate ...func(*build.Options)) (ma
 		if s.Action != build.Build {
 			continue
 		}
-		e, ok := build.EstimateOf(ctx, f.st, s)
+		e, ok := build.EstimateOf(ctx, f.st, &s)
 		switch {
 		case !ok:
 			got[s.Name()] = "none"

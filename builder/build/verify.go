@@ -82,11 +82,17 @@ func (v Verification) Reproducible() bool { return v.Want.Digest == v.Got.Digest
 // stage of the chain is rebuilt, each on the rebuild before it. The scratch store is removed
 // afterwards. A difference is not an error: it is in the result, listed by path.
 func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Verification, error) {
-	steps, err := Plan(ctx, opts.PlanOptions, target)
+	g, err := Plan(ctx, opts.PlanOptions, target)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range steps {
+	planned := g.Steps()
+	byVertex := map[*Vertex]*Step{}
+	for i := range planned {
+		byVertex[planned[i].Vertex] = &planned[i]
+	}
+	for i := range planned {
+		s := &planned[i]
 		if !deep && s.Name() != target {
 			continue
 		}
@@ -96,7 +102,7 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 		case s.Action != Reuse:
 			return nil, fmt.Errorf("verify: %s for %s is not built from its current recipe (%s): build it first", s.Name(), platform.String(s.Target.Platform), s.Reason)
 		}
-		if b := s.baseStep; !deep && b != nil && b.Action == Resolve {
+		if b := byVertex[s.BaseVertex()]; !deep && b != nil && b.Action == Resolve {
 			// The rebuild runs on it: fetch it from where it was resolved.
 			if err := b.needImage(ctx, opts.PlanOptions); err != nil {
 				return nil, err
@@ -120,12 +126,11 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 	sopts := opts
 	sopts.Store, sopts.Runner, sopts.CacheTo = scratch, runner, nil
 	sopts.PlanOptions.Store = scratch
-	var rebuild, origs []*Step
-	for _, s := range steps {
+	var rebuild []Step // the verification's own decisions: rebuild each stage it checks
+	for _, s := range planned {
 		if deep || s.Name() == target {
-			r := *s
-			r.Action, r.Reason = Build, "verify --rebuild"
-			rebuild, origs = append(rebuild, &r), append(origs, s)
+			s.Action, s.Reason = Build, "verify --rebuild"
+			rebuild = append(rebuild, s)
 		}
 	}
 	paths, err := fetchSources(ctx, opts.Sources, rebuild)
@@ -133,10 +138,10 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 		return nil, err
 	}
 	var out []Verification
-	got := map[*Step]v1.Descriptor{} // with deep: each stage's rebuild, for the stages on it
-	for i, r := range rebuild {
-		s := *r
-		if prev, ok := got[r.baseStep]; deep && r.baseStep != nil && ok {
+	got := map[*Vertex]v1.Descriptor{} // with deep: each stage's rebuild, for the stages on it
+	for _, s := range rebuild {
+		r := s // what runs: with deep, on the rebuild of its base
+		if prev, ok := got[r.BaseVertex()]; deep && ok {
 			img, err := scratch.ImageByDigest(prev)
 			if err != nil {
 				return out, err
@@ -145,9 +150,9 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 			if err := r.onPackages(ctx, sopts.PlanOptions); err != nil {
 				return out, err
 			}
-			r.Key = stepKey(r, opts.Epoch)
+			r.Key = stepKey(&r, opts.Epoch)
 		}
-		res, err := runStep(ctx, sopts, r, paths)
+		res, err := runStep(ctx, sopts, &r, paths)
 		if err != nil {
 			return out, err
 		}
@@ -158,7 +163,7 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 			}
 		}
 		out = append(out, v)
-		got[origs[i]] = res.Descriptor
+		got[s.Vertex] = res.Descriptor
 	}
 	return out, nil
 }
@@ -166,12 +171,12 @@ func Verify(ctx context.Context, opts Options, target string, deep bool) ([]Veri
 // Compare compares target's images (with deep, every stage of its chain) in the store of
 // opts with those tagged alike in other: two builds made apart, as `make repro` does.
 func Compare(ctx context.Context, opts PlanOptions, target string, deep bool, other *store.Store) ([]Verification, error) {
-	steps, err := Plan(ctx, opts, target)
+	g, err := Plan(ctx, opts, target)
 	if err != nil {
 		return nil, err
 	}
 	var out []Verification
-	for _, s := range steps {
+	for _, s := range g.Steps() {
 		if !deep && s.Name() != target {
 			continue
 		}
@@ -182,7 +187,7 @@ func Compare(ctx context.Context, opts PlanOptions, target string, deep bool, ot
 		if err != nil {
 			return out, fmt.Errorf("compare: %s: %w", other.Dir(), err)
 		}
-		v := Verification{Step: s, Want: *s.Existing, Got: d}
+		v := Verification{Step: &s, Want: *s.Existing, Got: d}
 		if !v.Reproducible() {
 			if err := compare(opts.Store, other, &v); err != nil {
 				return out, err
@@ -277,7 +282,7 @@ func (v Verification) Report(w io.Writer) {
 	if v.Step.Accelerated() {
 		// The rebuild ran with an accelerator: the question is whether it made the emulated
 		// build's image (issue 17), and the answer names what it ran with.
-		accel := "accelerated by " + v.Step.Accelerator.Name
+		accel := "accelerated by " + v.Step.AcceleratorInput.Name()
 		if v.Reproducible() {
 			fmt.Fprintf(w, "%s: reproducible, %s: the accelerated rebuild is the store's image, %s\n", name, accel, v.Got.Digest)
 			return

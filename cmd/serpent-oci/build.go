@@ -377,15 +377,16 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 				return err
 			}
 			po.BuildAccelerator = true // as build would
-			steps, err := build.Plan(ctx, po, args[0])
+			g, err := build.Plan(ctx, po, args[0])
 			if err != nil {
 				return err
 			}
-			estimates := map[*build.Step]build.Estimate{}
+			steps := g.Steps()
+			estimates := map[*build.Vertex]build.Estimate{}
 			for _, s := range steps {
 				if s.Action == build.Build {
-					if est, ok := build.EstimateOf(ctx, st, s); ok {
-						estimates[s] = est
+					if est, ok := build.EstimateOf(ctx, st, &s); ok {
+						estimates[s.Vertex] = est
 					}
 				}
 			}
@@ -407,13 +408,13 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 				for _, s := range steps {
 					var accel string
 					if s.Accelerated() {
-						accel = s.Accelerator.Name
-						if s.Accelerator.Image != nil {
-							accel = s.Accelerator.Digest.String()
+						accel = s.AcceleratorInput.Name()
+						if a := s.Accelerator(); a != nil {
+							accel = a.Digest.String()
 						}
 					}
 					r := row{s.Name(), platform.String(s.Target.Platform), platform.String(s.RunsOn), s.Base, s.Tag.String(), s.Key, string(s.Action), s.Reason, s.Download, accel, nil}
-					if est, ok := estimates[s]; ok {
+					if est, ok := estimates[s.Vertex]; ok {
 						secs := est.Took.Seconds()
 						r.Estimate = &secs
 					}
@@ -447,7 +448,7 @@ serpent-oci plan stage3 --platform linux/amd64,linux/arm64 --format json`,
 				if s.Action == build.Build {
 					toBuild++
 					estimate = "?"
-					if est, ok := estimates[s]; ok {
+					if est, ok := estimates[s.Vertex]; ok {
 						estimate, total = est.String(), total+est.Took
 					} else {
 						unknown++
@@ -669,7 +670,7 @@ func (c *console) event(ev build.Event) {
 		default:
 			accelerated := ""
 			if s.Accelerated() {
-				accelerated = ", accelerated by " + s.Accelerator.Name
+				accelerated = ", accelerated by " + s.AcceleratorInput.Name()
 			}
 			last := ""
 			if ev.Estimate != nil {

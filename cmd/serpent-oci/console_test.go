@@ -63,7 +63,7 @@ func TestConsoleTracksTheRunningStagesCounter(t *testing.T) {
 	var out strings.Builder
 	c := newConsole(&out, true)
 	defer c.stop()
-	step := &build.Step{Recipe: &stages.Recipe{Name: "x"}, Action: build.Build}
+	step := &build.Step{Vertex: &build.Vertex{Recipe: &stages.Recipe{Name: "x"}}, Decision: build.Decision{Action: build.Build}}
 	c.event(build.Event{Kind: build.StepStarted, Index: 1, Total: 2, Step: step, Estimate: &build.Estimate{Took: time.Hour, SameKey: true}})
 	c.Write([]byte("x | [10/40] compile\n"))
 	c.Write([]byte("x | some other line\n"))
