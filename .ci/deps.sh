@@ -22,6 +22,8 @@ packages=(
 	bash             # the completion scripts' tests run each shell they are for
 	zsh
 	fish
+	redis-server     # the shared compiler cache's tests: a real Redis server (a Unix socket only)
+	ccache           # and Debian's ccache, whose remote storage reaches it through the proxy
 	gcc              # oci/packages' tests compile the ELF files whose dependencies they read
 	libc6-dev
 )
@@ -46,9 +48,11 @@ fi
 
 # docker-registry's package starts a system service listening on :5000; tests start their own
 # instance on 127.0.0.1, so the packaged one is stopped where a service manager runs it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
-	systemctl stop docker-registry || true
-fi
+for service in docker-registry redis-server; do # redis-server's listens on 127.0.0.1:6379
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+		systemctl stop "$service" || true
+	fi
+done
 
 # Debian source packages (the origin of sources that exist only as Debian's repack) need
 # deb-src entries: made from the machine's own deb entries, so apt reaches the same mirrors.
