@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/compilercache"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
@@ -36,6 +37,12 @@ type Options struct {
 	CacheTo *registry.Cache
 	// Events, when set, is told of every step as it starts and ends.
 	Events func(Event)
+	// CompilerCache, when set, is a Redis server every stage with a cache mount reaches as
+	// ccache's remote storage (--compiler-cache): through a socket of the build's, never a
+	// network. It changes nothing a stage makes, and no key names it.
+	CompilerCache *compilercache.Remote
+
+	compilerCache *compilercache.Proxy // serving CompilerCache while the build runs
 }
 
 // EventKind says what happened to a step.
@@ -136,6 +143,14 @@ func execute(ctx context.Context, opts Options, g *Graph, start time.Time) (*Rep
 	paths, err := fetchSources(ctx, opts.Sources, steps)
 	if err != nil {
 		return nil, err
+	}
+	if opts.CompilerCache != nil && slices.ContainsFunc(steps, func(s Step) bool { return s.Action == Build && len(s.Recipe.Cache) > 0 }) {
+		p, stop, err := serveCompilerCache(ctx, opts.Store, opts.CompilerCache)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		opts.compilerCache = p
 	}
 	rep, err := runSteps(ctx, opts, steps, paths)
 	rep.Took = time.Since(start) // also of a build that failed: its summary says how long it ran
@@ -238,6 +253,33 @@ func ready(ctx context.Context, opts Options, s Step, made map[*Vertex]StepResul
 		s.accelerator = a
 	}
 	return &s, nil
+}
+
+// serveCompilerCache serves r for the build's stages on a socket in st's temporary directory
+// (or the system's, where that path is too long for a socket).
+// stop ends it, removes the socket and logs what it passed on.
+func serveCompilerCache(ctx context.Context, st *store.Store, r *compilercache.Remote) (p *compilercache.Proxy, stop func(), err error) {
+	dir, err := st.TempDir("compiler-cache")
+	if err != nil {
+		return nil, nil, err
+	}
+	const maxSocketPath = 100 // sun_path is 108 bytes
+	if len(dir)+len("/ccache.sock") > maxSocketPath {
+		os.RemoveAll(dir)
+		if dir, err = os.MkdirTemp("", "serpent-oci-cc"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if p, err = compilercache.Serve(ctx, r, filepath.Join(dir, "ccache.sock")); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("--compiler-cache: %w", err)
+	}
+	return p, func() {
+		s := p.Stats()
+		log.G(ctx).WithFields(log.Fields{"remote": r.String(), "reads": s.Reads, "writes": s.Writes, "refused": s.Refused, "unreachable": s.Unreachable}).Info("compiler cache: what the build's stages asked of it")
+		p.Close()
+		os.RemoveAll(dir)
+	}, nil
 }
 
 // finishStored finishes a step whose image d is in the store: its SBOM is stored beside it,
@@ -465,6 +507,13 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 		return ro, recipeDir, err
 	}
 	mounts = append(mounts, caches...)
+	var compilerCacheEnv []string
+	if p := opts.compilerCache; p != nil && len(r.Cache) > 0 {
+		// Read-write in the container, as a cache mount: a socket to connect to, not content
+		// the stage reads.
+		mounts = append(mounts, builder.Mount{Source: p.Path(), Destination: compilercache.SocketInStage})
+		compilerCacheEnv = p.Remote().Env()
+	}
 	args := []string{"/bin/sh", "-e", "-c", r.Run}
 	if r.Script != "" {
 		args = []string{"/bin/sh", "-e", "/recipe/" + filepath.ToSlash(filepath.Join(filepath.Dir(r.File), r.Script))}
@@ -485,6 +534,7 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		env = append(env, k+"="+r.Env[k])
 	}
+	env = append(env, compilerCacheEnv...) // after the recipe's: the build's remote wins
 	var pathPrepend []string
 	if a := s.Accelerator(); a != nil {
 		// The accelerator's tree, read-only; its usr/bin and bin ahead of whatever PATH the

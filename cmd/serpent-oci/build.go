@@ -201,6 +201,7 @@ func buildCommand() *command {
 		progress string
 		push     pushFlags
 		spin     string
+		ccache   compilerCacheFlags
 		flagSet  *pflag.FlagSet
 	)
 	return &command{
@@ -225,6 +226,7 @@ serpent-oci build stage3 --platform linux/amd64,linux/arm64 -t registry.example/
 			push.register(fs, "TARGET's images")
 			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO, or buildx's type=registry,ref=REGISTRY/REPO[,mode=max]) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
+			ccache.register(fs)
 			flagSet = fs
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -271,7 +273,10 @@ serpent-oci build stage3 --platform linux/amd64,linux/arm64 -t registry.example/
 			if err != nil {
 				return err
 			}
-			opts.CacheTo = cacheTo
+			if ccache.readOnly && ccache.remote == nil {
+				return usagef("build: --compiler-cache-read-only without --compiler-cache")
+			}
+			opts.CacheTo, opts.CompilerCache = cacheTo, ccache.Remote()
 			rep, err := build.Run(ctx, opts, args[0])
 			for _, ref := range pushRefs {
 				if err != nil {
