@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/serpent-os/serpent-oci/builder/compilercache"
+	"github.com/serpent-os/serpent-oci/builder/compilercache/redistest"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
@@ -54,34 +55,6 @@ func TestParse(t *testing.T) {
 		if strings.Contains(r.String(), "s3cret") {
 			t.Errorf("%s: String shows the password: %s", tt.url, r)
 		}
-	}
-}
-
-// startRedis runs a Redis server from Debian's redis-server on a Unix socket of its own (no
-// TCP port), with args added, for the test's life.
-func startRedis(t *testing.T, args ...string) string {
-	t.Helper()
-	testenv.RequireTools(t, "redis-server")
-	dir, err := os.MkdirTemp("", "redis") // a socket path must be short
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command("redis-server", append([]string{"--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"}, args...)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return sock
-		}
-		if i > 100 {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -143,7 +116,7 @@ func (c *conn) cmd(args ...string) string { return c.do(compilercache.Command(ar
 // a read-only remote or a malformed one is refused with an error and the connection closed,
 // and never reaches the server.
 func TestProxyPassesOnlyCcachesCommands(t *testing.T) {
-	sock := startRedis(t)
+	sock := redistest.Start(t)
 	rw := serve(t, &compilercache.Remote{Network: "unix", Address: sock})
 	ro := serve(t, &compilercache.Remote{Network: "unix", Address: sock, ReadOnly: true})
 	server := dial(t, sock)
@@ -205,7 +178,7 @@ func TestProxyPassesOnlyCcachesCommands(t *testing.T) {
 // The proxy authenticates to the server itself: a stage needs no password, and a wrong one is
 // a server that does not answer.
 func TestProxyAuthenticates(t *testing.T) {
-	sock := startRedis(t, "--requirepass", "s3cret")
+	sock := redistest.Start(t, "--requirepass", "s3cret")
 	good := serve(t, &compilercache.Remote{Network: "unix", Address: sock, Password: "s3cret", DB: 2})
 	if got := dial(t, good.Path()).cmd("SET", "k", "v"); got != "+OK" {
 		t.Fatalf("SET through an authenticated proxy: %q", got)
@@ -254,7 +227,7 @@ func compile(t *testing.T, dir, src string, env []string) {
 // server that is gone costs the hits, not the compile.
 func TestCcacheSharesThroughTheProxy(t *testing.T) {
 	testenv.RequireTools(t, "ccache", "gcc")
-	sock := startRedis(t)
+	sock := redistest.Start(t)
 	rw := serve(t, &compilercache.Remote{Network: "unix", Address: sock})
 	ro := serve(t, &compilercache.Remote{Network: "unix", Address: sock, ReadOnly: true})
 	env := func(p *compilercache.Proxy) []string {
