@@ -156,7 +156,10 @@ type Process struct {
 	Env     []string // added to the image's environment; later keys win
 	Cwd     string   // default: the image's working directory, else /
 	Network bool     // the host's network (default: a namespace with loopback only)
-	Mounts  []Mount
+	// NetNS, without Network, is a network namespace for the process to join instead of a
+	// new one (builder/netns): loopback, and listeners the caller serves in it.
+	NetNS  string
+	Mounts []Mount
 	// PathPrepend are directories put ahead of the process's PATH, whichever set it (the
 	// image's config or Env): an accelerator's tools, found before the root's own.
 	PathPrepend []string
@@ -404,7 +407,7 @@ func (r *Runner) runProcess(ctx context.Context, ws rootfs.Workspace, runDir str
 	}
 	spec, err := runc.Spec(runc.SpecOptions{
 		Rootfs: ws.Root(), Args: p.Args, Env: env, Cwd: cwd,
-		Network: p.Network, ResolvConf: resolvConf(p.Network),
+		Network: p.Network, ResolvConf: resolvConf(p.Network), NetNS: p.NetNS,
 		Mounts: mounts, Terminal: p.Terminal, UID: uid, GID: gid,
 	})
 	if err != nil {

@@ -34,9 +34,12 @@ type SpecOptions struct {
 	// loopback interface, and reaches nothing.
 	Network    bool
 	ResolvConf string // the host file bound at /etc/resolv.conf when Network is on
-	Mounts     []Mount
-	Terminal   bool // give the process a terminal (interactive use)
-	Limits     Limits
+	// NetNS, without Network, is a network namespace (a file, as builder/netns makes) for the
+	// container to join instead of a new one: one the build serves listeners into.
+	NetNS    string
+	Mounts   []Mount
+	Terminal bool // give the process a terminal (interactive use)
+	Limits   Limits
 	// UID and GID the process runs as (default root). A process that is not root gets no
 	// effective or permitted capabilities (podman's rule); the bounding set stays.
 	UID, GID uint32
@@ -162,7 +165,7 @@ func Spec(opts SpecOptions) (*specs.Spec, error) {
 		},
 	}
 	if !opts.Network {
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: opts.NetNS})
 	} else if opts.ResolvConf != "" {
 		s.Mounts = append(s.Mounts, specs.Mount{
 			Destination: "/etc/resolv.conf", Type: "bind", Source: opts.ResolvConf,
