@@ -24,6 +24,7 @@ packages=(
 	fish
 	redis-server     # the shared compiler cache's tests: a real Redis server (a Unix socket only)
 	ccache           # and Debian's ccache, whose remote storage reaches it through the proxy
+	distcc           # the compile farm's tests: distcc in a stage, distccd in a helper
 	gcc              # oci/packages' tests compile the ELF files whose dependencies they read
 	libc6-dev
 )

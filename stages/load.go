@@ -155,6 +155,7 @@ type rawRecipe struct {
 	Annotate    map[string]string `yaml:"annotate"`
 	Cache       []string          `yaml:"cache"`
 	Accelerate  bool              `yaml:"accelerate"`
+	Distribute  bool              `yaml:"distribute"`
 	Packages    []string          `yaml:"packages"`
 }
 
@@ -520,7 +521,10 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	if raw.Accelerate && r.RunsOn != OnTarget {
 		return fail(at("accelerate", "accelerate"), "only a stage that runs on the target (runs-on: target) is run emulated, and so can be accelerated")
 	}
-	r.Accelerate = raw.Accelerate
+	if raw.Distribute && raw.Network {
+		return fail(at("distribute", "distribute"), "a stage with the host's network (network: true) reaches a compile farm's helpers itself: distribute gives it a namespace of loopback ports instead")
+	}
+	r.Accelerate, r.Distribute = raw.Accelerate, raw.Distribute
 	r.Files = map[string][]byte{}
 	for i, f := range raw.Files {
 		if !fs.ValidPath(f) {
@@ -594,7 +598,7 @@ func hostPackagesRecipe(r *Recipe, raw rawRecipe, set *Set, at func(field string
 		{"output", raw.Output.Kind != 0}, {"sources", len(raw.Sources) > 0}, {"script", raw.Script != ""},
 		{"run", raw.Run != ""}, {"env", len(raw.Env) > 0}, {"tools", len(raw.Tools) > 0}, {"files", len(raw.Files) > 0},
 		{"annotate", len(raw.Annotate) > 0}, {"cache", len(raw.Cache) > 0}, {"network", raw.Network},
-		{"accelerate", raw.Accelerate},
+		{"accelerate", raw.Accelerate}, {"distribute", raw.Distribute},
 	} {
 		if f.set {
 			return fail(at(f.name, f.name), "a from: host-packages stage has no %s: it is its packages", f.name)

@@ -87,7 +87,7 @@ func TestLoadRejects(t *testing.T) {
 		want  string
 	}{
 		{"unknown field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nbogus: 1\n"),
-			"two.yaml:6: bogus: unknown field (known here: accelerate, annotate, base-target, cache, description, env, files, from, name, network, output, packages, platforms, run, runs-on, script, sources, tools)"},
+			"two.yaml:6: bogus: unknown field (known here: accelerate, annotate, base-target, cache, description, distribute, env, files, from, name, network, output, packages, platforms, run, runs-on, script, sources, tools)"},
 		{"unknown source field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    sha: x\n"),
 			"two.yaml:8: sources[0].sha: unknown field (known here: debian, file, license, name, sha256, url)"},
 		{"unknown debian field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    debian: {package: a, release: b}\n"),

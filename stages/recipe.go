@@ -167,6 +167,12 @@ type Recipe struct {
 	// accelerated build is keyed by the accelerator as well, and must make what an emulated
 	// one makes.
 	Accelerate bool `json:"-"`
+	// Distribute says the stage's compiles may go to a build's compile farm (--compile-farm):
+	// the stage then runs in a network namespace where each helper is a loopback port, named
+	// in DISTCC_HOSTS, and its script sends its compiles through distcc (CCACHE_PREFIX=distcc,
+	// or CC="distcc clang") when DISTCC_HOSTS is set. Like a cache, not part of the recipe's
+	// meaning: a helper runs the stage's own compiler and makes what a local compile makes.
+	Distribute bool `json:"-"`
 
 	// File is the recipe's path in its set; Files are the files the stage is given at
 	// /recipe (its script, patches), by path relative to the recipe set.

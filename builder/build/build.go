@@ -16,7 +16,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/compilefarm"
 	"github.com/serpent-os/serpent-oci/builder/compilercache"
+	"github.com/serpent-os/serpent-oci/builder/netns"
 	"github.com/serpent-os/serpent-oci/builder/sources"
 	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/layer"
@@ -41,6 +43,10 @@ type Options struct {
 	// ccache's remote storage (--compiler-cache): through a socket of the build's, never a
 	// network. It changes nothing a stage makes, and no key names it.
 	CompilerCache *compilercache.Remote
+	// CompileFarm, when set, are distcc helpers every stage whose recipe says distribute
+	// reaches, as loopback ports of a network namespace of the build's (--compile-farm). They
+	// change nothing a stage makes, and no key names them.
+	CompileFarm []compilefarm.Helper
 
 	compilerCache *compilercache.Proxy // serving CompilerCache while the build runs
 }
@@ -73,8 +79,10 @@ type StepResult struct {
 	Resolved   bool  // a cache hit whose image was not needed: Descriptor is the cache's, not in the store
 	Downloaded int64 // with Pulled: the bytes fetched
 	CacheBytes int64 // blob bytes uploaded to the --cache-to repository
-	Log        string
-	Run        builder.Result
+	// Farm, for a stage built with a compile farm, says what each helper was sent.
+	Farm []compilefarm.HelperStats
+	Log  string
+	Run  builder.Result
 }
 
 // Report is a whole build.
@@ -255,6 +263,40 @@ func ready(ctx context.Context, opts Options, s Step, made map[*Vertex]StepResul
 	return &s, nil
 }
 
+// namespacedFarm is a compile farm served into a network namespace of its own.
+type namespacedFarm struct {
+	*compilefarm.Farm
+	ns *netns.NS
+}
+
+// serveCompileFarm makes a network namespace in st's temporary directory and serves helpers
+// into it; stop ends both and logs what each helper was sent.
+func serveCompileFarm(ctx context.Context, st *store.Store, helpers []compilefarm.Helper) (f namespacedFarm, stop func(), err error) {
+	dir, err := st.TempDir("compile-farm")
+	if err != nil {
+		return f, nil, err
+	}
+	if f.ns, err = netns.New(filepath.Join(dir, "net")); err != nil {
+		os.RemoveAll(dir)
+		return f, nil, fmt.Errorf("--compile-farm: %w", err)
+	}
+	if f.Farm, err = compilefarm.Serve(ctx, f.ns, helpers); err != nil {
+		f.ns.Close()
+		os.RemoveAll(dir)
+		return f, nil, fmt.Errorf("--compile-farm: %w", err)
+	}
+	return f, func() {
+		for _, h := range f.Stats() {
+			log.G(ctx).WithFields(log.Fields{"helper": h.Address, "sent": h.Sent, "failed": h.Failed}).Info("compile farm: what the stage sent the helper")
+		}
+		f.Close()
+		if err := f.ns.Close(); err != nil {
+			log.G(ctx).WithError(err).Warn("compile farm: release the network namespace")
+		}
+		os.RemoveAll(dir)
+	}, nil
+}
+
 // serveCompilerCache serves r for the build's stages on a socket in st's temporary directory
 // (or the system's, where that path is too long for a socket).
 // stop ends it, removes the socket and logs what it passed on.
@@ -432,6 +474,17 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	if err != nil {
 		return res, err
 	}
+	var farmStats func() []compilefarm.HelperStats
+	if len(opts.CompileFarm) > 0 && r.Distribute {
+		farm, stop, err := serveCompileFarm(ctx, opts.Store, opts.CompileFarm)
+		if err != nil {
+			return res, fmt.Errorf("stage %s for %s: %w", r.Name, platform.String(s.Target.Platform), err)
+		}
+		defer stop()
+		farmStats = farm.Stats
+		ro.Process.NetNS = farm.ns.Path()
+		ro.Process.Env = append(ro.Process.Env, farm.Env()...)
+	}
 	if r.From.Packages {
 		// What the root's packages are, for a script that carries those it cannot rebuild:
 		// each described in /recipe/packages, and its tree bound read-only at /packages/NAME.
@@ -461,6 +514,9 @@ func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string
 	}
 	run, err := builder.RunAndCommit(ctx, opts.Runner, ro, c)
 	res.Run, res.Log, res.Took, res.Built = run, run.Log, time.Since(start), true
+	if farmStats != nil {
+		res.Farm = farmStats()
+	}
 	if err != nil {
 		return res, fmt.Errorf("stage %s for %s: %w", r.Name, platform.String(s.Target.Platform), err)
 	}

@@ -60,22 +60,25 @@ run: |
   ccache --print-stats | grep -E '^(remote_storage_hit|remote_storage_miss|cache_miss)[[:space:]]' | sed 's/^/counter /'
 `
 
-// ccboxRootfs writes the test's base: busybox, the host's ccache with the libraries it loads
-// (found by ldd), and the stand-in compiler.
-func ccboxRootfs(t *testing.T, dir string) {
+// ccboxRootfs writes the test's base: busybox, the host's programs tools (ccache, distcc)
+// with the libraries they load (found by ldd), and the stand-in compiler.
+func ccboxRootfs(t *testing.T, dir string, tools ...string) {
 	t.Helper()
 	buildertest.BusyboxRootfs(t, platform.MustParse("linux/amd64"), dir)
-	ccache, err := exec.LookPath("ccache")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("ldd", ccache).Output()
-	if err != nil {
-		t.Fatalf("ldd %s: %v", ccache, err)
-	}
-	files := map[string]string{ccache: "/usr/bin/ccache"}
-	for _, m := range regexp.MustCompile(`(?m)(/\S+) \(0x`).FindAllStringSubmatch(string(out), -1) {
-		files[m[1]] = m[1]
+	files := map[string]string{}
+	for _, tool := range tools {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("ldd", p).Output()
+		if err != nil {
+			t.Fatalf("ldd %s: %v", p, err)
+		}
+		files[p] = "/usr/bin/" + tool
+		for _, m := range regexp.MustCompile(`(?m)(/\S+) \(0x`).FindAllStringSubmatch(string(out), -1) {
+			files[m[1]] = m[1]
+		}
 	}
 	for src, dst := range files {
 		b, err := os.ReadFile(src)
@@ -93,7 +96,11 @@ func ccboxRootfs(t *testing.T, dir string) {
 	if err := os.WriteFile(filepath.Join(dir, "usr/bin/cc"), []byte(standInCompiler), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+	// runc keeps a mount point's mode for the tmpfs on it: /tmp as images have it.
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -122,7 +129,7 @@ func TestCompilerCacheSharedBetweenStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
-	ccboxRootfs(t, rootfs)
+	ccboxRootfs(t, rootfs, "ccache")
 	amd64 := platform.MustParse("linux/amd64")
 
 	buildIn := func(name string, remote *compilercache.Remote) (v1.Hash, string) {

@@ -202,6 +202,7 @@ func buildCommand() *command {
 		push     pushFlags
 		spin     string
 		ccache   compilerCacheFlags
+		farm     compileFarmFlag
 		flagSet  *pflag.FlagSet
 	)
 	return &command{
@@ -227,6 +228,7 @@ serpent-oci build stage3 --platform linux/amd64,linux/arm64 -t registry.example/
 			fs.StringVar(&g.cache.to, "cache-to", "", "repository (REGISTRY/REPO, or buildx's type=registry,ref=REGISTRY/REPO[,mode=max]) to push every stage image to under its cache key")
 			fs.StringVar(&progress, "progress", "auto", "progress output: auto, plain or tty")
 			ccache.register(fs)
+			fs.Var(&farm, "compile-farm", "distcc helpers (serpent-oci compile-helper on other machines) that stages whose recipe says distribute send their compiles to, reached as loopback ports of the stage's own network namespace; a helper that fails costs its compiles the trip, not the build")
 			flagSet = fs
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -276,7 +278,7 @@ serpent-oci build stage3 --platform linux/amd64,linux/arm64 -t registry.example/
 			if ccache.readOnly && ccache.remote == nil {
 				return usagef("build: --compiler-cache-read-only without --compiler-cache")
 			}
-			opts.CacheTo, opts.CompilerCache = cacheTo, ccache.Remote()
+			opts.CacheTo, opts.CompilerCache, opts.CompileFarm = cacheTo, ccache.Remote(), farm
 			rep, err := build.Run(ctx, opts, args[0])
 			for _, ref := range pushRefs {
 				if err != nil {

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"strconv"
+	"strings"
+
+	"github.com/serpent-os/serpent-oci/builder/compilefarm"
 	"github.com/serpent-os/serpent-oci/builder/compilercache"
 	"github.com/spf13/pflag"
 )
@@ -48,3 +52,25 @@ func (u *compilerCacheURL) Set(s string) error {
 }
 
 func (u *compilerCacheURL) Type() string { return "URL" }
+
+// compileFarmFlag is --compile-farm: distcc helpers, checked when parsed.
+type compileFarmFlag []compilefarm.Helper
+
+func (f *compileFarmFlag) String() string {
+	var out []string
+	for _, h := range *f {
+		out = append(out, h.Address+"/"+strconv.Itoa(h.Jobs))
+	}
+	return strings.Join(out, ",")
+}
+
+func (f *compileFarmFlag) Set(s string) error {
+	hs, err := compilefarm.Parse(s)
+	if err != nil {
+		return err
+	}
+	*f = hs
+	return nil
+}
+
+func (f *compileFarmFlag) Type() string { return "HOST:PORT[/JOBS],..." }

@@ -78,7 +78,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		buildCommand(), spinCommand(), planCommand(), verifyCommand(), sourcesCommand(), runContainerCommand(), shellCommand(), binfmtCommand(),
+		buildCommand(), spinCommand(), planCommand(), verifyCommand(), sourcesCommand(), runContainerCommand(), shellCommand(), compileHelperCommand(), binfmtCommand(),
 		importCommand(), exportCommand(), imagesCommand(), inspectCommand(), sbomCommand(), seedLockCommand(), packagesCommand(),
 		pushCommand(), pullCommand(), indexCommand(), loginCommand(), logoutCommand(),
 		tagCommand(), untagCommand(), gcCommand(), fsckCommand(), cacheCommand(), completionCommand(), versionCommand(),

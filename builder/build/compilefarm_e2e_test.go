@@ -1,0 +1,199 @@
+package build_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/build"
+	"github.com/serpent-os/serpent-oci/builder/buildertest"
+	"github.com/serpent-os/serpent-oci/builder/compilefarm"
+	"github.com/serpent-os/serpent-oci/oci/image"
+	"github.com/serpent-os/serpent-oci/oci/platform"
+	"github.com/serpent-os/serpent-oci/oci/store"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
+	"github.com/serpent-os/serpent-oci/stages"
+)
+
+// farmRecipe compiles three files, through distcc when the build gives it a compile farm.
+const farmRecipe = `description: Three compiles, sent to a compile farm when there is one.
+from: image:ccbox
+runs-on: host
+output: layer
+platforms: [linux/amd64]
+distribute: true
+run: |
+  cc=/usr/bin/cc
+  if [ -n "${DISTCC_HOSTS:-}" ]; then cc="distcc /usr/bin/cc"; echo "farm: $DISTCC_HOSTS"; fi
+  mkdir -p /work /usr/lib/objects && cd /work
+  for n in 1 2 3; do
+    echo "int f$n(void) { return $n; }" > f$n.c
+    $cc -c f$n.c -o /usr/lib/objects/f$n.o
+  done
+  rm -rf /work
+`
+
+// syncBuffer is a log several goroutines write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Real runc and Debian's distcc: a helper (compile-helper's distccd in the toolchain's image,
+// in a network namespace of its own) takes a stage's three compiles, sent from the stage's
+// namespace of loopback ports; the image is the one a build without the farm makes; a farm
+// whose helper is gone builds locally and the same image again.
+func TestCompileFarmBuildsTheLocalImage(t *testing.T) {
+	buildertest.RequireRunc(t)
+	testenv.RequireTools(t, "distcc", "distccd", "ldd")
+	if platform.Host().Architecture != "amd64" {
+		t.Skip("the test's base is the host's amd64 distcc")
+	}
+	ctx := context.Background()
+	amd64 := platform.MustParse("linux/amd64")
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	ccboxRootfs(t, rootfs, "distcc", "distccd")
+	setDir := t.TempDir()
+	targets, err := os.ReadFile(filepath.Join(buildertest.RepoRoot(), "stages", "testdata", "busybox", stages.TargetsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(setDir, stages.TargetsFile), targets, 0o644)
+	os.WriteFile(filepath.Join(setDir, "compile.yaml"), []byte(farmRecipe), 0o644)
+	set, err := stages.Load(os.DirFS(setDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newStore := func(name string) (*store.Store, builder.Executor) {
+		t.Helper()
+		st, err := store.Open(ctx, filepath.Join(t.TempDir(), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := image.Import(ctx, st, rootfs, store.Ref{Name: "ccbox"}.WithPlatform(&amd64), image.ImportOptions{Platform: amd64}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, r
+	}
+	buildIn := func(name string, farm []compilefarm.Helper) (build.StepResult, string) {
+		t.Helper()
+		st, r := newStore(name)
+		rep, err := build.Run(ctx, build.Options{
+			PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: []v1.Platform{amd64}},
+			Runner:      r, CompileFarm: farm,
+		}, "compile")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		log, _ := os.ReadFile(rep.Steps[0].Log)
+		return rep.Steps[0], string(log)
+	}
+
+	// The helper, on a store of its own (its machine).
+	hst, hrun := newStore("helper")
+	img, _, err := hst.Image(store.Ref{Name: "ccbox"}.WithPlatform(&amd64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	helperLog := &syncBuffer{}
+	hctx, stop := context.WithCancel(ctx)
+	ready := make(chan net.Addr, 1)
+	type helperResult struct {
+		counts compilefarm.HelperCounts
+		err    error
+	}
+	done := make(chan helperResult, 1)
+	go func() {
+		c, err := compilefarm.RunHelper(hctx, hrun, img, "helper", amd64, t.TempDir(), compilefarm.HelperOptions{
+			Listen: "127.0.0.1:0", Compilers: []string{"/usr/bin/cc"}, Log: helperLog, Ready: func(a net.Addr) { ready <- a },
+		})
+		done <- helperResult{c, err}
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case r := <-done:
+		t.Fatalf("the helper ended before it served: %v\n%s", r.err, helperLog)
+	}
+	// distccd takes a moment to listen in its container: the first compile may fall back.
+	local, localLog := buildIn("local", nil)
+	if strings.Contains(localLog, "farm:") {
+		t.Errorf("a build without a farm gave the stage one:\n%s", localLog)
+	}
+	waitForDistccd(t, helperLog)
+	farmed, farmedLog := buildIn("farmed", []compilefarm.Helper{{Address: addr.String(), Jobs: 2}})
+	if !strings.Contains(farmedLog, "farm: 127.0.0.1:3632/2") {
+		t.Errorf("the stage's DISTCC_HOSTS is not the farm's loopback port:\n%s", farmedLog)
+	}
+	if len(farmed.Farm) != 1 || farmed.Farm[0].Sent != 3 || farmed.Farm[0].Failed != 0 {
+		t.Errorf("farm stats %+v, want 3 compiles sent, none failed", farmed.Farm)
+	}
+	if n := strings.Count(helperLog.String(), "COMPILE_OK"); n != 3 {
+		t.Errorf("the helper's log has %d COMPILE_OK, want 3:\n%s", n, helperLog)
+	}
+	if farmed.Descriptor.Digest != local.Descriptor.Digest {
+		t.Errorf("with the farm the image is %s, without %s", farmed.Descriptor.Digest, local.Descriptor.Digest)
+	}
+
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneAddr := gone.Addr().String()
+	gone.Close()
+	fallback, _ := buildIn("fallback", []compilefarm.Helper{{Address: goneAddr, Jobs: 2}})
+	if len(fallback.Farm) != 1 || fallback.Farm[0].Sent != 0 || fallback.Farm[0].Failed == 0 {
+		t.Errorf("farm stats with the helper gone %+v, want none sent, some failed", fallback.Farm)
+	}
+	if fallback.Descriptor.Digest != local.Descriptor.Digest {
+		t.Errorf("with the helper gone the image is %s, without a farm %s", fallback.Descriptor.Digest, local.Descriptor.Digest)
+	}
+
+	stop()
+	r := <-done
+	done <- r // for the deferred stop
+	if r.err != nil || r.counts.Connections != 3 {
+		t.Errorf("the helper ended with %+v, %v; want 3 connections and no error", r.counts, r.err)
+	}
+}
+
+// waitForDistccd waits for distccd's log to say it listens.
+func waitForDistccd(t *testing.T, log *syncBuffer) {
+	t.Helper()
+	for i := 0; !strings.Contains(log.String(), "listening on"); i++ {
+		if i > 200 {
+			t.Fatalf("distccd did not start:\n%s", log)
+		}
+		sleep()
+	}
+}
+
+func sleep() { <-time.After(50 * time.Millisecond) }
