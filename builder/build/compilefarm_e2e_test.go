@@ -37,6 +37,7 @@ run: |
   for n in 1 2 3; do
     echo "int f$n(void) { return $n; }" > f$n.c
     $cc -c f$n.c -o /usr/lib/objects/f$n.o
+    sleep 1 # time for a test to stop a helper between compiles
   done
   rm -rf /work
 `
@@ -99,18 +100,26 @@ func TestCompileFarmBuildsTheLocalImage(t *testing.T) {
 		}
 		return st, r
 	}
-	buildIn := func(name string, farm []compilefarm.Helper) (build.StepResult, string) {
-		t.Helper()
-		st, r := newStore(name)
+	// tryBuild builds in a store of its own (another goroutine's too: it does not fail t).
+	tryBuild := func(st *store.Store, r builder.Executor, farm []compilefarm.Helper) (build.StepResult, string, error) {
 		rep, err := build.Run(ctx, build.Options{
 			PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: []v1.Platform{amd64}},
 			Runner:      r, CompileFarm: farm,
 		}, "compile")
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			return build.StepResult{}, "", err
 		}
 		log, _ := os.ReadFile(rep.Steps[0].Log)
-		return rep.Steps[0], string(log)
+		return rep.Steps[0], string(log), nil
+	}
+	buildIn := func(name string, farm []compilefarm.Helper) (build.StepResult, string) {
+		t.Helper()
+		st, r := newStore(name)
+		res, log, err := tryBuild(st, r, farm)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return res, log
 	}
 
 	// The helper, on a store of its own (its machine).
@@ -119,37 +128,45 @@ func TestCompileFarmBuildsTheLocalImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	helperLog := &syncBuffer{}
-	hctx, stop := context.WithCancel(ctx)
-	ready := make(chan net.Addr, 1)
-	type helperResult struct {
-		counts compilefarm.HelperCounts
-		err    error
+	startHelper := func() (addr string, log *syncBuffer, stop func() (compilefarm.HelperCounts, error)) {
+		t.Helper()
+		log = &syncBuffer{}
+		hctx, cancel := context.WithCancel(ctx)
+		ready := make(chan net.Addr, 1)
+		type helperResult struct {
+			counts compilefarm.HelperCounts
+			err    error
+		}
+		done := make(chan helperResult, 1)
+		go func() {
+			c, err := compilefarm.RunHelper(hctx, hrun, img, "helper", amd64, t.TempDir(), compilefarm.HelperOptions{
+				Listen: "127.0.0.1:0", Compilers: []string{"/usr/bin/cc"}, Log: log, Ready: func(a net.Addr) { ready <- a },
+			})
+			done <- helperResult{c, err}
+		}()
+		var once sync.Once
+		var r helperResult
+		stop = func() (compilefarm.HelperCounts, error) {
+			once.Do(func() { cancel(); r = <-done })
+			return r.counts, r.err
+		}
+		t.Cleanup(func() { stop() })
+		select {
+		case a := <-ready:
+			waitForDistccd(t, log)
+			return a.String(), log, stop
+		case r := <-done:
+			t.Fatalf("the helper ended before it served: %v\n%s", r.err, log)
+		}
+		return
 	}
-	done := make(chan helperResult, 1)
-	go func() {
-		c, err := compilefarm.RunHelper(hctx, hrun, img, "helper", amd64, t.TempDir(), compilefarm.HelperOptions{
-			Listen: "127.0.0.1:0", Compilers: []string{"/usr/bin/cc"}, Log: helperLog, Ready: func(a net.Addr) { ready <- a },
-		})
-		done <- helperResult{c, err}
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case r := <-done:
-		t.Fatalf("the helper ended before it served: %v\n%s", r.err, helperLog)
-	}
-	// distccd takes a moment to listen in its container: the first compile may fall back.
+	addr, helperLog, stopHelper := startHelper()
+
 	local, localLog := buildIn("local", nil)
 	if strings.Contains(localLog, "farm:") {
 		t.Errorf("a build without a farm gave the stage one:\n%s", localLog)
 	}
-	waitForDistccd(t, helperLog)
-	farmed, farmedLog := buildIn("farmed", []compilefarm.Helper{{Address: addr.String(), Jobs: 2}})
+	farmed, farmedLog := buildIn("farmed", []compilefarm.Helper{{Address: addr, Jobs: 2}})
 	if !strings.Contains(farmedLog, "farm: 127.0.0.1:3632/2") {
 		t.Errorf("the stage's DISTCC_HOSTS is not the farm's loopback port:\n%s", farmedLog)
 	}
@@ -177,11 +194,41 @@ func TestCompileFarmBuildsTheLocalImage(t *testing.T) {
 		t.Errorf("with the helper gone the image is %s, without a farm %s", fallback.Descriptor.Digest, local.Descriptor.Digest)
 	}
 
-	stop()
-	r := <-done
-	done <- r // for the deferred stop
-	if r.err != nil || r.counts.Connections != 3 {
-		t.Errorf("the helper ended with %+v, %v; want 3 connections and no error", r.counts, r.err)
+	if counts, err := stopHelper(); err != nil || counts.Connections != 3 {
+		t.Errorf("the helper ended with %+v, %v; want 3 connections and no error", counts, err)
+	}
+
+	// A helper that dies mid-build: the compiles after its death are made locally.
+	addr, helperLog, stopHelper = startHelper()
+	type built struct {
+		res build.StepResult
+		err error
+	}
+	midway := make(chan built, 1)
+	mst, mrun := newStore("midway")
+	go func() {
+		res, _, err := tryBuild(mst, mrun, []compilefarm.Helper{{Address: addr, Jobs: 2}})
+		midway <- built{res, err}
+	}()
+	for i := 0; strings.Count(helperLog.String(), "COMPILE_OK") == 0; i++ {
+		if i > 600 {
+			t.Fatalf("the helper took no compile in 30 s:\n%s", helperLog)
+		}
+		sleep()
+	}
+	stopHelper()
+	b := <-midway
+	if b.err != nil {
+		t.Fatalf("with the helper stopped midway: %v", b.err)
+	}
+	if n := strings.Count(helperLog.String(), "COMPILE_OK"); n != 1 {
+		t.Errorf("the helper compiled %d before it was stopped, want 1", n)
+	}
+	if len(b.res.Farm) != 1 || b.res.Farm[0].Sent != 1 || b.res.Farm[0].Failed == 0 {
+		t.Errorf("farm stats with the helper stopped midway %+v, want 1 sent and the rest failed", b.res.Farm)
+	}
+	if b.res.Descriptor.Digest != local.Descriptor.Digest {
+		t.Errorf("with the helper stopped midway the image is %s, without a farm %s", b.res.Descriptor.Digest, local.Descriptor.Digest)
 	}
 }
 

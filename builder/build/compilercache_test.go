@@ -16,7 +16,9 @@ import (
 // and CCACHE_REMOTE_STORAGE.
 func withoutCompilerCache(o builder.RunOptions) builder.RunOptions {
 	o.Process.Mounts = slices.DeleteFunc(slices.Clone(o.Process.Mounts), func(m builder.Mount) bool { return m.Destination == compilercache.SocketInStage })
-	o.Process.Env = slices.DeleteFunc(slices.Clone(o.Process.Env), func(e string) bool { return strings.HasPrefix(e, "CCACHE_REMOTE_STORAGE=") })
+	o.Process.Env = slices.DeleteFunc(slices.Clone(o.Process.Env), func(e string) bool {
+		return strings.HasPrefix(e, "CCACHE_REMOTE_STORAGE=") || e == "CCACHE_RESHARE=true"
+	})
 	return o
 }
 

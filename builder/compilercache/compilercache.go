@@ -118,13 +118,15 @@ func (r *Remote) String() string {
 // SocketInStage is where a stage has the proxy's socket.
 const SocketInStage = "/serpent/compiler-cache.sock"
 
-// Env is what a stage's environment says for ccache to use the remote at SocketInStage.
+// Env is what a stage's environment says for ccache to use the remote at SocketInStage. A
+// read-write remote also gets the stage's local hits (reshare): a machine whose own cache is
+// warm fills the shared one.
 func (r *Remote) Env() []string {
 	v := "CCACHE_REMOTE_STORAGE=redis+unix:" + SocketInStage
 	if r.ReadOnly {
-		v += "|read-only=true"
+		return []string{v + "|read-only=true"}
 	}
-	return []string{v}
+	return []string{v, "CCACHE_RESHARE=true"}
 }
 
 // ErrRefused is the error of a command the proxy does not pass on.
