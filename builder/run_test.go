@@ -27,27 +27,9 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
-// syncBuffer is a console the tests read while runs write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	st      *store.Store
-	console *syncBuffer
+	console *testenv.Buffer
 	images  map[string]v1.Image
 }
 
@@ -58,7 +40,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{st: st, console: &syncBuffer{}, images: map[string]v1.Image{}}
+	e := &env{st: st, console: &testenv.Buffer{}, images: map[string]v1.Image{}}
 	for _, p := range buildertest.Platforms {
 		img, _ := buildertest.Busybox(t, st, p)
 		e.images[platform.String(p)] = img
@@ -368,7 +350,7 @@ func TestKilledRunIsRecovered(t *testing.T) {
 		}
 		cmd := exec.Command(exe, "-test.run", "^TestKilledRunIsRecovered$", "-test.v")
 		cmd.Env = append(os.Environ(), "SERPENT_OCI_TEST_CHILD="+e.st.Dir())
-		var out syncBuffer
+		var out testenv.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package build_test
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -16,11 +15,9 @@ import (
 	"github.com/serpent-os/serpent-oci/builder/build"
 	"github.com/serpent-os/serpent-oci/builder/buildertest"
 	"github.com/serpent-os/serpent-oci/builder/compilefarm"
-	"github.com/serpent-os/serpent-oci/oci/image"
 	"github.com/serpent-os/serpent-oci/oci/platform"
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
-	"github.com/serpent-os/serpent-oci/stages"
 )
 
 // farmRecipe compiles three files, through distcc when the build gives it a compile farm.
@@ -42,24 +39,6 @@ run: |
   rm -rf /work
 `
 
-// syncBuffer is a log several goroutines write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Real runc and Debian's distcc: a helper (compile-helper's distccd in the toolchain's image,
 // in a network namespace of its own) takes a stage's three compiles, sent from the stage's
 // namespace of loopback ports; the image is the one a build without the farm makes; a farm
@@ -71,35 +50,10 @@ func TestCompileFarmBuildsTheLocalImage(t *testing.T) {
 		t.Skip("the test's base is the host's amd64 distcc")
 	}
 	ctx := context.Background()
-	amd64 := platform.MustParse("linux/amd64")
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	ccboxRootfs(t, rootfs, "distcc", "distccd")
-	setDir := t.TempDir()
-	targets, err := os.ReadFile(filepath.Join(buildertest.RepoRoot(), "stages", "testdata", "busybox", stages.TargetsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(setDir, stages.TargetsFile), targets, 0o644)
-	os.WriteFile(filepath.Join(setDir, "compile.yaml"), []byte(farmRecipe), 0o644)
-	set, err := stages.Load(os.DirFS(setDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newStore := func(name string) (*store.Store, builder.Executor) {
-		t.Helper()
-		st, err := store.Open(ctx, filepath.Join(t.TempDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := image.Import(ctx, st, rootfs, store.Ref{Name: "ccbox"}.WithPlatform(&amd64), image.ImportOptions{Platform: amd64}); err != nil {
-			t.Fatal(err)
-		}
-		r, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st, r
-	}
+	set := oneRecipeSet(t, farmRecipe)
+	newStore := func(name string) (*store.Store, builder.Executor) { return ccboxStore(t, rootfs, name) }
 	// tryBuild builds in a store of its own (another goroutine's too: it does not fail t).
 	tryBuild := func(st *store.Store, r builder.Executor, farm []compilefarm.Helper) (build.StepResult, string, error) {
 		rep, err := build.Run(ctx, build.Options{
@@ -128,9 +82,9 @@ func TestCompileFarmBuildsTheLocalImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startHelper := func() (addr string, log *syncBuffer, stop func() (compilefarm.HelperCounts, error)) {
+	startHelper := func() (addr string, log *testenv.Buffer, stop func() (compilefarm.HelperCounts, error)) {
 		t.Helper()
-		log = &syncBuffer{}
+		log = &testenv.Buffer{}
 		hctx, cancel := context.WithCancel(ctx)
 		ready := make(chan net.Addr, 1)
 		type helperResult struct {
@@ -233,7 +187,7 @@ func TestCompileFarmBuildsTheLocalImage(t *testing.T) {
 }
 
 // waitForDistccd waits for distccd's log to say it listens.
-func waitForDistccd(t *testing.T, log *syncBuffer) {
+func waitForDistccd(t *testing.T, log *testenv.Buffer) {
 	t.Helper()
 	for i := 0; !strings.Contains(log.String(), "listening on"); i++ {
 		if i > 200 {

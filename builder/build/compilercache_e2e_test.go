@@ -105,6 +105,48 @@ func ccboxRootfs(t *testing.T, dir string, tools ...string) {
 	}
 }
 
+var amd64 = platform.MustParse("linux/amd64")
+
+// oneRecipeSet is a recipe set of the test set's targets and one recipe, compile.yaml.
+func oneRecipeSet(t *testing.T, recipe string) *stages.Set {
+	t.Helper()
+	dir := t.TempDir()
+	targets, err := os.ReadFile(filepath.Join(buildertest.RepoRoot(), "stages", "testdata", "busybox", stages.TargetsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, stages.TargetsFile), targets, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compile.yaml"), []byte(recipe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := stages.Load(os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// ccboxStore is a store of its own (a machine's) with rootfs imported as ccbox@linux-amd64,
+// and a runner on it.
+func ccboxStore(t *testing.T, rootfs, name string) (*store.Store, builder.Executor) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.Import(ctx, st, rootfs, store.Ref{Name: "ccbox"}.WithPlatform(&amd64), image.ImportOptions{Platform: amd64}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, r
+}
+
 // Real runc, Debian's ccache and redis-server: three stores stand for three machines. The
 // first compiles cold and fills the server; the second, read-only, compiles warm from it (a
 // remote hit, no compile) and adds nothing; the third's server is gone and it compiles
@@ -117,34 +159,13 @@ func TestCompilerCacheSharedBetweenStores(t *testing.T) {
 	}
 	ctx := context.Background()
 	sock := redistest.Start(t)
-	setDir := t.TempDir()
-	targets, err := os.ReadFile(filepath.Join(buildertest.RepoRoot(), "stages", "testdata", "busybox", stages.TargetsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(setDir, stages.TargetsFile), targets, 0o644)
-	os.WriteFile(filepath.Join(setDir, "compile.yaml"), []byte(compileRecipe), 0o644)
-	set, err := stages.Load(os.DirFS(setDir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := oneRecipeSet(t, compileRecipe)
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	ccboxRootfs(t, rootfs, "ccache")
-	amd64 := platform.MustParse("linux/amd64")
 
 	buildIn := func(name string, remote *compilercache.Remote) (v1.Hash, string) {
 		t.Helper()
-		st, err := store.Open(ctx, filepath.Join(t.TempDir(), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := image.Import(ctx, st, rootfs, store.Ref{Name: "ccbox"}.WithPlatform(&amd64), image.ImportOptions{Platform: amd64}); err != nil {
-			t.Fatal(err)
-		}
-		runner, err := builder.NewRunner(st, builder.WithConsole(&strings.Builder{}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, runner := ccboxStore(t, rootfs, name)
 		rep, err := build.Run(ctx, build.Options{
 			PlanOptions: build.PlanOptions{Store: st, Set: set, Platforms: []v1.Platform{amd64}},
 			Runner:      runner, CompilerCache: remote,

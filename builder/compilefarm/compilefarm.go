@@ -18,11 +18,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/containerd/log"
+	"github.com/serpent-os/serpent-oci/builder/internal/connset"
 	"github.com/serpent-os/serpent-oci/builder/netns"
 )
 
@@ -92,10 +92,7 @@ type Farm struct {
 	helpers []Helper
 	lns     []net.Listener
 	counts  []helperCount
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closed  bool
+	conns   connset.Set
 }
 
 type helperCount struct{ sent, failed atomic.Int64 }
@@ -109,7 +106,7 @@ type HelperStats struct {
 
 // Serve opens, in ns, a loopback listener for each helper, forwarding to it.
 func Serve(ctx context.Context, ns *netns.NS, helpers []Helper) (*Farm, error) {
-	f := &Farm{ctx: ctx, helpers: helpers, counts: make([]helperCount, len(helpers)), conns: map[net.Conn]struct{}{}}
+	f := &Farm{ctx: ctx, helpers: helpers, counts: make([]helperCount, len(helpers))}
 	for i := range helpers {
 		ln, err := ns.Listen("127.0.0.1:" + strconv.Itoa(FirstPort+i))
 		if err != nil {
@@ -119,8 +116,7 @@ func Serve(ctx context.Context, ns *netns.NS, helpers []Helper) (*Farm, error) {
 		f.lns = append(f.lns, ln)
 	}
 	for i, ln := range f.lns {
-		f.wg.Add(1)
-		go f.accept(i, ln)
+		f.conns.Serve(ln, func(c net.Conn) { f.forward(i, c) })
 	}
 	return f, nil
 }
@@ -146,57 +142,15 @@ func (f *Farm) Stats() []HelperStats {
 
 // Close stops the listeners and ends every connection.
 func (f *Farm) Close() error {
-	f.mu.Lock()
-	f.closed = true
-	for c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
+	f.conns.Close()
 	var errs []error
 	for _, ln := range f.lns {
 		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
-	f.wg.Wait()
+	f.conns.Wait()
 	return errors.Join(errs...)
-}
-
-func (f *Farm) track(c net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return false
-	}
-	f.conns[c] = struct{}{}
-	return true
-}
-
-func (f *Farm) untrack(c net.Conn) {
-	f.mu.Lock()
-	delete(f.conns, c)
-	f.mu.Unlock()
-	c.Close()
-}
-
-func (f *Farm) accept(i int, ln net.Listener) {
-	defer f.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		if !f.track(c) {
-			c.Close()
-			return
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer f.untrack(c)
-			f.forward(i, c)
-		}()
-	}
 }
 
 // forward passes one connection of the stage's on to helper i.
@@ -208,11 +162,10 @@ func (f *Farm) forward(i int, c net.Conn) {
 		log.G(f.ctx).WithError(err).WithField("helper", h.Address).Warn("compile farm: helper unreachable, distcc compiles locally")
 		return
 	}
-	if !f.track(remote) {
-		remote.Close()
+	if !f.conns.Add(remote) {
 		return
 	}
-	defer f.untrack(remote)
+	defer f.conns.Remove(remote)
 	f.counts[i].sent.Add(1)
 	done := make(chan struct{})
 	go func() {

@@ -11,11 +11,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/containerd/log"
+	"github.com/serpent-os/serpent-oci/builder/internal/connset"
 )
 
 // Bounds of what a stage may send: a command is an array of at most maxArgs bulk strings, its
@@ -50,10 +50,7 @@ type Proxy struct {
 
 	reads, writes, refused, unreachable atomic.Int64
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	conns connset.Set
 }
 
 // Serve listens on a Unix socket at path (which must not exist) for the remote r, until Close.
@@ -68,9 +65,8 @@ func Serve(ctx context.Context, r *Remote, path string) (*Proxy, error) {
 		ln.Close()
 		return nil, fmt.Errorf("compiler cache %s: %w", r, err)
 	}
-	p := &Proxy{remote: r, ln: ln, path: path, ctx: ctx, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
+	p := &Proxy{remote: r, ln: ln, path: path, ctx: ctx}
+	p.conns.Serve(ln, p.serve)
 	return p, nil
 }
 
@@ -87,55 +83,13 @@ func (p *Proxy) Stats() Stats {
 
 // Close stops listening, ends every connection and removes the socket.
 func (p *Proxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
+	p.conns.Close()
 	err := p.ln.Close()
-	p.wg.Wait()
+	p.conns.Wait()
 	if rmErr := os.Remove(p.path); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
 		err = rmErr
 	}
 	return err
-}
-
-func (p *Proxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *Proxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-	c.Close()
-}
-
-func (p *Proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return // closed
-		}
-		if !p.track(c) {
-			c.Close()
-			return
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer p.untrack(c)
-			p.serve(c)
-		}()
-	}
 }
 
 // serve passes one stage connection's commands on to a connection of its own to the server.
@@ -154,11 +108,10 @@ func (p *Proxy) serve(client net.Conn) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(client, 1<<20))
 		return
 	}
-	if !p.track(server) {
-		server.Close()
+	if !p.conns.Add(server) {
 		return
 	}
-	defer p.untrack(server)
+	defer p.conns.Remove(server)
 	replies := make(chan struct{})
 	go func() {
 		defer close(replies)

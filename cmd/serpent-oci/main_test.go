@@ -369,7 +369,7 @@ func TestKillAnyMomentOfImport(t *testing.T) {
 // waitForPause starts cmd and returns once it says it paused at point; its stderr keeps
 // collecting into the returned buffer until the returned channel is closed, at the pipe's end
 // (Wait closes the pipe: call it only after that).
-func waitForPause(t *testing.T, cmd *exec.Cmd, point string) (*syncBuffer, <-chan struct{}) {
+func waitForPause(t *testing.T, cmd *exec.Cmd, point string) (*testenv.Buffer, <-chan struct{}) {
 	t.Helper()
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -378,7 +378,7 @@ func waitForPause(t *testing.T, cmd *exec.Cmd, point string) (*syncBuffer, <-cha
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	buf := &syncBuffer{}
+	buf := &testenv.Buffer{}
 	paused, drained := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(drained)
@@ -402,24 +402,6 @@ func waitForPause(t *testing.T, cmd *exec.Cmd, point string) (*syncBuffer, <-cha
 		t.Fatalf("the import never reached %s:\n%s", point, buf)
 		return nil, nil
 	}
-}
-
-// syncBuffer is a bytes.Buffer that one goroutine writes while another reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) WriteString(v string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.WriteString(v)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func openStore(t *testing.T, dir string) *store.Store {

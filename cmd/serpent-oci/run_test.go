@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,23 +20,6 @@ import (
 	"github.com/serpent-os/serpent-oci/oci/store"
 	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func busyboxStore(t *testing.T) string {
 	t.Helper()
@@ -169,7 +151,7 @@ func TestRunKilledOrInterrupted(t *testing.T) {
 	storeDir := busyboxStore(t)
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			var out lockedBuffer
+			var out testenv.Buffer
 			cmd := exec.Command(binary, "--store", storeDir, "run", "busybox@arm64", "--commit", "never", "--", "sh", "-c", "echo started; sleep 60")
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/serpent-os/serpent-oci/oci/testenv"
 )
 
 // TestRunInteractiveOnARealTerminal drives `run -it` from a real pseudo-terminal, as a user at
@@ -23,7 +24,7 @@ func TestRunInteractiveOnARealTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tty.Close()
-	var screen lockedBuffer
+	var screen testenv.Buffer
 	go func() {
 		// busybox's line editor asks the terminal where its cursor is (ESC [ 6 n); a real one
 		// answers, and so does this one.
