@@ -82,7 +82,9 @@ serpent-oci build stage3 --profile full --compile-farm helper1:3632/8,helper2:36
 			defer os.RemoveAll(tmp)
 			counts, err := compilefarm.RunHelper(ctx, r, img, "compile-helper", *d.Platform, tmp, compilefarm.HelperOptions{
 				Listen: listen, Allow: nets, Jobs: jobs, Compilers: strings.Split(compilers, ","), Log: e.stderr,
-				Ready: func(a net.Addr) { fmt.Fprintf(e.stderr, "compile-helper: serving %s on %s\n", ref, a) },
+				Ready: func(a net.Addr) {
+					fmt.Fprintf(e.stderr, "compile-helper: serving the compilers of %s (%s) on %s\n", ref.WithPlatform(d.Platform), d.Digest, a)
+				},
 			})
 			fmt.Fprintf(e.stderr, "compile-helper: %d connections served, %d refused\n", counts.Connections, counts.Refused)
 			return err
