@@ -122,6 +122,12 @@ func TestExitCodes(t *testing.T) {
 		{"a bad epoch", []string{"import", src, "--tag", "x", "--source-date-epoch", "yesterday"}, 2, `invalid argument "yesterday" for "--source-date-epoch" flag: want a Unix time in seconds`},
 		{"a negative epoch", []string{"build", "stage2", "--source-date-epoch", "-5"}, 2, `invalid argument "-5" for "--source-date-epoch" flag`},
 		{"an epoch", []string{"import", src, "--tag", "dated", "--source-date-epoch", "86400"}, 0, ""},
+		{"a bad compiler cache", []string{"build", "stage2", "--compiler-cache", "http://cache/x"}, 2, `invalid argument "http://cache/x" for "--compiler-cache" flag: compiler cache "http://cache/x": scheme http is not supported`},
+		{"a read-only compiler cache of none", []string{"build", "stage2", "--compiler-cache-read-only"}, 2, "--compiler-cache-read-only without --compiler-cache"},
+		{"a bad compile farm", []string{"build", "stage2", "--compile-farm", "h1/0"}, 2, `invalid argument "h1/0" for "--compile-farm" flag: compile farm "h1/0": jobs "0": want 1 to 1024`},
+		{"compile-helper without an image", []string{"compile-helper"}, 2, "compile-helper: want one IMAGE, got 0 arguments"},
+		{"compile-helper with a bad network", []string{"compile-helper", "fixture", "--allow", "10.0.0.0"}, 2, `--allow "10.0.0.0": want networks in CIDR form`},
+		{"compile-helper of an image for another platform", []string{"compile-helper", "other@s390x"}, 1, "compile-helper other@linux-s390x: want an image for this machine"},
 		{"version", []string{"version"}, 0, ""},
 		{"--version", []string{"--version"}, 0, ""},
 	}
