@@ -257,7 +257,7 @@ func parseStep(file, dir string, i int, n *yaml.Node) (Step, error) {
 	mainField := field + "." + string(st.Kind)
 	decode := func(v any, n *yaml.Node, f string) error {
 		if err := n.Decode(v); err != nil {
-			return &stages.Error{File: file, Line: n.Line, Field: f, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+			return &stages.Error{File: file, Line: n.Line, Field: f, Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
 		}
 		return nil
 	}
