@@ -338,201 +338,281 @@ func parseRecipe(file string, data []byte, set *Set) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	at := func(field string, path ...any) *Error {
-		return &Error{File: file, Line: LineOf(doc, path...), Field: field}
-	}
-	fail := func(e *Error, format string, args ...any) (*Recipe, error) {
-		e.Msg = fmt.Sprintf(format, args...)
-		return nil, e
-	}
-
-	base := strings.TrimSuffix(strings.TrimSuffix(path.Base(file), ".yaml"), ".yml")
+	p := recipeParser{file: file, doc: doc}
 	r := &Recipe{Name: raw.Name, Description: raw.Description, File: file, Env: raw.Env, Network: raw.Network, Tools: raw.Tools, doc: doc}
+	if err := p.name(r); err != nil {
+		return nil, err
+	}
+	if r.From, err = p.from(raw.From); err != nil {
+		return nil, err
+	}
+	if r.RunsOn, err = p.runsOn(raw.RunsOn); err != nil {
+		return nil, err
+	}
+	if err := p.baseTarget(r, raw.BaseTarget); err != nil {
+		return nil, err
+	}
+	if r.From.Kind == FromHostPackages {
+		return hostPackagesRecipe(r, raw, set, p.at, p.fail)
+	}
+	if len(raw.Packages) > 0 {
+		return p.fail(p.at("packages", "packages"), "only a from: host-packages stage lists packages")
+	}
+	if r.Output, err = p.output(&raw.Output, r.RunsOn); err != nil {
+		return nil, err
+	}
+	if r.Platforms, err = parsePlatforms(raw.Platforms, set, p.at); err != nil {
+		return nil, err
+	}
+	if r.Sources, err = p.sources(raw.Sources); err != nil {
+		return nil, err
+	}
+	if err := p.script(r, raw); err != nil {
+		return nil, err
+	}
+	if err := p.options(r, raw); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// recipeParser reads the fields of one recipe file: each error names the file, the line of the
+// field in it, and the field.
+type recipeParser struct {
+	file string
+	doc  *yaml.Node
+}
+
+// at is the position of field, found in the document at path.
+func (p recipeParser) at(field string, path ...any) *Error {
+	return &Error{File: p.file, Line: LineOf(p.doc, path...), Field: field}
+}
+
+// fail is e with its message, as parseRecipe's error.
+func (p recipeParser) fail(e *Error, format string, args ...any) (*Recipe, error) {
+	e.Msg = fmt.Sprintf(format, args...)
+	return nil, e
+}
+
+// errorf is e with its message.
+func (p recipeParser) errorf(e *Error, format string, args ...any) error {
+	e.Msg = fmt.Sprintf(format, args...)
+	return e
+}
+
+// name checks the recipe's name: its file's, a valid stage name.
+func (p recipeParser) name(r *Recipe) error {
+	base := strings.TrimSuffix(strings.TrimSuffix(path.Base(p.file), ".yaml"), ".yml")
 	if r.Name == "" {
 		r.Name = base
 	}
 	if r.Name != base {
-		return fail(at("name", "name"), "%q differs from the file name %q", r.Name, base)
+		return p.errorf(p.at("name", "name"), "%q differs from the file name %q", r.Name, base)
 	}
 	if !stageNameRE.MatchString(r.Name) {
-		return fail(at("name", "name"), "%q: use lower-case letters, digits and . _ - between them", r.Name)
+		return p.errorf(p.at("name", "name"), "%q: use lower-case letters, digits and . _ - between them", r.Name)
 	}
+	return nil
+}
 
-	switch f := strings.TrimSpace(raw.From); {
+// from reads what the stage starts from: a stage, packages:STAGE, image:REF or host-packages.
+func (p recipeParser) from(raw string) (From, error) {
+	switch f := strings.TrimSpace(raw); {
 	case f == "":
-		return fail(at("from"), "missing: name a stage, image:REF or scratch")
+		return From{}, p.errorf(p.at("from"), "missing: name a stage, image:REF or scratch")
 	case f == "scratch":
-		return fail(at("from", "from"), "a stage runs its script inside its base, and scratch has no shell: start from an image")
+		return From{}, p.errorf(p.at("from", "from"), "a stage runs its script inside its base, and scratch has no shell: start from an image")
 	case f == string(FromHostPackages):
-		r.From = From{Kind: FromHostPackages}
+		return From{Kind: FromHostPackages}, nil
 	case strings.HasPrefix(f, "image:"):
 		if strings.TrimPrefix(f, "image:") == "" {
-			return fail(at("from", "from"), "image: needs a reference (a store tag or a registry reference)")
+			return From{}, p.errorf(p.at("from", "from"), "image: needs a reference (a store tag or a registry reference)")
 		}
-		r.From = From{Kind: FromImage, Ref: strings.TrimPrefix(f, "image:")}
+		return From{Kind: FromImage, Ref: strings.TrimPrefix(f, "image:")}, nil
 	case strings.HasPrefix(f, "packages:"):
-		if ref := strings.TrimPrefix(f, "packages:"); !stageNameRE.MatchString(ref) {
-			return fail(at("from", "from"), "packages:%s: want packages:STAGE, a stage of the set that makes packages", ref)
+		ref := strings.TrimPrefix(f, "packages:")
+		if !stageNameRE.MatchString(ref) {
+			return From{}, p.errorf(p.at("from", "from"), "packages:%s: want packages:STAGE, a stage of the set that makes packages", ref)
 		}
-		r.From = From{Kind: FromStage, Ref: strings.TrimPrefix(f, "packages:"), Packages: true}
+		return From{Kind: FromStage, Ref: ref, Packages: true}, nil
+	case !stageNameRE.MatchString(f):
+		return From{}, p.errorf(p.at("from", "from"), "%q is not a stage name; an image is written image:REF", f)
 	default:
-		if !stageNameRE.MatchString(f) {
-			return fail(at("from", "from"), "%q is not a stage name; an image is written image:REF", f)
-		}
-		r.From = From{Kind: FromStage, Ref: f}
+		return From{Kind: FromStage, Ref: f}, nil
 	}
+}
 
-	switch RunsOn(raw.RunsOn) {
+func (p recipeParser) runsOn(raw string) (RunsOn, error) {
+	switch RunsOn(raw) {
 	case OnHost, OnTarget:
-		r.RunsOn = RunsOn(raw.RunsOn)
+		return RunsOn(raw), nil
 	case "":
-		return fail(at("runs-on"), "missing: host or target")
+		return "", p.errorf(p.at("runs-on"), "missing: host or target")
 	default:
-		return fail(at("runs-on", "runs-on"), "%q: want host or target", raw.RunsOn)
+		return "", p.errorf(p.at("runs-on", "runs-on"), "%q: want host or target", raw)
 	}
+}
 
-	switch raw.BaseTarget {
+// baseTarget reads base-target: host, the base stage as built for the host itself.
+func (p recipeParser) baseTarget(r *Recipe, raw string) error {
+	switch raw {
 	case "":
+		return nil
 	case "host":
 		if r.From.Kind != FromStage || r.From.Packages {
-			return fail(at("base-target", "base-target"), "host: only a base that is a stage is built for a target (from: STAGE)")
+			return p.errorf(p.at("base-target", "base-target"), "host: only a base that is a stage is built for a target (from: STAGE)")
 		}
 		if r.RunsOn != OnHost {
-			return fail(at("base-target", "base-target"), "host: a base built for the host runs on the host (runs-on: host)")
+			return p.errorf(p.at("base-target", "base-target"), "host: a base built for the host runs on the host (runs-on: host)")
 		}
 		r.From.ForHost = true
+		return nil
 	default:
-		return fail(at("base-target", "base-target"), "%q: the one value is host (the base stage as built for the host itself)", raw.BaseTarget)
+		return p.errorf(p.at("base-target", "base-target"), "%q: the one value is host (the base stage as built for the host itself)", raw)
 	}
+}
 
-	if r.From.Kind == FromHostPackages {
-		return hostPackagesRecipe(r, raw, set, at, fail)
-	}
-	if len(raw.Packages) > 0 {
-		return fail(at("packages", "packages"), "only a from: host-packages stage lists packages")
-	}
-
-	out, err := parseOutput(&raw.Output)
+func (p recipeParser) output(n *yaml.Node, runsOn RunsOn) (Output, error) {
+	out, err := parseOutput(n)
 	if err != nil {
-		e := at("output", "output")
-		if raw.Output.Kind == 0 {
-			e = at("output")
+		e := p.at("output", "output")
+		if n.Kind == 0 {
+			e = p.at("output")
 		}
-		return fail(e, "%v", err)
+		return Output{}, p.errorf(e, "%v", err)
 	}
-	if out.ForHost && r.RunsOn != OnHost {
-		return fail(at("output", "output"), "for: host: an image of host tools is made by a stage that runs on the host (runs-on: host)")
+	if out.ForHost && runsOn != OnHost {
+		return Output{}, p.errorf(p.at("output", "output"), "for: host: an image of host tools is made by a stage that runs on the host (runs-on: host)")
 	}
-	r.Output = out
+	return out, nil
+}
 
-	if r.Platforms, err = parsePlatforms(raw.Platforms, set, at); err != nil {
-		return nil, err
-	}
-
+// sources reads the recipe's sources: each named once, by its sha256, with a plain file name
+// of its own.
+func (p recipeParser) sources(raw []rawSource) ([]Source, error) {
+	var out []Source
 	seenSource := map[string]bool{}
 	seenFile := map[string]bool{}
-	for i, s := range raw.Sources {
-		field := func(f string) string { return fmt.Sprintf("sources[%d].%s", i, f) }
-		if s.Name == "" {
-			return fail(at(field("name"), "sources", i), "missing")
+	for i, s := range raw {
+		src, err := p.source(i, s, seenSource, seenFile)
+		if err != nil {
+			return nil, err
 		}
-		if seenSource[s.Name] {
-			return fail(at(field("name"), "sources", i, "name"), "%q is named twice", s.Name)
-		}
-		seenSource[s.Name] = true
-		if s.SHA256 == "" {
-			return fail(at(field("sha256"), "sources", i), "missing: every source is named by its sha256")
-		}
-		if !sha256RE.MatchString(s.SHA256) {
-			return fail(at(field("sha256"), "sources", i, "sha256"), "%q is not 64 lower-case hex digits", s.SHA256)
-		}
-		src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL, License: s.License}
-		if s.Debian != nil {
-			if s.Debian.Package == "" || s.Debian.Version == "" || s.Debian.File == "" {
-				return fail(at(field("debian"), "sources", i, "debian"), "needs package, version and file")
-			}
-			// Each goes to apt-get or names what it wrote: an option (--help), a path out of
-			// the download directory (../../etc) or a version with a shell's metacharacters is
-			// refused here, before anything runs.
-			switch {
-			case !debianPackageRE.MatchString(s.Debian.Package):
-				return fail(at(field("debian.package"), "sources", i, "debian", "package"), "%q is not a Debian package name", s.Debian.Package)
-			case !debianVersionRE.MatchString(s.Debian.Version):
-				return fail(at(field("debian.version"), "sources", i, "debian", "version"), "%q is not a Debian version", s.Debian.Version)
-			case !plainFileName(s.Debian.File):
-				return fail(at(field("debian.file"), "sources", i, "debian", "file"), "%q is not a plain file name", s.Debian.File)
-			}
-			src.Debian = &DebianSource{Package: s.Debian.Package, Version: s.Debian.Version, File: s.Debian.File}
-		}
-		if src.File == "" {
-			switch {
-			case src.Debian != nil:
-				src.File = src.Debian.File
-			case src.URL != "":
-				src.File = path.Base(strings.SplitN(src.URL, "?", 2)[0])
-			default:
-				return fail(at(field("file"), "sources", i), "missing: a source without url or debian origin needs a file name (it comes from --source-mirror)")
-			}
-		}
-		if !plainFileName(src.File) {
-			return fail(at(field("file"), "sources", i), "%q is not a plain file name", src.File)
-		}
-		if seenFile[src.File] {
-			return fail(at(field("file"), "sources", i), "%q is used by two sources", src.File)
-		}
-		seenFile[src.File] = true
-		r.Sources = append(r.Sources, src)
+		out = append(out, src)
 	}
+	return out, nil
+}
 
+// source reads source i; seenSource and seenFile are the names and files of those before it.
+func (p recipeParser) source(i int, s rawSource, seenSource, seenFile map[string]bool) (Source, error) {
+	field := func(f string) string { return fmt.Sprintf("sources[%d].%s", i, f) }
+	if s.Name == "" {
+		return Source{}, p.errorf(p.at(field("name"), "sources", i), "missing")
+	}
+	if seenSource[s.Name] {
+		return Source{}, p.errorf(p.at(field("name"), "sources", i, "name"), "%q is named twice", s.Name)
+	}
+	seenSource[s.Name] = true
+	if s.SHA256 == "" {
+		return Source{}, p.errorf(p.at(field("sha256"), "sources", i), "missing: every source is named by its sha256")
+	}
+	if !sha256RE.MatchString(s.SHA256) {
+		return Source{}, p.errorf(p.at(field("sha256"), "sources", i, "sha256"), "%q is not 64 lower-case hex digits", s.SHA256)
+	}
+	src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL, License: s.License}
+	if s.Debian != nil {
+		if s.Debian.Package == "" || s.Debian.Version == "" || s.Debian.File == "" {
+			return Source{}, p.errorf(p.at(field("debian"), "sources", i, "debian"), "needs package, version and file")
+		}
+		// Each goes to apt-get or names what it wrote: an option (--help), a path out of
+		// the download directory (../../etc) or a version with a shell's metacharacters is
+		// refused here, before anything runs.
+		switch {
+		case !debianPackageRE.MatchString(s.Debian.Package):
+			return Source{}, p.errorf(p.at(field("debian.package"), "sources", i, "debian", "package"), "%q is not a Debian package name", s.Debian.Package)
+		case !debianVersionRE.MatchString(s.Debian.Version):
+			return Source{}, p.errorf(p.at(field("debian.version"), "sources", i, "debian", "version"), "%q is not a Debian version", s.Debian.Version)
+		case !plainFileName(s.Debian.File):
+			return Source{}, p.errorf(p.at(field("debian.file"), "sources", i, "debian", "file"), "%q is not a plain file name", s.Debian.File)
+		}
+		src.Debian = &DebianSource{Package: s.Debian.Package, Version: s.Debian.Version, File: s.Debian.File}
+	}
+	if src.File == "" {
+		switch {
+		case src.Debian != nil:
+			src.File = src.Debian.File
+		case src.URL != "":
+			src.File = path.Base(strings.SplitN(src.URL, "?", 2)[0])
+		default:
+			return Source{}, p.errorf(p.at(field("file"), "sources", i), "missing: a source without url or debian origin needs a file name (it comes from --source-mirror)")
+		}
+	}
+	if !plainFileName(src.File) {
+		return Source{}, p.errorf(p.at(field("file"), "sources", i), "%q is not a plain file name", src.File)
+	}
+	if seenFile[src.File] {
+		return Source{}, p.errorf(p.at(field("file"), "sources", i), "%q is used by two sources", src.File)
+	}
+	seenFile[src.File] = true
+	return src, nil
+}
+
+// script reads what runs: a script file or an inline run, with its environment.
+func (p recipeParser) script(r *Recipe, raw rawRecipe) error {
 	switch {
 	case raw.Script != "" && raw.Run != "":
-		return fail(at("script", "script"), "give script or run, not both")
+		return p.errorf(p.at("script", "script"), "give script or run, not both")
 	case raw.Script == "" && raw.Run == "":
-		return fail(at("script"), "missing: a script file beside the recipe (script:) or an inline one (run:)")
+		return p.errorf(p.at("script"), "missing: a script file beside the recipe (script:) or an inline one (run:)")
 	}
 	r.Script, r.Run = raw.Script, raw.Run
 	// Maps are checked in sorted order, so that of several bad keys the same one is named on
 	// every run.
 	for _, k := range slices.Sorted(maps.Keys(raw.Env)) {
 		if !envKeyRE.MatchString(k) {
-			return fail(at("env", "env", k), "%q is not a variable name", k)
+			return p.errorf(p.at("env", "env", k), "%q is not a variable name", k)
 		}
 	}
+	return nil
+}
+
+// options reads what the stage's run is given besides its script: annotations it writes, cache
+// directories, an accelerator, a compile farm, and the files of the set it is given.
+func (p recipeParser) options(r *Recipe, raw rawRecipe) error {
 	for _, k := range slices.Sorted(maps.Keys(raw.Annotate)) {
-		p := raw.Annotate[k]
+		file := raw.Annotate[k]
 		if !annotationKeyRE.MatchString(k) {
-			return fail(at("annotate", "annotate", k), "%q is not an annotation key (reverse domain, like org.example.key)", k)
+			return p.errorf(p.at("annotate", "annotate", k), "%q is not an annotation key (reverse domain, like org.example.key)", k)
 		}
-		if !path.IsAbs(p) {
-			return fail(at("annotate", "annotate", k), "%q: want an absolute path in the stage's container", p)
+		if !path.IsAbs(file) {
+			return p.errorf(p.at("annotate", "annotate", k), "%q: want an absolute path in the stage's container", file)
 		}
 	}
 	r.Annotate = raw.Annotate
 	if len(raw.Cache) > maxCacheMounts {
-		return fail(at("cache", "cache"), "%d cache directories: at most %d", len(raw.Cache), maxCacheMounts)
+		return p.errorf(p.at("cache", "cache"), "%d cache directories: at most %d", len(raw.Cache), maxCacheMounts)
 	}
 	for i, c := range raw.Cache {
-		e := at(fmt.Sprintf("cache[%d]", i), "cache", i)
 		if err := checkCachePath(c, r.Cache); err != nil {
-			return fail(e, "%q: %v", c, err)
+			return p.errorf(p.at(fmt.Sprintf("cache[%d]", i), "cache", i), "%q: %v", c, err)
 		}
 		r.Cache = append(r.Cache, c)
 	}
 	if raw.Accelerate && r.RunsOn != OnTarget {
-		return fail(at("accelerate", "accelerate"), "only a stage that runs on the target (runs-on: target) is run emulated, and so can be accelerated")
+		return p.errorf(p.at("accelerate", "accelerate"), "only a stage that runs on the target (runs-on: target) is run emulated, and so can be accelerated")
 	}
 	if raw.Distribute && raw.Network {
-		return fail(at("distribute", "distribute"), "a stage with the host's network (network: true) reaches a compile farm's helpers itself: distribute gives it a namespace of loopback ports instead")
+		return p.errorf(p.at("distribute", "distribute"), "a stage with the host's network (network: true) reaches a compile farm's helpers itself: distribute gives it a namespace of loopback ports instead")
 	}
 	r.Accelerate, r.Distribute = raw.Accelerate, raw.Distribute
 	r.Files = map[string][]byte{}
 	for i, f := range raw.Files {
 		if !fs.ValidPath(f) {
-			return fail(at(fmt.Sprintf("files[%d]", i), "files", i), "%q: want a path relative to the recipe set, without ..", f)
+			return p.errorf(p.at(fmt.Sprintf("files[%d]", i), "files", i), "%q: want a path relative to the recipe set, without ..", f)
 		}
 	}
 	r.rawFiles = raw.Files
-	return r, nil
+	return nil
 }
 
 // parsePlatforms reads a recipe's target platforms: at least one, each parsed and, in a set,
