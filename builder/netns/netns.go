@@ -32,22 +32,34 @@ func New(path string) (*NS, error) {
 	f.Close()
 	errc := make(chan error, 1)
 	go func() {
-		// A thread of its own, never returned to the runtime: it leaves in the new namespace
-		// (unshare cannot be undone), and Go ends a locked thread when its goroutine returns.
 		runtime.LockOSThread()
-		errc <- func() error {
+		err, restored := func() (error, bool) {
+			host, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+			if err != nil {
+				return err, true
+			}
+			defer host.Close()
 			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("unshare: %w", err)
+				return fmt.Errorf("unshare: %w", err), true
 			}
-			if err := loopbackUp(); err != nil {
-				return err
+			err = loopbackUp()
+			if err == nil {
+				self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+				if mErr := unix.Mount(self, path, "", unix.MS_BIND, ""); mErr != nil {
+					err = fmt.Errorf("bind %s: %w", path, mErr)
+				}
 			}
-			self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-			if err := unix.Mount(self, path, "", unix.MS_BIND, ""); err != nil {
-				return fmt.Errorf("bind %s: %w", path, err)
+			if sErr := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); sErr != nil {
+				return errors.Join(err, fmt.Errorf("back to the host's namespace: %w", sErr)), false
 			}
-			return nil
+			return err, true
 		}()
+		// A thread must not die: a child started from it (runc, with its parent-death signal)
+		// would be killed. Only one stuck in the new namespace ends, with its goroutine.
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		os.Remove(path)
@@ -113,15 +125,18 @@ func inside[T io.Closer](ns *NS, open func() (T, error)) (T, error) {
 			var zero T
 			host, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 			if err != nil {
+				runtime.UnlockOSThread() // unchanged: the runtime may use it again
 				return zero, err
 			}
 			defer host.Close()
 			target, err := os.Open(ns.path)
 			if err != nil {
+				runtime.UnlockOSThread()
 				return zero, err
 			}
 			defer target.Close()
 			if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+				runtime.UnlockOSThread()
 				return zero, fmt.Errorf("enter: %w", err)
 			}
 			v, openErr := open()

@@ -22,7 +22,8 @@ func dialFrom(path, address string) (string, error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		// Never unlocked: the thread ends with the goroutine (no child of this test's needs it).
+		runtime.LockOSThread()
 		f, err := os.Open(path)
 		if err != nil {
 			res <- result{"", err}
@@ -121,5 +122,49 @@ func TestNamespaceReachesOnlyItsListeners(t *testing.T) {
 	}
 	if _, err := netns.New(filepath.Join(t.TempDir(), "missing", "net")); err == nil {
 		t.Error("New in a directory that does not exist succeeded")
+	}
+}
+
+// threads lists the process's thread ids.
+func threads(t *testing.T) map[string]bool {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, e := range es {
+		m[e.Name()] = true
+	}
+	return m
+}
+
+// No thread dies making namespaces or sockets in them: runc is started with a parent-death
+// signal, tied to the thread that started it, so a thread that ends kills a container.
+func TestNoThreadEnds(t *testing.T) {
+	testenv.RequireRoot(t)
+	before := threads(t)
+	for i := range 20 {
+		ns, err := netns.New(filepath.Join(t.TempDir(), "net"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := ns.Listen("127.0.0.1:4000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := ns.Dial("127.0.0.1:4000", time.Second); err == nil {
+			c.Close()
+		} else {
+			t.Errorf("round %d: %v", i, err)
+		}
+		ln.Close()
+		ns.Close()
+	}
+	after := threads(t)
+	for tid := range before {
+		if !after[tid] {
+			t.Errorf("thread %s ended", tid)
+		}
 	}
 }
