@@ -118,9 +118,6 @@ func (g *Graph) Steps() []Step {
 	return out
 }
 
-// Len is how many vertices the plan has.
-func (g *Graph) Len() int { return len(g.vertices) }
-
 func (g *Graph) step(v *Vertex) Step {
 	s := Step{Vertex: v, Decision: g.decisions[v]}
 	if in := v.AcceleratorInput; in != nil {

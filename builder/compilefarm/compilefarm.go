@@ -167,15 +167,21 @@ func (f *Farm) forward(i int, c net.Conn) {
 	}
 	defer f.conns.Remove(remote)
 	f.counts[i].sent.Add(1)
+	splice(c, remote)
+}
+
+// splice passes client's bytes to server and server's back until server is done, then ends
+// client: a forwarder's work, the farm's and a helper's.
+func splice(client, server net.Conn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(remote, c)
-		if tc, ok := remote.(*net.TCPConn); ok {
+		_, _ = io.Copy(server, client)
+		if tc, ok := server.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
 	}()
-	_, _ = io.Copy(c, remote)
-	c.Close()
+	_, _ = io.Copy(client, server)
+	client.Close()
 	<-done
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/log"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/serpent-os/serpent-oci/builder"
+	"github.com/serpent-os/serpent-oci/builder/internal/connset"
 	"github.com/serpent-os/serpent-oci/builder/netns"
 )
 
@@ -106,43 +107,36 @@ func RunHelper(ctx context.Context, e builder.Executor, img v1.Image, name strin
 	if err != nil {
 		return result(), fmt.Errorf("compile helper: %w", err)
 	}
-	defer ln.Close()
+	var conns connset.Set
+	defer func() {
+		conns.Close()
+		ln.Close()
+		conns.Wait()
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		<-ctx.Done()
 		ln.Close()
 	}()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if !allowed(c.RemoteAddr(), o.Allow) {
-					counts.refused.Add(1)
-					log.G(ctx).WithField("client", c.RemoteAddr().String()).Warn("compile helper: a client outside --allow refused")
-					return
-				}
-				d, err := ns.Dial("127.0.0.1:"+strconv.Itoa(helperPort), dialTimeout)
-				if err != nil {
-					log.G(ctx).WithError(err).Warn("compile helper: distccd does not answer")
-					return
-				}
-				defer d.Close()
-				counts.conns.Add(1)
-				go func() {
-					_, _ = io.Copy(d, c)
-					if tc, ok := d.(*net.TCPConn); ok {
-						_ = tc.CloseWrite()
-					}
-				}()
-				_, _ = io.Copy(c, d)
-			}()
+	conns.Serve(ln, func(c net.Conn) {
+		if !allowed(c.RemoteAddr(), o.Allow) {
+			counts.refused.Add(1)
+			log.G(ctx).WithField("client", c.RemoteAddr().String()).Warn("compile helper: a client outside --allow refused")
+			return
 		}
-	}()
+		d, err := ns.Dial("127.0.0.1:"+strconv.Itoa(helperPort), dialTimeout)
+		if err != nil {
+			log.G(ctx).WithError(err).Warn("compile helper: distccd does not answer")
+			return
+		}
+		if !conns.Add(d) {
+			return
+		}
+		defer conns.Remove(d)
+		counts.conns.Add(1)
+		splice(c, d)
+	})
 	if o.Ready != nil {
 		o.Ready(ln.Addr())
 	}
