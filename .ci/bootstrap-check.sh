@@ -13,8 +13,10 @@ platforms=("${@:-linux/arm64}")
 store="$(mktemp -d /var/tmp/serpent-oci-ci-store.XXXXXX)"
 export SERPENT_OCI_STORE="$store"
 . "$(dirname "$0")/check.sh"
+. "$(dirname "$0")/registry.sh"
 . "$(dirname "$0")/cachehit.sh"
-trap 'cachehit_cleanup; rm -rf "$store"' EXIT
+. "$(dirname "$0")/publish.sh"
+trap 'registry_stop; rm -rf "$store"' EXIT
 
 profile="${PROFILE:-small}"
 prefix=""
@@ -112,6 +114,11 @@ echo "bootstrap of ${platforms[*]} from a cold store: $(( $(date +%s) - start ))
 t0=$(date +%s)
 CACHEHIT_BUILD_ARGS="--profile $profile" check_cache_hit "$bin" stage3 "${prefix}stage3" "${platforms[@]}"
 echo "cache hit check: $(( $(date +%s) - t0 ))s"
+if [ "$profile" = small ]; then
+	t0=$(date +%s)
+	check_publish "$bin" "${platforms[@]}"
+	echo "publish check: $(( $(date +%s) - t0 ))s"
+fi
 if [ -n "${REPRO_PLATFORMS:-}" ]; then
 	# The same stages again, from cold in a second store: every digest must match this one's.
 	t0=$(date +%s)

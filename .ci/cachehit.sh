@@ -1,4 +1,4 @@
-# Sourced by bootstrap-check.sh (after check.sh): check_cache_hit BIN STAGE TAG PLATFORM...
+# Sourced by bootstrap-check.sh (after check.sh and registry.sh): check_cache_hit BIN STAGE TAG PLATFORM...
 # pushes the store's build of STAGE (tagged TAG) for the platforms to a cache in a docker-registry on loopback
 # (--cache-to), then builds STAGE into an empty store from that cache (--cache-from) and checks
 # that the registry served only the target images' blobs (and the small configs the keys need):
@@ -12,27 +12,14 @@ check_cache_hit() {
 	shift 3
 	local plats
 	plats="$(IFS=,; echo "$*")"
-	local dir port empty out served
+	local empty out served dir
 	dir="$(mktemp -d /var/tmp/serpent-oci-ci-cache.XXXXXX)"
-	port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-	cat > "$dir/config.yml" <<-EOF
-		version: 0.1
-		log:
-		  level: warn
-		storage:
-		  filesystem:
-		    rootdirectory: $dir/storage
-		http:
-		  addr: 127.0.0.1:$port
-	EOF
-	docker-registry serve "$dir/config.yml" > "$dir/registry.log" 2>&1 &
-	cachehit_pid=$! cachehit_dir="$dir"
-	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" > /dev/null && break; sleep 0.1; done
-	local cache="127.0.0.1:$port/serpent/cache"
+	registry_start "$dir"
+	local cache="$registry_addr/serpent/cache"
 
 	"$bin" build "$stage" ${CACHEHIT_BUILD_ARGS:-} --platform "$plats" --cache-to "$cache" --progress plain > "$dir/to.txt"
 	local mark
-	mark=$(wc -l < "$dir/registry.log")
+	mark=$(wc -l < "$registry_log")
 	empty="$dir/empty-store"
 	out="$dir/from.txt"
 	SERPENT_OCI_STORE="$empty" "$bin" plan "$stage" ${CACHEHIT_BUILD_ARGS:-} --platform "$plats" --cache-from "$cache" | tee "$dir/plan.txt"
@@ -40,7 +27,7 @@ check_cache_hit() {
 	t0=$(date +%s.%N)
 	SERPENT_OCI_STORE="$empty" "$bin" build "$stage" ${CACHEHIT_BUILD_ARGS:-} --platform "$plats" --cache-from "$cache" --progress plain > "$out"
 	cat "$out"
-	served=$(tail -n +"$((mark + 1))" "$dir/registry.log" | grep -oE '"GET /v2/[^ ]*/blobs/[^ ]* HTTP/[0-9.]+" 200 [0-9]+' | awk '{s += $NF} END {print s + 0}')
+	served=$(tail -n +"$((mark + 1))" "$registry_log" | grep -oE '"GET /v2/[^ ]*/blobs/[^ ]* HTTP/[0-9.]+" 200 [0-9]+' | awk '{s += $NF} END {print s + 0}')
 	local want=0 n=0
 	for p in "$@"; do
 		n=$((n + 1))
@@ -60,16 +47,6 @@ check_cache_hit() {
 		check "$stage for $p from the cache is the image built here" \
 			test "$(digest_of "$SERPENT_OCI_STORE" "$tag" "$p")" = "$(digest_of "$empty" "$tag" "$p")"
 	done
-	cachehit_cleanup
+	registry_stop
 }
 
-# cachehit_cleanup stops the registry and removes its files (also from an EXIT trap).
-cachehit_pid="" cachehit_dir=""
-cachehit_cleanup() {
-	if [ -n "$cachehit_pid" ]; then
-		kill "$cachehit_pid" 2> /dev/null || true
-		wait "$cachehit_pid" 2> /dev/null || true
-	fi
-	[ -z "$cachehit_dir" ] || rm -rf "$cachehit_dir"
-	cachehit_pid="" cachehit_dir=""
-}
