@@ -28,15 +28,6 @@ package() {
 	} > "$PKGS/$1.json"
 }
 
-log "usrmerge layout in $OUT"
-mkdir -p "$OUT/usr/bin" "$OUT/usr/sbin" "$OUT/usr/lib" "$OUT/usr/include" "$OUT/usr/share/serpent" \
-	"$OUT/etc" "$OUT/dev" "$OUT/proc" "$OUT/sys" "$OUT/run" "$OUT/var/tmp" "$OUT/root" "$OUT/home"
-chmod 1777 "$OUT/var/tmp"
-mkdir -p -m 1777 "$OUT/tmp"
-ln -s usr/bin "$OUT/bin"
-ln -s usr/sbin "$OUT/sbin"
-ln -s usr/lib "$OUT/lib"
-
 # tcc_gen N CC: build tcc from /usr/src/tcc with CC in $W/gen-N.
 tcc_gen() {
 	rm -rf "$W/gen-$1"
