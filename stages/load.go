@@ -129,6 +129,7 @@ type rawSource struct {
 	URL     string     `yaml:"url"`
 	Debian  *rawDebian `yaml:"debian"`
 	License string     `yaml:"license"`
+	Version string     `yaml:"version"`
 }
 
 type rawDebian struct {
@@ -493,11 +494,17 @@ func (p recipeParser) sources(raw []rawSource) ([]Source, error) {
 	var out []Source
 	seenSource := map[string]bool{}
 	seenFile := map[string]bool{}
+	seenVar := map[string]string{}
 	for i, s := range raw {
 		src, err := p.source(i, s, seenSource, seenFile)
 		if err != nil {
 			return nil, err
 		}
+		if other, ok := seenVar[src.EnvName()]; ok {
+			return nil, p.errorf(p.at(fmt.Sprintf("sources[%d].name", i), "sources", i, "name"),
+				"%q and %q are one name in a script's environment (SERPENT_SOURCE_%s)", other, src.Name, src.EnvName())
+		}
+		seenVar[src.EnvName()] = src.Name
 		out = append(out, src)
 	}
 	return out, nil
@@ -519,7 +526,10 @@ func (p recipeParser) source(i int, s rawSource, seenSource, seenFile map[string
 	if !sha256RE.MatchString(s.SHA256) {
 		return Source{}, p.errorf(p.at(field("sha256"), "sources", i, "sha256"), "%q is not 64 lower-case hex digits", s.SHA256)
 	}
-	src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL, License: s.License}
+	if s.Version != "" && !sourceVersionRE.MatchString(s.Version) {
+		return Source{}, p.errorf(p.at(field("version"), "sources", i, "version"), "%q is not a version (a digit first, then letters, digits and . + ~ _ -, at most 64)", s.Version)
+	}
+	src := Source{Name: s.Name, SHA256: s.SHA256, File: s.File, URL: s.URL, License: s.License, Version: s.Version}
 	if s.Debian != nil {
 		if s.Debian.Package == "" || s.Debian.Version == "" || s.Debian.File == "" {
 			return Source{}, p.errorf(p.at(field("debian"), "sources", i, "debian"), "needs package, version and file")
@@ -643,6 +653,10 @@ func parsePlatforms(raw []string, set *Set, at func(field string, path ...any) *
 
 // debianPackageRE is a Debian package name (Debian Policy 5.6.1).
 var debianPackageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+
+// sourceVersionRE is a source's upstream version as a script uses it (in a directory name, a
+// file name): nothing a shell or a path would read as more than a word.
+var sourceVersionRE = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~_-]{0,63}$`)
 
 // debianVersionRE is a Debian version (Debian Policy 5.6.12): an optional numeric epoch, an
 // upstream version that starts with a digit, an optional revision.

@@ -55,6 +55,7 @@ sources:
   - name: llvm
     sha256: ` + goodSum[:63] + `0
     debian: {package: llvm-toolchain-14, version: "1:14.0.6-12", file: llvm-toolchain-14_14.0.6.orig.tar.xz}
+    version: 14.0.6
 files: [patches]
 env: {CFLAGS: -O2}
 run: echo hi
@@ -68,6 +69,10 @@ run: echo hi
 	}
 	if two.Sources[0].File != "greeting.txt" || two.Sources[1].File != "llvm-toolchain-14_14.0.6.orig.tar.xz" {
 		t.Errorf("source file names: %q, %q", two.Sources[0].File, two.Sources[1].File)
+	}
+	// A script reads where each source is, and its version where the recipe gives one.
+	if got := strings.Join(append(two.Sources[0].Env(), two.Sources[1].Env()...), " "); got != "SERPENT_SOURCE_GREETING=/sources/greeting.txt SERPENT_SOURCE_LLVM=/sources/llvm-toolchain-14_14.0.6.orig.tar.xz SERPENT_VERSION_LLVM=14.0.6" {
+		t.Errorf("the sources' environment: %s", got)
 	}
 	if _, ok := two.Files["patches/fix.patch"]; !ok || len(s.Recipes["one"].Files) != 1 {
 		t.Errorf("files given to the stages: two %v, one %v", two.Files, s.Recipes["one"].Files)
@@ -89,7 +94,11 @@ func TestLoadRejects(t *testing.T) {
 		{"unknown field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nbogus: 1\n"),
 			"two.yaml:6: bogus: unknown field (known here: accelerate, annotate, base-target, cache, description, distribute, env, files, from, name, network, output, packages, platforms, run, runs-on, script, sources, tools)"},
 		{"unknown source field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    sha: x\n"),
-			"two.yaml:8: sources[0].sha: unknown field (known here: debian, file, license, name, sha256, url)"},
+			"two.yaml:8: sources[0].sha: unknown field (known here: debian, file, license, name, sha256, url, version)"},
+		{"a version a script would read as more than a word", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    file: a.tar\n    sha256: "+goodSum+"\n    version: \"1.0; rm -rf /\"\n"),
+			`two.yaml:10: sources[0].version: "1.0; rm -rf /" is not a version (a digit first, then letters, digits and . + ~ _ -, at most 64)`},
+		{"two names one in the environment", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: make-diff\n    file: a.tar\n    sha256: "+goodSum+"\n  - name: make.diff\n    file: b.tar\n    sha256: "+goodSum+"\n"),
+			`two.yaml:10: sources[1].name: "make-diff" and "make.diff" are one name in a script's environment (SERPENT_SOURCE_MAKE_DIFF)`},
 		{"unknown debian field", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: [linux/arm64]\nrun: x\nsources:\n  - name: a\n    debian: {package: a, release: b}\n"),
 			"two.yaml:8: sources[0].debian.release: unknown field (known here: file, package, version)"},
 		{"a mapping for a list", withOne("two.yaml", "from: one\nruns-on: host\noutput: layer\nplatforms: {linux: arm64}\nrun: x\n"),

@@ -113,6 +113,35 @@ type Source struct {
 	// License is the source's licence as an SPDX expression, where the recipe states it
 	// (for the SBOM; it changes no cache key).
 	License string `json:"license,omitempty"`
+	// Version is the source's upstream version, where the recipe states it: a script reads
+	// it as $SERPENT_VERSION_NAME, so that it is written once.
+	Version string `json:"version,omitempty"`
+}
+
+// EnvName is the source's name as it appears in a script's environment: upper case, each
+// character other than a letter or digit an underscore ("make-debian-diff" is
+// MAKE_DEBIAN_DIFF). A stage's script finds the source's path in SERPENT_SOURCE_<EnvName>
+// and its version, if given, in SERPENT_VERSION_<EnvName>.
+func (s Source) EnvName() string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, s.Name)
+}
+
+// Env is what a stage's script is told of the source: where it is and, if the recipe says,
+// its version.
+func (s Source) Env() []string {
+	env := []string{"SERPENT_SOURCE_" + s.EnvName() + "=/sources/" + s.File}
+	if s.Version != "" {
+		env = append(env, "SERPENT_VERSION_"+s.EnvName()+"="+s.Version)
+	}
+	return env
 }
 
 // DebianSource is a file of a Debian source package, fetched with `apt-get source

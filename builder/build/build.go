@@ -402,29 +402,37 @@ func cacheToImage(ctx context.Context, opts Options, s *Step, d v1.Descriptor) (
 	return s.Cached, nil
 }
 
+// fetchSources puts the sources of every step to build in the cache: paths maps each sha256 to
+// its file.
 func fetchSources(ctx context.Context, cache *sources.Cache, steps []Step) (map[string]string, error) {
 	paths := map[string]string{}
 	var errs []error
 	for _, s := range steps {
-		if s.Action != Build {
-			continue
-		}
-		for _, src := range s.Recipe.Sources {
-			if _, done := paths[src.SHA256]; done {
-				continue
-			}
-			if cache == nil {
-				return nil, errors.New("build: no source cache configured")
-			}
-			p, err := cache.Ensure(ctx, src)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("stage %s: %w", s.Name(), err))
-				continue
-			}
-			paths[src.SHA256] = p
+		if s.Action == Build {
+			errs = append(errs, fetchStepSources(ctx, cache, &s, paths))
 		}
 	}
 	return paths, errors.Join(errs...)
+}
+
+// fetchStepSources puts the sources of step s in the cache and in paths.
+func fetchStepSources(ctx context.Context, cache *sources.Cache, s *Step, paths map[string]string) error {
+	var errs []error
+	for _, src := range s.Recipe.Sources {
+		if _, done := paths[src.SHA256]; done {
+			continue
+		}
+		if cache == nil {
+			return errors.New("build: no source cache configured")
+		}
+		p, err := cache.Ensure(ctx, src)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stage %s: %w", s.Name(), err))
+			continue
+		}
+		paths[src.SHA256] = p
+	}
+	return errors.Join(errs...)
 }
 
 func runStep(ctx context.Context, opts Options, s *Step, paths map[string]string) (StepResult, error) {
@@ -583,6 +591,9 @@ func stageRunOptions(opts Options, s *Step, paths map[string]string) (ro builder
 		"SERPENT_JOBS=" + strconv.Itoa(runtime.NumCPU()),
 	}
 	env = append(env, s.Target.Env()...)
+	for _, src := range r.Sources {
+		env = append(env, src.Env()...)
+	}
 	if b := s.BaseVertex(); r.From.ForHost && b != nil {
 		// The toolchain of a base built for the host makes programs for the host's row.
 		env = append(env, b.Target.VarsAs("SERPENT_HOST_")...)

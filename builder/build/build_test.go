@@ -220,6 +220,8 @@ func TestChangesRebuildWhatTheyFeed(t *testing.T) {
 			"host-tools:reused target-root:reused target-native:reused", ""},
 		{"a source's origin", "host-tools.yaml", "    file: greeting.txt\n", "    file: greeting.txt\n    url: https://example.invalid/greeting.txt\n",
 			"host-tools:reused target-root:reused target-native:reused", ""},
+		{"a source's version: its script reads it", "host-tools.yaml", "    file: greeting.txt\n", "    file: greeting.txt\n    version: 2.0\n",
+			"host-tools:built target-root:built target-native:built", "recipe changed"},
 		{"the last stage's script", "target-native.sh", "built natively", "really built natively",
 			"host-tools:reused target-root:reused target-native:built", "recipe changed"},
 		{"the first stage's script", "host-tools.sh", "prepared on", "made on",

@@ -49,6 +49,8 @@ type keySource struct {
 	Name   string `json:"name"`
 	File   string `json:"file"`
 	SHA256 string `json:"sha256"`
+	// Version is in the script's environment (SERPENT_VERSION_NAME), so it is an input.
+	Version string `json:"version,omitempty"`
 }
 
 // RecipeDigest is the digest of a recipe's meaning (see recipeMeaning).
@@ -59,7 +61,7 @@ func RecipeDigest(r *stages.Recipe) string {
 		Packages: r.Packages,
 	}
 	for _, s := range r.Sources {
-		m.Sources = append(m.Sources, keySource{Name: s.Name, File: s.File, SHA256: s.SHA256})
+		m.Sources = append(m.Sources, keySource{Name: s.Name, File: s.File, SHA256: s.SHA256, Version: s.Version})
 	}
 	for p, b := range r.Files {
 		m.Files[p] = fmt.Sprintf("%x", sha256.Sum256(b))

@@ -36,11 +36,16 @@ func Shell(ctx context.Context, opts Options, stage string, so ShellOptions) (bu
 		return builder.Result{}, err
 	}
 	steps := g.Steps() // the shell's copy: its base's decision may change below
-	paths, err := fetchSources(ctx, opts.Sources, steps)
+	last := steps[len(steps)-1]
+	// The stage's own sources too, whether or not its image is to be built: the shell gets
+	// them at /sources as its script does.
+	paths, err := fetchSources(ctx, opts.Sources, steps[:len(steps)-1])
+	if err == nil {
+		err = fetchStepSources(ctx, opts.Sources, &last, paths)
+	}
 	if err != nil {
 		return builder.Result{}, err
 	}
-	last := steps[len(steps)-1]
 	for i := range steps[:len(steps)-1] {
 		if b := &steps[i]; b.Vertex == last.BaseVertex() && b.Action == Resolve {
 			if err := b.needImage(ctx, opts.PlanOptions); err != nil { // the shell runs on it

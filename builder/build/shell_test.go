@@ -53,6 +53,17 @@ func TestShellRunsInTheStagesEnvironment(t *testing.T) {
 		t.Errorf("the cache mount: %s: %q, %v", probe, b, err)
 	}
 
+	// A stage's script finds each of its sources by name: host-tools's greeting.
+	res, err = build.Shell(context.Background(), opts, "host-tools", build.ShellOptions{
+		Args: []string{"/bin/sh", "-e", "-c", `echo "source: $SERPENT_SOURCE_GREETING"; cat "$SERPENT_SOURCE_GREETING"`},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log, err = os.ReadFile(res.Log); err != nil || !strings.Contains(string(log), "source: /sources/greeting.txt\nhello") {
+		t.Errorf("host-tools's shell: %v\n%s", err, log)
+	}
+
 	// A failing command is an error naming the stage; nothing is tagged then either.
 	_, err = build.Shell(context.Background(), opts, "target-native", build.ShellOptions{Args: []string{"/bin/sh", "-c", "exit 3"}})
 	if err == nil || !strings.Contains(err.Error(), "shell target-native for linux/arm64") {
