@@ -52,6 +52,22 @@ check_small_stage3() {
 	rm -rf "$pm"
 }
 
+# full_root_from_packages PLATFORM: a root assembled from the full stage3's llvm, cmake,
+# ninja, python3 and busybox packages (and what they need) configures and builds a C++ program
+# with cmake and ninja, runs it, and runs python3.
+full_root_from_packages() {
+	local out
+	"$bin" packages assemble --repo "${prefix}stage3/packages" --platform "$1" -t full-root llvm cmake ninja python3 busybox > /dev/null || return 1
+	out="$("$bin" run full-root --platform "$1" -- sh -ec '
+		mkdir -p /tmp/p && cd /tmp/p
+		echo "#include <iostream>" > t.cpp
+		echo "int main() { std::cout << \"assembled C++\" << std::endl; }" >> t.cpp
+		printf "cmake_minimum_required(VERSION 3.20)\nproject(p CXX)\nadd_executable(t t.cpp)\n" > CMakeLists.txt
+		cmake -G Ninja -S . -B b > /dev/null && ninja -C b > /dev/null && ./b/t
+		python3 -c "print(\"assembled python\")"' 2>&1)" || { echo "$out"; return 1; }
+	[ "$out" = "$(printf 'assembled C++\nassembled python')" ] || { echo "$out"; return 1; }
+}
+
 # check_full_stage3 ROOT PLATFORM ARCH: the full profile's stage3 (clang): every ELF file is
 # for the target machine, every dynamic executable uses musl's loader, cc and c++ are clang,
 # and C and C++ programs compiled inside run.
@@ -79,6 +95,12 @@ check_full_stage3() {
 			printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted C\\\");return 0;}\\n\" > /tmp/t.c
 			printf \"#include <iostream>\\n#include <thread>\\nint main(){std::thread t([]{std::cout<<\\\"self-hosted C++\\\"<<std::endl;});t.join();}\\n\" > /tmp/t.cpp
 			cc -o /tmp/tc /tmp/t.c && c++ -o /tmp/tcpp /tmp/t.cpp && /tmp/tc && /tmp/tcpp' 2>&1 | grep -c '^self-hosted C' | grep -qx 2"
+	check "stage3 for $2 made its 26 packages" \
+		sh -c "'$bin' packages list --repo '${prefix}stage3/packages' | grep -c ' $2 ' | grep -qx 26"
+	check "stage3's /usr for $2 is its packages' union (only the component manifest is in none)" \
+		sh -c "'$bin' inspect '${prefix}stage3' --platform '$2' --format json | grep -F 'os.serpent.oci.packages.unowned' | grep -qF '[\\\"/usr/share/serpent/components.json\\\"]'"
+	check "a root assembled from stage3's llvm, cmake, ninja, python3 and busybox packages for $2 builds C++ with cmake and runs python3" \
+		full_root_from_packages "$2"
 }
 
 start=$(date +%s)

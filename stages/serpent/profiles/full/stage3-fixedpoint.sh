@@ -1,7 +1,7 @@
 # stage3-fixedpoint (full profile): stage3's clang rebuilds the toolchain inside stage3 with
 # stage3-llvm.sh as it is, and each file is compared with stage3's own (see the recipe).
 #
-# stage3-llvm.sh runs in a build root and installs into /out. Here the build root is stage3
+# stage3-llvm.sh runs in a build root and installs into /out (through its packages in /pkgs). Here the build root is stage3
 # itself, and /out starts with the little that script's own proof needs of a root (musl's
 # libc and loader, its crt objects, the manifest parts it appends to). The script swaps the
 # runtimes it builds into the build root: stage3's /usr is copied to /reference first, and
@@ -12,7 +12,7 @@ REF=/reference
 REPORT=/usr/share/serpent/fixedpoint.txt
 fail() { echo "stage3-fixedpoint: $*" >&2; exit 1; }
 [ -f /usr/share/serpent/components.json ] && [ -x /usr/bin/clang-14 ] || fail "runs in stage3 (full profile)"
-[ ! -e "$OUT" ] || fail "$OUT exists in stage3"
+[ ! -e "$OUT" ] && [ ! -e /pkgs ] || fail "$OUT or /pkgs exists in stage3"
 
 log "the reference: stage3's /usr as it is"
 mkdir -p "$REF"
@@ -84,7 +84,7 @@ log "stage3's /usr restored"
 	mv -f "/$f.serpent-new" "/$f"
 	echo "restored /$f"
 done
-rm -rf "$REF" "$OUT"
+rm -rf "$REF" "$OUT" /pkgs
 
 {
 	echo "fixed point of the stage3 toolchain ($TARGET): $total files rebuilt by stage3's clang inside stage3"

@@ -1,5 +1,7 @@
 # stage3-llvm (full profile): LLVM 14.0.6 and its runtimes rebuilt natively for stage3's root
-# (/out) inside stage3-base, by stage2's clang, last: issue 28's self-reliant toolchain.
+# (/out) inside stage3-base, by stage2's clang, last: the self-reliant toolchain. Each
+# component is installed into its package's directory (/pkgs/NAME, as stage3-base's are)
+# and merged into /out as hard links.
 #
 # Order matters for what ends up inside the programs. A linked program carries compiler-rt's
 # builtins, clang's crtbegin/crtend and musl's crt objects; the build root's are stage1's and
@@ -12,8 +14,10 @@
 # where ninja stopped. Each tree is keyed by what made it (the tarball and patches; each
 # configure's arguments): a different key wipes the tree, so a warm build is the cold one.
 . /recipe/lib.sh
+. /recipe/native.sh
 clear_flags
 OUT=/out
+PKGS=/pkgs
 ARCH="$SERPENT_TARGET_ARCH"
 CFLAGS="$SERPENT_TARGET_CFLAGS"
 C=/var/cache/serpent-llvm
@@ -102,7 +106,9 @@ set -- -G Ninja -S "$SRC/compiler-rt" -B "$B/compiler-rt" -Wno-dev \
 	-DCOMPILER_RT_BUILD_GWP_ASAN=OFF -DCMAKE_INSTALL_PREFIX="$RESOURCE"
 fresh "$B/compiler-rt" "$(key_of "$src_key" "$@")" && quiet cmake "$@" && key_of "$src_key" "$@" > "$B/compiler-rt.key"
 ninja_build "$B/compiler-rt" all
-DESTDIR="$OUT" quiet ninja -C "$B/compiler-rt" install
+package compiler-rt "$VERSION" llvm ""
+DESTDIR="$PKGS/compiler-rt" quiet ninja -C "$B/compiler-rt" install
+cp -alf "$PKGS/compiler-rt/." "$OUT/"
 rm -rf /tmp/rt-root && DESTDIR=/tmp/rt-root quiet ninja -C "$B/compiler-rt" install
 log "the build root links with them, and with stage3-base's musl crt objects, from here on"
 swap_in /tmp/rt-root
@@ -131,7 +137,13 @@ set -- -G Ninja -S "$SRC/runtimes" -B "$B/runtimes" -Wno-dev \
 rt_key=$(key_of "$src_key" "$(sha256sum "$builtins")" "$@")
 fresh "$B/runtimes" "$rt_key" && quiet cmake "$@" && echo "$rt_key" > "$B/runtimes.key"
 ninja_build "$B/runtimes" all
-DESTDIR="$OUT" quiet ninja -C "$B/runtimes" install
+package libunwind "$VERSION" llvm ""
+package libcxxabi "$VERSION" llvm ""
+package libcxx "$VERSION" llvm ""
+DESTDIR="$PKGS/libunwind" quiet ninja -C "$B/runtimes" install-unwind
+DESTDIR="$PKGS/libcxxabi" quiet ninja -C "$B/runtimes" install-cxxabi
+DESTDIR="$PKGS/libcxx" quiet ninja -C "$B/runtimes" install-cxx
+for p in libunwind libcxxabi libcxx; do cp -alf "$PKGS/$p/." "$OUT/"; done
 rm -rf /tmp/rt-root && DESTDIR=/tmp/rt-root quiet ninja -C "$B/runtimes" install
 swap_in /tmp/rt-root
 
@@ -162,22 +174,34 @@ if [ "${SERPENT_LLVM_STOP_AFTER:-}" = configure ]; then
 	exit 0
 fi
 ninja_build "$B/llvm" distribution
-DESTDIR="$OUT" quiet ninja -C "$B/llvm" install-distribution-stripped
+# clang runs with the runtimes as its defaults (compiler-rt, libunwind, libc++, lld).
+package llvm "$VERSION" llvm "compiler-rt libunwind libcxxabi libcxx"
+DESTDIR="$PKGS/llvm" quiet ninja -C "$B/llvm" install-distribution-stripped
 for pair in cc:clang c++:clang++ cpp:clang-cpp ld:ld.lld ar:llvm-ar ranlib:llvm-ranlib nm:llvm-nm \
 	objcopy:llvm-objcopy objdump:llvm-objdump readelf:llvm-readelf strip:llvm-strip size:llvm-size \
 	strings:llvm-strings; do
-	ln -sf "${pair#*:}" "$OUT/usr/bin/${pair%%:*}"
+	ln -sf "${pair#*:}" "$PKGS/llvm/usr/bin/${pair%%:*}"
 done
-[ -e "$OUT/usr/bin/clang-cpp" ] || ln -sf clang "$OUT/usr/bin/clang-cpp"
+[ -e "$PKGS/llvm/usr/bin/clang-cpp" ] || ln -sf clang "$PKGS/llvm/usr/bin/clang-cpp"
+cp -alf "$PKGS/llvm/." "$OUT/"
 
 log "proof: stage3's clang runs in stage3's root, and nothing of its toolchain names Debian's compiler"
 chroot "$OUT" /usr/bin/clang --version
 chroot "$OUT" /usr/bin/clang --version | grep -qx "Target: $TARGET" || fail "stage3's clang does not default to $TARGET"
-for f in /usr/bin/clang-14 /usr/bin/lld /usr/lib/libLLVM-14.so /usr/lib/libclang-cpp.so.14 /usr/lib/libc++.so.1 \
-	/usr/lib/libunwind.so.1 "$RESOURCE/lib/linux/libclang_rt.builtins-$ARCH.a"; do
-	comment=$(chroot "$OUT" /usr/bin/llvm-readelf -p .comment "$f" | sed -n 's/^ *\[ *[0-9a-f]*\] *//p' | sort -u | tr '\n' ';')
+# The programs and libraries installed are stripped, and stripping drops .comment: their
+# build tree's copies (the same code before stripping) are read instead. No .comment at all
+# fails too: a check with nothing to read proves nothing.
+readelf_comment() {
+	"$B/llvm/bin/llvm-readelf" -p .comment "$1" 2>/dev/null | sed -n 's/^ *\[ *[0-9a-f]*\] *//p' | sort -u | tr '\n' ';'
+}
+for f in "$B/llvm/bin/clang-14" "$B/llvm/bin/lld" "$B/llvm/lib/libLLVM-14.so" "$B/llvm/lib/libclang-cpp.so.14" \
+	"$OUT/usr/lib/libc++.so.1" "$OUT/usr/lib/libunwind.so.1" "$OUT$RESOURCE/lib/linux/libclang_rt.builtins-$ARCH.a"; do
+	comment=$(readelf_comment "$f")
 	echo "$f: $comment"
-	case "$comment" in *Debian*) fail "$f carries code built by Debian's compiler: $comment" ;; esac
+	case "$comment" in
+	"") fail "$f has no .comment: nothing says which compiler built it" ;;
+	*Debian*) fail "$f carries code built by Debian's compiler: $comment" ;;
+	esac
 done
 
 built() {

@@ -1,9 +1,12 @@
 # stage3 (full profile): the root filesystem in /out, whose components stage3-base and
-# stage3-llvm built natively: this adds the files a root needs, the Linux UAPI headers (the one
-# carried component), the component manifest, and proves the root inside itself.
+# stage3-llvm built natively, each also a package in /pkgs: this adds the files a root needs,
+# the Linux UAPI headers (the one carried component, a package too), the component manifest,
+# and proves the root inside itself.
 . /recipe/lib.sh
+. /recipe/native.sh
 clear_flags
 OUT=/out
+PKGS=/pkgs
 ARCH="$SERPENT_TARGET_ARCH"
 PARTS="$OUT/usr/share/serpent/components.part"
 fail() { echo "stage3: $*" >&2; exit 1; }
@@ -11,9 +14,16 @@ fail() { echo "stage3: $*" >&2; exit 1; }
 [ -x "$OUT/usr/bin/clang-14" ] || fail "$OUT has no clang: stage3 runs in stage3-llvm"
 
 log "Linux UAPI headers (carried: headers, nothing to compile)"
+package linux-uapi-headers 6.1.170 linux ""
+mkdir -p "$PKGS/linux-uapi-headers/usr/include"
 for d in linux asm asm-generic mtd rdma scsi sound video xen drm misc; do
-	[ -d "/usr/include/$d" ] && cp -a "/usr/include/$d" "$OUT/usr/include/"
+	[ -d "/usr/include/$d" ] && cp -a "/usr/include/$d" "$PKGS/linux-uapi-headers/usr/include/"
 done
+# musl installs three scsi headers over the kernel's: they are in musl's package.
+for h in scsi.h scsi_ioctl.h sg.h; do
+	[ -e "$PKGS/musl/usr/include/scsi/$h" ] && rm -f "$PKGS/linux-uapi-headers/usr/include/scsi/$h"
+done
+cp -alf "$PKGS/linux-uapi-headers/." "$OUT/"
 
 log "files a root needs"
 cp -a /etc/passwd /etc/group /etc/hosts "$OUT/etc/"
