@@ -22,6 +22,15 @@ profile="${PROFILE:-small}"
 prefix=""
 [ "$profile" = small ] || prefix="$profile/"
 
+# check_stage3_packages PLATFORM COUNT: the profile's stage3 made COUNT packages for PLATFORM,
+# and its /usr is their union: no file but the component manifest is in none.
+check_stage3_packages() {
+	check "stage3 for $1 made its $2 packages" \
+		sh -c "'$bin' packages list --repo '${prefix}stage3/packages' | grep -c ' $1 ' | grep -qx $2"
+	check "stage3's /usr for $1 is its packages' union (only the component manifest is in none)" \
+		sh -c "'$bin' inspect '${prefix}stage3' --platform '$1' --format json | grep -F 'os.serpent.oci.packages.unowned' | grep -qF '[\\\"/usr/share/serpent/components.json\\\"]'"
+}
+
 # check_small_stage3 ROOT PLATFORM ARCH: the small profile's stage3 (tcc).
 check_small_stage3() {
 	local want
@@ -30,10 +39,7 @@ check_small_stage3() {
 		sh -c "file -L '$1/usr/bin/tcc' | grep -q '$want' && file -L '$1/usr/bin/make' | grep -q 'ld-musl'"
 	check "a C program compiled inside stage3 for $2 runs" \
 		sh -c "'$bin' run stage3 --platform '$2' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t' 2>&1 | grep -qx 'self-hosted'"
-	check "stage3 for $2 made its seven packages" \
-		sh -c "'$bin' packages list | grep -c ' $2 ' | grep -qx 7"
-	check "stage3's /usr for $2 is its packages' union (only the component manifest is in none)" \
-		sh -c "'$bin' inspect stage3 --platform '$2' --format json | grep -F 'os.serpent.oci.packages.unowned' | grep -qF '[\\\"/usr/share/serpent/components.json\\\"]'"
+	check_stage3_packages "$2" 7
 	check "a root assembled from stage3's packages for $2 compiles and runs C" \
 		sh -c "'$bin' packages assemble --platform '$2' -t stage4-root tcc make busybox >/dev/null && '$bin' run stage4-root --platform '$2' -- sh -c 'printf \"#include <stdio.h>\\nint main(void){puts(\\\"assembled\\\");return 0;}\\n\" > /tmp/t.c && tcc -o /tmp/t /tmp/t.c && /tmp/t && make --version | head -n 1' 2>&1 | grep -cxE 'assembled|GNU Make 4.3' | grep -qx 2"
 	# The rebootstrap: stage4 rebuilds tcc and make in a root of stage3's packages.
@@ -95,10 +101,7 @@ check_full_stage3() {
 			printf \"#include <stdio.h>\\nint main(void){puts(\\\"self-hosted C\\\");return 0;}\\n\" > /tmp/t.c
 			printf \"#include <iostream>\\n#include <thread>\\nint main(){std::thread t([]{std::cout<<\\\"self-hosted C++\\\"<<std::endl;});t.join();}\\n\" > /tmp/t.cpp
 			cc -o /tmp/tc /tmp/t.c && c++ -o /tmp/tcpp /tmp/t.cpp && /tmp/tc && /tmp/tcpp' 2>&1 | grep -c '^self-hosted C' | grep -qx 2"
-	check "stage3 for $2 made its 26 packages" \
-		sh -c "'$bin' packages list --repo '${prefix}stage3/packages' | grep -c ' $2 ' | grep -qx 26"
-	check "stage3's /usr for $2 is its packages' union (only the component manifest is in none)" \
-		sh -c "'$bin' inspect '${prefix}stage3' --platform '$2' --format json | grep -F 'os.serpent.oci.packages.unowned' | grep -qF '[\\\"/usr/share/serpent/components.json\\\"]'"
+	check_stage3_packages "$2" 26
 	check "a root assembled from stage3's llvm, cmake, ninja, python3 and busybox packages for $2 builds C++ with cmake and runs python3" \
 		full_root_from_packages "$2"
 }
